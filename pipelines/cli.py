@@ -1,0 +1,36 @@
+"""The `assay` command line: one typer app; each area registers its commands below.
+
+Command modules import their heavy dependencies (Beam, torch, transformers) inside the command
+functions, so `assay --help` stays fast.
+"""
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="assay",
+    help=(
+        "Data-optimal corpus curation for LM pretraining.\n\n"
+        "Typical flow: `assay run` curates a crawl into Parquet shards (with a ledger of every drop), "
+        "`assay sql` / `assay stats` inspect them, `assay classify` trains and applies quality classifiers, "
+        "`assay synth` generates synthetic data, `assay mix` turns pools into token shards, "
+        "`assay train` / `assay eval` train and evaluate proxy models, `assay ablate` compares recipes."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+# --- registration: one line per area -------------------------------------------------------------
+from pipelines import cli_curate  # noqa: E402
+
+cli_curate.register(app)
+# (other areas add `from pipelines import cli_X` + `cli_X.register(app)` here)
+# ---------------------------------------------------------------------------------------------------
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
