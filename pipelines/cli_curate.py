@@ -1,11 +1,155 @@
-"""`assay run`, `assay sql`, `assay stats`: the curation spine's commands."""
+"""`assay run`, `assay sql`, `assay stats`: curate a crawl and look at what came out."""
 from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
 
 import typer
 
+RUN_HELP = """Curate a crawl into Parquet shards, with a ledger of every dropped document and why.
+
+With no CONFIG it runs on the embedded sample corpus (data/sample/) with the default stages:
+extract (trafilatura) -> langid (fastText lid.176) -> datatrove's Gopher/C4/FineWeb filters -> PII masking
+-> exact + MinHash dedup -> optional classifier stages. Output: DIR/docs/*.parquet (kept, one column per
+signal), DIR/rejected/*.parquet (the ledger), DIR/stats/ (funnel.json and histograms), DIR/run.json.
+
+Examples:\n
+  assay run --output out/demo\n
+  assay run my.toml --output out/crawl --workers 2\n
+  assay run my.toml --runner DataflowRunner --project P --region europe-west1 --temp_location gs://B/tmp
+
+Any option assay does not know is passed to Beam unchanged (see docs/curation.md for Dataflow/Flink/Spark).
+"""
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("run")
-    def run() -> None:
-        """Curate a crawl into Parquet shards (being built)."""
-        typer.echo("not ready yet")
+    @app.command("run", help=RUN_HELP,
+                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def run(
+        ctx: typer.Context,
+        config: Optional[str] = typer.Argument(None, help="TOML config (see docs/curation.md); default: the sample"),
+        output: Optional[str] = typer.Option(None, "--output", "-o", help="output folder (default: config's output.path)"),
+        runner: Optional[str] = typer.Option(None, help="'local' (Beam FnApiRunner) or a Beam runner name"),
+        workers: Optional[int] = typer.Option(None, help="local worker processes"),
+        input: Optional[list[str]] = typer.Option(None, "--input", "-i", help="input file/folder/glob (repeatable)"),
+        show_config: bool = typer.Option(False, "--show-config", help="print the resolved config and exit"),
+        progress: bool = typer.Option(True, help="live progress (local runner)"),
+    ) -> None:
+        from rich.console import Console
+
+        from pipelines.config_loader import ConfigError, to_dict
+        from pipelines.curate_config import load_run_config
+
+        console = Console()
+        try:
+            cfg = load_run_config(config)
+        except (ConfigError, ValueError) as exc:
+            console.print(f"[red]config error:[/] {exc}")
+            raise typer.Exit(2)
+        if input:
+            cfg.input.paths = list(input)
+        if runner:
+            cfg.runner.runner = runner
+        if workers:
+            cfg.runner.workers = workers
+        cfg.runner.beam_args = [*cfg.runner.beam_args, *ctx.args]
+        if output:
+            cfg.output.path = output
+        if show_config:
+            console.print_json(json.dumps(to_dict(cfg)))
+            return
+        from pipelines.curate import run_curation
+        from pipelines.funnel import funnel_table
+
+        try:
+            result = run_curation(cfg, show_progress=progress)
+        except (FileNotFoundError, ValueError) as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2)
+        console.print(funnel_table(result.funnel))
+        console.print(f"output: {result.output}  ({result.seconds:.1f}s)  ·  inspect with: "
+                      f"assay sql \"SELECT stage, reason, count(*) FROM rejected GROUP BY ALL\" -o {result.output}")
+
+    @app.command("sql")
+    def sql(
+        query: str = typer.Argument(..., help="DuckDB SQL over the views docs, rejected and stats"),
+        output: str = typer.Option("out/run", "--output", "-o", help="an `assay run` output folder"),
+        format: str = typer.Option("table", "--format", "-f", help="table | csv | json | parquet"),
+        to: Optional[str] = typer.Option(None, "--to", help="file for --format parquet"),
+        limit: int = typer.Option(50, help="rows shown by --format table"),
+    ) -> None:
+        """Query a curation output with DuckDB.
+
+        Views: docs (kept documents, one column per signal), rejected (the ledger: stage, reason, detail,
+        signals JSON, text), stats (the funnel).
+
+        Examples:\n
+          assay sql "SELECT language, count(*) FROM docs GROUP BY ALL" -o out/demo\n
+          assay sql "SELECT stage, reason, count(*) n FROM rejected GROUP BY ALL ORDER BY n DESC" -o out/demo\n
+          assay sql "SELECT * FROM docs WHERE n_words > 500" -o out/demo -f parquet --to long.parquet
+        """
+        import csv
+
+        import duckdb
+
+        from pipelines.sql import export_query, run_query
+
+        try:
+            if format == "parquet":
+                if not to:
+                    typer.echo("--format parquet needs --to FILE", err=True)
+                    raise typer.Exit(2)
+                export_query(output, query, to)
+                typer.echo(f"wrote {to}")
+                return
+            names, rows = run_query(output, query)
+        except FileNotFoundError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2)
+        except duckdb.Error as exc:
+            typer.echo(f"SQL error: {exc}\n(views: docs, rejected, stats; try: DESCRIBE docs)", err=True)
+            raise typer.Exit(2)
+        if format == "csv":
+            writer = csv.writer(sys.stdout)
+            writer.writerow(names)
+            writer.writerows(rows)
+        elif format == "json":
+            for row in rows:
+                sys.stdout.write(json.dumps(dict(zip(names, row)), default=str) + "\n")
+        elif format == "table":
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(*names)
+            for row in rows[:limit]:
+                table.add_row(*[_cell(v) for v in row])
+            if len(rows) > limit:
+                table.caption = f"{len(rows) - limit} more rows (use --limit, or --format csv)"
+            Console().print(table)
+        else:
+            typer.echo(f"unknown --format {format!r}: use table, csv, json or parquet", err=True)
+            raise typer.Exit(2)
+
+    @app.command("stats")
+    def stats(output: str = typer.Argument("out/run", help="an `assay run` output folder"),
+              json_out: bool = typer.Option(False, "--json", help="print the funnel as JSON")) -> None:
+        """Show the per-stage funnel of a finished run (documents and bytes in/out, drop reasons)."""
+        from rich.console import Console
+
+        from pipelines.funnel import funnel_table, load_funnel
+
+        try:
+            funnel = load_funnel(output)
+        except FileNotFoundError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2)
+        if json_out:
+            typer.echo(json.dumps(funnel, indent=2))
+        else:
+            Console().print(funnel_table(funnel))
+
+
+def _cell(value) -> str:
+    text = str(value) if value is not None else ""
+    return text if len(text) <= 80 else text[:77] + "..."

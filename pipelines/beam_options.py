@@ -1,0 +1,36 @@
+"""Beam runner and options from assay's runner config plus any Beam flags the user passes through.
+
+"local" means Beam's FnApiRunner, run in worker processes: Beam's default DirectRunner first tries to
+download a Prism binary, which must never happen here. Any other runner name (DataflowRunner,
+FlinkRunner, SparkRunner, ...) is handed to Beam unchanged with the user's flags.
+"""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+
+LOCAL_NAMES = {"local", "fnapi", "FnApiRunner"}
+
+
+def build_options(runner: str, workers: int = 2, mode: str = "multi_processing",
+                  beam_args: list[str] | None = None) -> tuple[object | None, PipelineOptions]:
+    """(runner object or None, PipelineOptions). None means: let Beam pick the runner named in the options."""
+    args = list(beam_args or [])
+    if runner in LOCAL_NAMES:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        if mode not in ("multi_processing", "in_memory", "multi_threading"):
+            raise ValueError(f"runner.mode must be multi_processing, in_memory or multi_threading, got {mode!r}")
+        if workers < 1:
+            raise ValueError(f"runner.workers must be >= 1, got {workers}")
+        options = PipelineOptions([f"--direct_num_workers={workers}", f"--direct_running_mode={mode}", *args])
+        return FnApiRunner(), options
+    options = PipelineOptions([f"--runner={runner}", *args])
+    if options.view_as(StandardOptions).runner in (None, "DirectRunner", "PrismRunner"):
+        raise ValueError(f"runner {runner!r} would download Prism; use runner = 'local' for local runs")
+    setup = options.view_as(SetupOptions)
+    if runner == "DataflowRunner" and not (setup.setup_file or setup.requirements_file):
+        # remote workers need assay itself: ship this checkout as a package
+        from pipelines.curate_config import REPO_ROOT
+
+        setup.setup_file = str(REPO_ROOT / "setup.py")
+    return None, options

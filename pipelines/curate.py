@@ -1,0 +1,213 @@
+"""The phase-1 web curation pipeline: read -> extract -> langid -> filters -> PII -> dedup -> classifiers -> shards.
+
+Kept documents and the ledger of drops are written to a staging folder; only a run that finishes moves
+them into place, so a killed run leaves the previous output (or nothing) and a rerun gives the same files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+import pyarrow as pa
+
+from curation.document import LEDGER_SCHEMA
+from curation.extract import ExtractText
+from curation.filters import build_filter_stages
+from curation.langid import IdentifyLanguage
+from curation.pii import MaskPII
+from curation.readers import expand_inputs
+from curation.shards import DOCS_DIR, LEDGER_DIR, RUN_FILE, STATS_DIR, doc_schema, rows_to_table, shard_files, write_table_atomic, shard_name, write_bytes_atomic
+from curation.stage import Stage
+from pipelines.beam_options import build_options
+from pipelines.config_loader import to_dict
+from pipelines.curate_config import RunConfig
+from pipelines.dedup_beam import EXACT_COLUMNS, FUZZY_COLUMNS, ExactDedup, FuzzyDedup
+from pipelines.stage_fn import REJECTED, ReadFn, apply_stage
+from pipelines.write_beam import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
+
+STAGING = ".staging"
+
+
+def document_stages(cfg: RunConfig) -> list[Stage]:
+    """The per-document stages in run order (dedup and classifiers are whole-collection steps)."""
+    stages: list[Stage] = []
+    for name in cfg.stages:
+        if name == "extract":
+            stages.append(ExtractText(cfg.extract))
+        elif name == "langid":
+            stages.append(IdentifyLanguage(cfg.langid))
+        elif name == "filters":
+            stages.extend(build_filter_stages(cfg.filters))
+        elif name == "pii":
+            stages.append(MaskPII(cfg.pii))
+    return stages
+
+
+def classifier_configs(cfg: RunConfig) -> list:
+    if "classifiers" not in cfg.stages or not cfg.classifiers:
+        return []
+    from pipelines.classify_stage import ClassifierStageConfig
+    from pipelines.config_loader import from_dict
+
+    return [from_dict(ClassifierStageConfig, dict(c), f"classifiers[{i}]") for i, c in enumerate(cfg.classifiers)]
+
+
+def output_schema(cfg: RunConfig) -> pa.Schema:
+    columns: dict[str, pa.DataType] = {}
+    for stage in document_stages(cfg):
+        columns.update(stage.columns)
+    if "dedup" in cfg.stages:
+        if cfg.dedup.exact:
+            columns.update(EXACT_COLUMNS)
+        if cfg.dedup.fuzzy:
+            columns.update(FUZZY_COLUMNS)
+    for c in classifier_configs(cfg):
+        columns[c.column] = pa.float64()
+    return doc_schema(columns)
+
+
+def stage_order(cfg: RunConfig) -> list[str]:
+    order = ["read"] + [s.name for s in document_stages(cfg)]
+    if "dedup" in cfg.stages:
+        order += (["exact_dedup"] if cfg.dedup.exact else []) + (["fuzzy_dedup"] if cfg.dedup.fuzzy else [])
+    order += [f"classify:{c.column}" for c in classifier_configs(cfg)]
+    return order
+
+
+def build_pipeline(p: beam.Pipeline, cfg: RunConfig, staging: str, progress_dir: str | None) -> None:
+    inputs = expand_inputs(cfg.input.paths, cfg.input.reader)
+    read = (
+        p
+        | "inputs" >> beam.Create(inputs)
+        | "spread" >> beam.Reshuffle()
+        | "read" >> beam.ParDo(ReadFn(cfg.input.reader, progress_dir)).with_outputs(REJECTED, main="docs")
+    )
+    docs, rejected = read.docs, [read[REJECTED]]
+    for stage in document_stages(cfg):
+        docs, dropped = apply_stage(docs, stage, progress_dir)
+        rejected.append(dropped)
+    if "dedup" in cfg.stages:
+        if cfg.dedup.exact:
+            docs, dropped = docs | "exact_dedup" >> ExactDedup()
+            rejected.append(dropped)
+        if cfg.dedup.fuzzy:
+            docs, dropped = docs | "fuzzy_dedup" >> FuzzyDedup(cfg.dedup.minhash)
+            rejected.append(dropped)
+    if classifier_configs(cfg):
+        from pipelines.classify_stage import apply_classifier_stage
+
+        for c in classifier_configs(cfg):
+            docs, dropped = apply_classifier_stage(docs, c)
+            rejected.append(dropped)
+
+    schema = output_schema(cfg)
+    _ = docs | "write_docs" >> WriteShards(
+        f"{staging}/{DOCS_DIR}", schema, cfg.output.docs_per_shard,
+        key_of=lambda d: d.id, to_row=lambda d: d.to_row(), sort_key=doc_sort_key)
+    _ = (
+        rejected
+        | "ledger" >> beam.Flatten()
+        | "write_ledger" >> WriteShards(
+            f"{staging}/{LEDGER_DIR}", LEDGER_SCHEMA, cfg.output.ledger_per_shard,
+            key_of=ledger_key, to_row=lambda r: r.to_row(), sort_key=ledger_sort_key)
+    )
+
+
+@dataclass
+class RunResult:
+    output: str
+    funnel: dict
+    seconds: float
+
+
+def run_curation(cfg: RunConfig, output: str | None = None, show_progress: bool | None = None) -> RunResult:
+    """Run the pipeline to completion and publish its output; returns the funnel."""
+    from pipelines.funnel import funnel_from_metrics, write_stats
+
+    out = os.path.abspath(output or cfg.output.path)
+    staging = os.path.join(out, STAGING)
+    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed run: never published, safe to drop
+    os.makedirs(staging, exist_ok=True)
+    local = cfg.runner.runner in ("local", "fnapi", "FnApiRunner")
+    progress_dir = os.path.join(staging, "progress") if local else None
+    runner, options = build_options(cfg.runner.runner, cfg.runner.workers, cfg.runner.mode, cfg.runner.beam_args)
+
+    started = time.time()
+    p = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)
+    build_pipeline(p, cfg, staging, progress_dir)
+    show = cfg.runner.progress if show_progress is None else show_progress
+    result = _run_with_progress(p, progress_dir, stage_order(cfg)) if (show and local) else _run(p)
+    seconds = time.time() - started
+
+    _ensure_nonempty(os.path.join(staging, DOCS_DIR), output_schema(cfg))
+    _ensure_nonempty(os.path.join(staging, LEDGER_DIR), LEDGER_SCHEMA)
+    funnel = funnel_from_metrics(result, stage_order(cfg))
+    funnel["seconds"] = round(seconds, 2)
+    _publish(staging, out)
+    write_stats(out, funnel, histograms=cfg.output.histograms)
+    run_info = {"config": to_dict(cfg), "output": out, "started": started, "seconds": round(seconds, 2),
+                "versions": _versions(), "funnel_totals": funnel["totals"]}
+    write_bytes_atomic(json.dumps(run_info, indent=2, default=str).encode(), os.path.join(out, RUN_FILE))
+    return RunResult(out, funnel, seconds)
+
+
+def _run(p: beam.Pipeline):
+    result = p.run()
+    result.wait_until_finish()
+    return result
+
+
+def _run_with_progress(p: beam.Pipeline, progress_dir: str, order: list[str]):
+    from pipelines.progress import watch
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = _run(p)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    watch(thread, progress_dir, order)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def _ensure_nonempty(directory: str, schema: pa.Schema) -> None:
+    """A run that keeps nothing still writes one empty shard, so readers and SQL views work."""
+    if not shard_files(directory):
+        write_table_atomic(rows_to_table([], schema), f"{directory}/{shard_name(0, 1)}")
+
+
+def _publish(staging: str, out: str) -> None:
+    """Replace the previous output's shard folders with this run's, then drop the staging folder."""
+    for sub in (DOCS_DIR, LEDGER_DIR):
+        final, staged = os.path.join(out, sub), os.path.join(staging, sub)
+        old = final + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(final):
+            os.rename(final, old)
+        os.rename(staged, final)
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(os.path.join(out, STATS_DIR), exist_ok=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("assay", "apache-beam", "datatrove", "trafilatura", "fasttext-numpy2-wheel", "pyarrow", "duckdb"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found

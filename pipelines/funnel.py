@@ -1,0 +1,120 @@
+"""The per-stage funnel (documents and bytes in/out, drops by reason) and signal histograms.
+
+Counts come from the Beam counters every stage keeps (pipelines/stage_fn.py), so they are exact on any
+runner. Histograms are drawn from the published shards with DuckDB: kept documents against the dropped
+ones that carried the same signal.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from curation.shards import DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, STATS_DIR, write_bytes_atomic
+from pipelines.stage_fn import NAMESPACE
+
+
+def funnel_from_metrics(result, order: list[str]) -> dict:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    stages: dict[str, dict] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        parts = counter.key.metric.name.split("|")
+        stage = stages.setdefault(parts[0], {"docs_in": 0, "docs_out": 0, "bytes_in": 0, "bytes_out": 0,
+                                             "rejected": {}, "rejected_bytes": {}})
+        if len(parts) == 2:
+            stage[parts[1]] += value
+        else:
+            stage[parts[1]][parts[2]] = stage[parts[1]].get(parts[2], 0) + value
+    rows = []
+    for name in order + sorted(set(stages) - set(order)):
+        s = stages.get(name, {"docs_in": 0, "docs_out": 0, "bytes_in": 0, "bytes_out": 0,
+                              "rejected": {}, "rejected_bytes": {}})
+        rows.append({"stage": name, **s, "rejected": dict(sorted(s["rejected"].items())),
+                     "rejected_bytes": dict(sorted(s["rejected_bytes"].items()))})
+    read = next((r for r in rows if r["stage"] == "read"), None)
+    total_in = read["docs_in"] if read else 0
+    total_rejected = sum(sum(r["rejected"].values()) for r in rows)
+    kept = rows[-1]["docs_out"] if rows else 0
+    return {"stages": rows, "totals": {"read": total_in, "kept": kept, "rejected": total_rejected,
+                                       "bytes_read": read["bytes_in"] if read else 0,
+                                       "bytes_kept": rows[-1]["bytes_out"] if rows else 0}}
+
+
+def load_funnel(output: str) -> dict:
+    path = os.path.join(output, STATS_DIR, FUNNEL_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no funnel at {path}: is {output!r} the output folder of `assay run`?")
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def funnel_table(funnel: dict):
+    from rich.table import Table
+
+    table = Table(title="curation funnel", show_lines=False)
+    for col, justify in (("stage", "left"), ("docs in", "right"), ("docs out", "right"), ("dropped", "right"),
+                         ("MB in", "right"), ("MB out", "right"), ("top reasons", "left")):
+        table.add_column(col, justify=justify)
+    for row in funnel["stages"]:
+        reasons = sorted(row["rejected"].items(), key=lambda kv: (-kv[1], kv[0]))
+        dropped = sum(row["rejected"].values())
+        table.add_row(row["stage"], f"{row['docs_in']:,}", f"{row['docs_out']:,}", f"{dropped:,}",
+                      f"{row['bytes_in'] / 1e6:.2f}", f"{row['bytes_out'] / 1e6:.2f}",
+                      ", ".join(f"{k} {v}" for k, v in reasons[:3]))
+    t = funnel["totals"]
+    table.caption = (f"read {t['read']:,} · kept {t['kept']:,} · rejected {t['rejected']:,} · "
+                     f"{t['bytes_read'] / 1e6:.2f} MB -> {t['bytes_kept'] / 1e6:.2f} MB")
+    return table
+
+
+def write_stats(output: str, funnel: dict, histograms: bool = True) -> None:
+    stats_dir = os.path.join(output, STATS_DIR)
+    os.makedirs(stats_dir, exist_ok=True)
+    write_bytes_atomic(json.dumps(funnel, indent=2).encode(), os.path.join(stats_dir, FUNNEL_FILE))
+    if histograms:
+        draw_histograms(output)
+
+
+def numeric_signals(con) -> list[str]:
+    rows = con.execute("DESCRIBE docs").fetchall()
+    numeric = ("DOUBLE", "FLOAT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT")
+    return [name for name, dtype, *_ in rows if dtype in numeric]
+
+
+def draw_histograms(output: str) -> list[str]:
+    """One PNG per numeric signal: kept documents vs dropped documents that carry the signal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipelines.sql import connect
+
+    con = connect(output)
+    written = []
+    for column in numeric_signals(con):
+        kept = [r[0] for r in con.execute(f'SELECT "{column}" FROM docs WHERE "{column}" IS NOT NULL').fetchall()]
+        dropped = [r[0] for r in con.execute(
+            f"SELECT TRY_CAST(json_extract(signals, '$.{column}') AS DOUBLE) AS v FROM rejected "
+            f"WHERE v IS NOT NULL").fetchall()]
+        if not kept and not dropped:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.hist([kept, dropped], bins=40, label=["kept", "dropped"], color=["#3a7", "#c55"], stacked=False)
+        ax.set_title(column)
+        ax.set_ylabel("documents")
+        ax.legend()
+        fig.tight_layout()
+        path = os.path.join(output, STATS_DIR, f"hist_{column}.png")
+        tmp = path + ".tmp.png"
+        fig.savefig(tmp, dpi=80)
+        plt.close(fig)
+        os.replace(tmp, path)
+        written.append(path)
+    con.close()
+    return written
+
+
+__all__ = ["funnel_from_metrics", "funnel_table", "load_funnel", "write_stats", "draw_histograms",
+           "DOCS_DIR", "LEDGER_DIR"]

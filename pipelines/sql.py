@@ -1,0 +1,62 @@
+"""DuckDB over a curation output: views `docs`, `rejected` and `stats` for `assay sql`."""
+from __future__ import annotations
+
+import json
+import os
+
+import duckdb
+
+from curation.shards import DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, STATS_DIR
+
+
+def _glob(output: str, sub: str) -> str | None:
+    folder = os.path.join(output, sub)
+    if not os.path.isdir(folder) or not any(f.endswith(".parquet") for f in os.listdir(folder)):
+        return None
+    return os.path.join(folder, "*.parquet").replace("'", "''")
+
+
+def connect(output: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the output's views; clear error when it is not an output."""
+    docs, rejected = _glob(output, DOCS_DIR), _glob(output, LEDGER_DIR)
+    if docs is None and rejected is None:
+        raise FileNotFoundError(
+            f"{output!r} has no docs/ or rejected/ shards: point --output at a folder written by `assay run`")
+    con = duckdb.connect()
+    if docs:
+        con.execute(f"CREATE VIEW docs AS SELECT * FROM read_parquet('{docs}', union_by_name = true)")
+    if rejected:
+        con.execute(f"CREATE VIEW rejected AS SELECT * FROM read_parquet('{rejected}', union_by_name = true)")
+    funnel = os.path.join(output, STATS_DIR, FUNNEL_FILE)
+    if os.path.exists(funnel):
+        with open(funnel) as fh:
+            rows = json.load(fh)["stages"]
+        con.execute("CREATE TABLE stats (stage VARCHAR, docs_in BIGINT, docs_out BIGINT, dropped BIGINT, "
+                    "bytes_in BIGINT, bytes_out BIGINT, reasons VARCHAR)")
+        con.executemany("INSERT INTO stats VALUES (?, ?, ?, ?, ?, ?, ?)", [
+            (r["stage"], r["docs_in"], r["docs_out"], sum(r["rejected"].values()), r["bytes_in"], r["bytes_out"],
+             json.dumps(r["rejected"])) for r in rows])
+    return con
+
+
+def run_query(output: str, query: str):
+    """(column names, rows) of a query over the output's views."""
+    con = connect(output)
+    try:
+        cur = con.execute(query)
+        names = [d[0] for d in cur.description] if cur.description else []
+        return names, cur.fetchall()
+    finally:
+        con.close()
+
+
+def export_query(output: str, query: str, path: str) -> None:
+    """Write a query's result as Parquet (atomically)."""
+    from curation.shards import write_table_atomic
+
+    con = connect(output)
+    try:
+        table = con.execute(query).to_arrow_table()
+    finally:
+        con.close()
+    write_table_atomic(table, os.path.abspath(path))

@@ -1,0 +1,157 @@
+"""Beam adapters: run a curation Stage (or a reader) as a DoFn with a ledger output, metrics and progress.
+
+Every stage counts documents and UTF-8 bytes in and out, and every drop by reason, as Beam counters in
+the "assay" namespace; the funnel is built from those counters. A stage that raises on a document sends
+that document to the ledger ("stage_error") instead of failing the run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.pvalue import TaggedOutput
+
+from curation.document import Document, Rejection
+from curation.stage import Stage
+
+REJECTED = "rejected"
+NAMESPACE = "assay"
+
+
+class Progress:
+    """Per-worker counts flushed to a small JSON file at most once a second, for the local progress view."""
+
+    def __init__(self, directory: str | None, stage: str):
+        self.directory, self.stage = directory, stage
+        self.done = self.kept = 0
+        self._last = 0.0
+        self._path = None
+
+    def tick(self, kept: bool) -> None:
+        self.done += 1
+        self.kept += int(kept)
+        if self.directory and time.monotonic() - self._last > 1.0:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.directory:
+            return
+        if self._path is None:
+            os.makedirs(self.directory, exist_ok=True)
+            self._path = os.path.join(self.directory, f"{self.stage.replace(':', '_')}.{os.getpid()}.{id(self)}.json")
+        tmp = self._path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump({"stage": self.stage, "done": self.done, "kept": self.kept}, fh)
+        os.replace(tmp, self._path)
+        self._last = time.monotonic()
+
+
+def utf8_len(text: str | None) -> int:
+    return len(text.encode("utf-8", "surrogatepass")) if text else 0
+
+
+class Counters:
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.docs_in = Metrics.counter(NAMESPACE, f"{stage}|docs_in")
+        self.bytes_in = Metrics.counter(NAMESPACE, f"{stage}|bytes_in")
+        self.docs_out = Metrics.counter(NAMESPACE, f"{stage}|docs_out")
+        self.bytes_out = Metrics.counter(NAMESPACE, f"{stage}|bytes_out")
+        self._reasons: dict[str, object] = {}
+
+    def rejected(self, reason: str, nbytes: int) -> None:
+        if reason not in self._reasons:
+            self._reasons[reason] = (Metrics.counter(NAMESPACE, f"{self.stage}|rejected|{reason}"),
+                                     Metrics.counter(NAMESPACE, f"{self.stage}|rejected_bytes|{reason}"))
+        docs, size = self._reasons[reason]
+        docs.inc()
+        size.inc(nbytes)
+
+
+class StageFn(beam.DoFn):
+    """Runs one Stage; kept documents on the main output, Rejections on the "rejected" output."""
+
+    def __init__(self, stage: Stage, progress_dir: str | None = None):
+        self.stage = stage
+        self.progress_dir = progress_dir
+
+    def setup(self) -> None:
+        self.stage.setup()
+        self.counters = Counters(self.stage.name)
+        self.progress = Progress(self.progress_dir, self.stage.name)
+
+    def process(self, doc: Document):
+        c = self.counters
+        nbytes = utf8_len(doc.text)
+        c.docs_in.inc()
+        c.bytes_in.inc(nbytes)
+        try:
+            out = self.stage.process(doc)
+        except Exception as exc:  # one bad document must not stop the run: it goes to the ledger
+            out = Rejection.of(doc, self.stage.name, "stage_error",
+                               detail=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+        if isinstance(out, Rejection):
+            c.rejected(out.reason, nbytes)
+            self.progress.tick(kept=False)
+            yield TaggedOutput(REJECTED, out)
+        else:
+            c.docs_out.inc()
+            c.bytes_out.inc(utf8_len(out.text))
+            self.progress.tick(kept=True)
+            yield out
+
+    def teardown(self) -> None:
+        if hasattr(self, "progress"):
+            self.progress.flush()
+
+
+class ReadFn(beam.DoFn):
+    """Reads one input unit (a file) into Documents and read-stage Rejections."""
+
+    def __init__(self, reader_cfg, progress_dir: str | None = None):
+        self.reader_cfg = reader_cfg
+        self.progress_dir = progress_dir
+
+    def setup(self) -> None:
+        self.counters = Counters("read")
+        self.progress = Progress(self.progress_dir, "read")
+
+    def process(self, path: str):
+        from curation.readers import read_input
+
+        c = self.counters
+        try:
+            for item in read_input(path, self.reader_cfg):
+                c.docs_in.inc()
+                if isinstance(item, Rejection):
+                    size = item.signals.get("bytes") if isinstance(item.signals.get("bytes"), int) else utf8_len(item.text)
+                    c.bytes_in.inc(size)
+                    c.rejected(item.reason, size)
+                    self.progress.tick(kept=False)
+                    yield TaggedOutput(REJECTED, item)
+                else:
+                    nbytes = utf8_len(item.text)
+                    c.bytes_in.inc(nbytes)
+                    c.docs_out.inc()
+                    c.bytes_out.inc(nbytes)
+                    self.progress.tick(kept=True)
+                    yield item
+        except Exception as exc:  # the reader promises not to raise; if it does, the file is quarantined
+            c.docs_in.inc()
+            c.rejected("unreadable_file", 0)
+            yield TaggedOutput(REJECTED, Rejection(stage="read", reason="unreadable_file", source=path,
+                                                   id=f"file:{path}", detail=f"{type(exc).__name__}: {exc}"))
+
+    def teardown(self) -> None:
+        if hasattr(self, "progress"):
+            self.progress.flush()
+
+
+def apply_stage(docs, stage: Stage, progress_dir: str | None):
+    """docs -> (kept, rejected) through one Stage."""
+    out = docs | f"stage:{stage.name}" >> beam.ParDo(StageFn(stage, progress_dir)).with_outputs(REJECTED, main="kept")
+    return out.kept, out[REJECTED]
