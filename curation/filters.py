@@ -15,11 +15,14 @@ import pyarrow as pa
 from curation.document import Document, Rejection
 from curation.stage import Stage
 
-#: FineWeb's order and defaults; C4's curly-bracket rule is off by default because it drops every page
-#: that shows code, which is exactly what an educational corpus wants to keep. All of it is configurable.
+#: FineWeb's order and defaults, with two changes measured on the sample corpus (docs/curation.md):
+#: - Gopher's "80% of words contain a letter" rule counts words split on whitespace; datatrove's spaCy
+#:   tokenizer also counts every punctuation mark as a word, so technical prose scores ~0.75 there and
+#:   half of real documentation was dropped. 0.7 on spaCy tokens keeps 90% of documentation pages.
+#: - C4's curly-bracket rule drops every page that shows code, which an educational corpus wants.
 DEFAULT_FILTERS: dict[str, dict[str, Any]] = {
     "gopher_repetition": {},
-    "gopher_quality": {},
+    "gopher_quality": {"max_non_alpha_words_ratio": 0.7},
     "c4_quality": {"filter_no_terminal_punct": False, "filter_curly_bracket": False},
     "fineweb_quality": {},
 }

@@ -61,7 +61,11 @@ def write_table_atomic(table: pa.Table, path: str, compression: str = "zstd") ->
     buf = io.BytesIO()
     pq.write_table(table, buf, compression=compression, row_group_size=10_000)
     directory = path.rsplit("/", 1)[0] if "/" in path else "."
-    FileSystems.mkdirs(directory) if not FileSystems.exists(directory) else None
+    if not FileSystems.exists(directory):
+        try:
+            FileSystems.mkdirs(directory)
+        except OSError:  # another worker created it first
+            pass
     tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
     with FileSystems.create(tmp) as fh:
         fh.write(buf.getvalue())

@@ -6,6 +6,8 @@ FlinkRunner, SparkRunner, ...) is handed to Beam unchanged with the user's flags
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
 LOCAL_NAMES = {"local", "fnapi", "FnApiRunner"}
@@ -22,7 +24,9 @@ def build_options(runner: str, workers: int = 2, mode: str = "multi_processing",
             raise ValueError(f"runner.mode must be multi_processing, in_memory or multi_threading, got {mode!r}")
         if workers < 1:
             raise ValueError(f"runner.workers must be >= 1, got {workers}")
-        options = PipelineOptions([f"--direct_num_workers={workers}", f"--direct_running_mode={mode}", *args])
+        quiet = [] if any(a.startswith("--default_sdk_harness_log_level") for a in args) else [
+            "--default_sdk_harness_log_level=WARNING"]  # worker processes log every bundle at INFO otherwise
+        options = PipelineOptions([f"--direct_num_workers={workers}", f"--direct_running_mode={mode}", *quiet, *args])
         return FnApiRunner(), options
     options = PipelineOptions([f"--runner={runner}", *args])
     if options.view_as(StandardOptions).runner in (None, "DirectRunner", "PrismRunner"):
@@ -30,7 +34,5 @@ def build_options(runner: str, workers: int = 2, mode: str = "multi_processing",
     setup = options.view_as(SetupOptions)
     if runner == "DataflowRunner" and not (setup.setup_file or setup.requirements_file):
         # remote workers need assay itself: ship this checkout as a package
-        from pipelines.curate_config import REPO_ROOT
-
-        setup.setup_file = str(REPO_ROOT / "setup.py")
+        setup.setup_file = str(Path(__file__).resolve().parents[1] / "setup.py")
     return None, options

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.config_loader import ConfigError, to_dict
         from pipelines.curate_config import load_run_config
 
-        console = Console()
+        console = Console(width=None if Console().is_terminal else 130)
         try:
             cfg = load_run_config(config)
         except (ConfigError, ValueError) as exc:
@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
         if json_out:
             typer.echo(json.dumps(funnel, indent=2))
         else:
-            Console().print(funnel_table(funnel))
+            Console(width=None if Console().is_terminal else 130).print(funnel_table(funnel))
 
 
 def _cell(value) -> str:

@@ -21,7 +21,8 @@ from curation.filters import build_filter_stages
 from curation.langid import IdentifyLanguage
 from curation.pii import MaskPII
 from curation.readers import expand_inputs
-from curation.shards import DOCS_DIR, LEDGER_DIR, RUN_FILE, STATS_DIR, doc_schema, rows_to_table, shard_files, write_table_atomic, shard_name, write_bytes_atomic
+from curation.shards import (DOCS_DIR, LEDGER_DIR, RUN_FILE, STATS_DIR, doc_schema, rows_to_table, shard_files,
+                             shard_name, write_bytes_atomic, write_table_atomic)
 from curation.stage import Stage
 from pipelines.beam_options import build_options
 from pipelines.config_loader import to_dict
@@ -129,10 +130,12 @@ def run_curation(cfg: RunConfig, output: str | None = None, show_progress: bool 
     """Run the pipeline to completion and publish its output; returns the funnel."""
     from pipelines.funnel import funnel_from_metrics, write_stats
 
-    out = os.path.abspath(output or cfg.output.path)
-    staging = os.path.join(out, STAGING)
-    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed run: never published, safe to drop
-    os.makedirs(staging, exist_ok=True)
+    out = output or cfg.output.path
+    out = out.rstrip("/") if _is_remote(out) else os.path.abspath(out)
+    staging = f"{out}/{STAGING}"
+    if not _is_remote(out):
+        shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed run: never published, safe to drop
+        os.makedirs(staging, exist_ok=True)
     local = cfg.runner.runner in ("local", "fnapi", "FnApiRunner")
     progress_dir = os.path.join(staging, "progress") if local else None
     runner, options = build_options(cfg.runner.runner, cfg.runner.workers, cfg.runner.mode, cfg.runner.beam_args)
@@ -149,10 +152,17 @@ def run_curation(cfg: RunConfig, output: str | None = None, show_progress: bool 
     funnel = funnel_from_metrics(result, stage_order(cfg))
     funnel["seconds"] = round(seconds, 2)
     _publish(staging, out)
-    write_stats(out, funnel, histograms=cfg.output.histograms)
     run_info = {"config": to_dict(cfg), "output": out, "started": started, "seconds": round(seconds, 2),
                 "versions": _versions(), "funnel_totals": funnel["totals"]}
-    write_bytes_atomic(json.dumps(run_info, indent=2, default=str).encode(), os.path.join(out, RUN_FILE))
+    if _is_remote(out):  # histograms need the shards locally; `assay stats` works on a local copy
+        from apache_beam.io.filesystems import FileSystems
+
+        for path, payload in ((f"{out}/{STATS_DIR}/funnel.json", funnel), (f"{out}/{RUN_FILE}", run_info)):
+            with FileSystems.create(path) as fh:
+                fh.write(json.dumps(payload, indent=2, default=str).encode())
+    else:
+        write_stats(out, funnel, histograms=cfg.output.histograms)
+        write_bytes_atomic(json.dumps(run_info, indent=2, default=str).encode(), os.path.join(out, RUN_FILE))
     return RunResult(out, funnel, seconds)
 
 
@@ -181,14 +191,40 @@ def _run_with_progress(p: beam.Pipeline, progress_dir: str, order: list[str]):
     return box["result"]
 
 
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _remote_files(directory: str) -> list[str]:
+    from apache_beam.io.filesystems import FileSystems
+
+    return sorted(m.path for m in FileSystems.match([f"{directory}/*.parquet"])[0].metadata_list)
+
+
 def _ensure_nonempty(directory: str, schema: pa.Schema) -> None:
     """A run that keeps nothing still writes one empty shard, so readers and SQL views work."""
-    if not shard_files(directory):
+    existing = _remote_files(directory) if _is_remote(directory) else shard_files(directory)
+    if not existing:
         write_table_atomic(rows_to_table([], schema), f"{directory}/{shard_name(0, 1)}")
 
 
 def _publish(staging: str, out: str) -> None:
-    """Replace the previous output's shard folders with this run's, then drop the staging folder."""
+    """Replace the previous output's shard folders with this run's, then drop the staging folder.
+
+    Local: two directory renames per folder. Remote (gs://, s3://): each staged file is renamed over the
+    final name, then final files this run did not write are deleted.
+    """
+    if _is_remote(out):
+        from apache_beam.io.filesystems import FileSystems
+
+        for sub in (DOCS_DIR, LEDGER_DIR):
+            staged = _remote_files(f"{staging}/{sub}")
+            targets = [f"{out}/{sub}/{p.rsplit('/', 1)[-1]}" for p in staged]
+            FileSystems.rename(staged, targets)
+            stale = [p for p in _remote_files(f"{out}/{sub}") if p not in set(targets)]
+            if stale:
+                FileSystems.delete(stale)
+        return
     for sub in (DOCS_DIR, LEDGER_DIR):
         final, staged = os.path.join(out, sub), os.path.join(staging, sub)
         old = final + ".old"

@@ -23,7 +23,7 @@ SAMPLE_DIR = REPO_ROOT / "data" / "sample"
 
 @dataclass
 class InputConfig:
-    paths: list[str] = field(default_factory=lambda: [str(SAMPLE_DIR)])
+    paths: list[str] = field(default_factory=lambda: [str(SAMPLE_DIR / "*.warc.gz")])
     reader: ReaderConfig = field(default_factory=ReaderConfig)
 
 

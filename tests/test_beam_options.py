@@ -1,0 +1,54 @@
+"""Runner selection: the local default never touches the network; remote runners get the user's flags."""
+import pytest
+from apache_beam.options.pipeline_options import (DebugOptions, DirectOptions, GoogleCloudOptions, SetupOptions,
+                                                  StandardOptions, WorkerOptions)
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+from pipelines.beam_options import build_options
+
+
+def test_local_is_fn_api_runner_with_worker_processes():
+    runner, options = build_options("local", workers=3, mode="multi_processing")
+    assert isinstance(runner, FnApiRunner)
+    direct = options.view_as(DirectOptions)
+    assert direct.direct_num_workers == 3 and direct.direct_running_mode == "multi_processing"
+
+
+def test_dataflow_options_are_built_from_passthrough_flags():
+    runner, options = build_options("DataflowRunner", beam_args=[
+        "--project=my-project", "--region=europe-west1", "--temp_location=gs://bucket/tmp",
+        "--max_num_workers=50", "--experiments=use_runner_v2"])
+    assert runner is None
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    gcp = options.view_as(GoogleCloudOptions)
+    assert (gcp.project, gcp.region, gcp.temp_location) == ("my-project", "europe-west1", "gs://bucket/tmp")
+    assert options.view_as(WorkerOptions).max_num_workers == 50
+    assert "use_runner_v2" in options.view_as(DebugOptions).experiments
+    assert options.view_as(SetupOptions).setup_file.endswith("setup.py")  # ships assay to the workers
+
+
+def test_user_setup_file_is_kept():
+    _, options = build_options("DataflowRunner", beam_args=["--requirements_file=req.txt"])
+    assert options.view_as(SetupOptions).requirements_file == "req.txt"
+    assert options.view_as(SetupOptions).setup_file is None
+
+
+@pytest.mark.parametrize("name,flag", [("FlinkRunner", "--flink_master=localhost:8081"),
+                                       ("SparkRunner", "--spark_master_url=spark://h:7077")])
+def test_flink_and_spark_names_pass_through(name, flag):
+    runner, options = build_options(name, beam_args=[flag])
+    assert runner is None and options.view_as(StandardOptions).runner == name
+    assert flag.split("=", 1)[1] in options.get_all_options().values()
+
+
+def test_prism_and_direct_runner_are_refused():
+    for name in ("DirectRunner", "PrismRunner"):
+        with pytest.raises(ValueError, match="local"):
+            build_options(name)
+
+
+def test_bad_local_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="workers"):
+        build_options("local", workers=0)
+    with pytest.raises(ValueError, match="mode"):
+        build_options("local", mode="threads")
