@@ -56,7 +56,7 @@ def export_query(output: str, query: str, path: str) -> None:
 
     con = connect(output)
     try:
-        table = con.execute(query).to_arrow_table()
+        table = con.sql(query).to_arrow_table()
     finally:
         con.close()
     write_table_atomic(table, os.path.abspath(path))

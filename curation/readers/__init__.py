@@ -1,0 +1,52 @@
+"""Input readers: WARC, HTML files, JSONL and Parquet -> Documents, and read-stage Rejections for bad input.
+
+`expand_inputs` turns the configured paths into input units (one per file); `read_input` streams one unit.
+Reading never raises for bad content: what cannot be read becomes a Rejection (stage "read") with a reason
+from `REASONS`, and reading goes on with the next record.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from curation.document import Document, Rejection, stable_id
+from curation.readers.config import FORMATS, ReaderConfig
+from curation.readers.formats import accepted_formats, format_of
+from curation.readers.html import read_html_file
+from curation.readers.inputs import expand_inputs
+from curation.readers.jsonl import read_jsonl
+from curation.readers.parquet import read_parquet
+from curation.readers.quarantine import REASONS, rejected
+from curation.readers.warc import read_warc
+
+__all__ = ["FORMATS", "REASONS", "ReaderConfig", "expand_inputs", "read_input"]
+
+READERS: dict[str, Callable[[str, ReaderConfig], Iterator[Document | Rejection]]] = {
+    "warc": read_warc,
+    "html": read_html_file,
+    "jsonl": read_jsonl,
+    "parquet": read_parquet,
+}
+
+
+def read_input(path: str, cfg: ReaderConfig | None = None) -> Iterator[Document | Rejection]:
+    """Stream the Documents of one input file, and a Rejection for each part that could not be read.
+
+    A file that cannot be opened or parsed at all yields one "unreadable_file" Rejection (after whatever
+    records came before the failure).
+    """
+    cfg = cfg or ReaderConfig()
+    fmt = format_of(path, cfg.format)
+    if fmt is None:
+        yield rejected("unreadable_file", path, f"no known format; rename it to one of {accepted_formats()} "
+                       "or set reader.format", id=stable_id(path, "file"))
+        return
+    count = 0
+    try:
+        for item in READERS[fmt](path, cfg):
+            count += 1
+            yield item
+    except Exception as exc:  # the file itself is bad (permissions, not the format it claims): quarantine it
+        yield rejected("unreadable_file", path,
+                       f"read as {fmt} failed after {count} record(s): {type(exc).__name__}: {exc}; "
+                       "check the file is complete and of that format (or set reader.format)",
+                       id=stable_id(path, "file"), records_before=count)

@@ -1,0 +1,113 @@
+"""Files, directories and globs -> the sorted list of input units a run reads (one unit per file).
+
+Sorted and de-duplicated, so the same inputs give the same run. Directories are walked recursively; hidden
+files (".name", e.g. half-written temp files) and files of no known format are passed over with a warning.
+"""
+from __future__ import annotations
+
+import fnmatch
+import glob
+import logging
+import os
+
+from curation.readers.config import ReaderConfig
+from curation.readers.files import is_remote, list_remote, match_remote
+from curation.readers.formats import accepted_formats, format_of
+
+log = logging.getLogger(__name__)
+_GLOB_CHARS = "*?["
+
+
+def _wanted(path: str, cfg: ReaderConfig) -> bool:
+    name = os.path.basename(path)
+    if name.startswith("."):
+        return False
+    if cfg.include and not any(fnmatch.fnmatch(name, pat) for pat in cfg.include):
+        return False
+    return not any(fnmatch.fnmatch(name, pat) for pat in cfg.exclude)
+
+
+def _walk(directory: str, cfg: ReaderConfig) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.join(root, name) for name in sorted(files)]
+    return _readable(found, directory, cfg)
+
+
+def _readable(paths: list[str], where: str, cfg: ReaderConfig) -> list[str]:
+    """The wanted files of known format among `paths` (a listing of `where`), warning about the others."""
+    prefix = where.rstrip("/") + "/"
+    visible = [p for p in paths if not any(part.startswith(".") for part in p.removeprefix(prefix).split("/"))]
+    wanted = [p for p in visible if _wanted(p, cfg)]
+    unknown = [p for p in wanted if not format_of(p, cfg.format)]
+    if unknown:
+        log.warning("%s: passed over %d file(s) of no known format, e.g. %s (accepted: %s)",
+                    where, len(unknown), unknown[0], accepted_formats())
+    return [p for p in wanted if format_of(p, cfg.format)]
+
+
+def _expand_remote(given: str, cfg: ReaderConfig) -> list[str]:
+    """Like the local expansion, through Beam's FileSystems (gs://, s3://, ...)."""
+    if any(c in given for c in _GLOB_CHARS):
+        matches = match_remote(given)
+        if not matches:
+            raise ValueError(f"input pattern {given!r} matches no file; check the path "
+                             f"(accepted formats: {accepted_formats()})")
+        return [p for p in matches if _wanted(p, cfg) and format_of(p, cfg.format)]
+    is_file, found = list_remote(given)
+    if is_file:
+        if not format_of(given, cfg.format):
+            raise ValueError(f"input file {given!r} has no known format; rename it to one of "
+                             f"{accepted_formats()} or set reader.format (warc, html, jsonl, parquet)")
+        return found
+    if not found:
+        raise ValueError(f"input path {given!r} does not exist (no object and no folder of that name); give a "
+                         f"file, a folder or a glob pattern of {accepted_formats()}")
+    readable = _readable(found, given, cfg)
+    if not readable:
+        raise ValueError(f"input folder {given!r} holds no readable file (accepted formats: "
+                         f"{accepted_formats()}; or set reader.format to read every file as one format)")
+    return readable
+
+
+def expand_inputs(paths: list[str], cfg: ReaderConfig | None = None) -> list[str]:
+    """Turn files, directories and glob patterns into a sorted list of files to read.
+
+    Raises ValueError naming the path when a path or pattern matches nothing, or names a file of no known format.
+    """
+    cfg = cfg or ReaderConfig()
+    if isinstance(paths, str):
+        paths = [paths]
+    units: set[str] = set()
+    for given in paths:
+        if is_remote(given):
+            units.update(_expand_remote(given, cfg))
+            continue
+        path = os.path.expanduser(given)
+        if any(c in path for c in _GLOB_CHARS) and not os.path.exists(path):
+            matches = sorted(glob.glob(path, recursive=True))
+            if not matches:
+                raise ValueError(f"input pattern {given!r} matches no file; check the path "
+                                 f"(accepted formats: {accepted_formats()})")
+            for match in matches:
+                if os.path.isdir(match):
+                    units.update(_walk(match, cfg))
+                elif _wanted(match, cfg) and format_of(match, cfg.format):
+                    units.add(match)
+            continue
+        if os.path.isdir(path):
+            found = _walk(path, cfg)
+            if not found:
+                raise ValueError(f"input directory {given!r} holds no readable file (accepted formats: "
+                                 f"{accepted_formats()}; or set reader.format to read every file as one format)")
+            units.update(found)
+        elif os.path.isfile(path):
+            if not format_of(path, cfg.format):
+                raise ValueError(f"input file {given!r} has no known format; rename it to one of "
+                                 f"{accepted_formats()} or set reader.format (warc, html, jsonl, parquet)")
+            units.add(path)
+        else:
+            raise ValueError(f"input path {given!r} does not exist; give a file, a directory or a glob pattern "
+                             f"of {accepted_formats()}")
+    return sorted(units)

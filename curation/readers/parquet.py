@@ -1,0 +1,63 @@
+"""Parquet -> Documents, one record batch at a time, with configurable text/id/url/date columns.
+
+A Parquet cell is loaded with its batch (the format has no way to stream inside a value), so the size limit
+here quarantines big texts rather than preventing their load; `parquet_batch_rows` bounds the batch.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow.parquet as pq
+
+from curation.document import Document, Rejection, stable_id
+from curation.readers.config import ReaderConfig
+from curation.readers.decode import binary_reason, decode_body
+from curation.readers.files import open_binary
+from curation.readers.jsonl import field_str
+from curation.readers.quarantine import rejected
+
+
+def _row(values: dict, path: str, row: int, cfg: ReaderConfig) -> Document | Rejection:
+    doc_id = field_str(values.get(cfg.id_field)) or stable_id(path, str(row))
+    url = field_str(values.get(cfg.url_field))
+    text = values.get(cfg.text_field)
+    if isinstance(text, bytes):  # a binary column: decode it like a page body
+        why = binary_reason(text, None)
+        if why:
+            return rejected("binary_content", path, f"row {row}: {why}", id=doc_id, url=url, row=row, bytes=len(text))
+        decoded = decode_body(text, None, cfg.max_invalid_utf8_fraction)
+        if decoded.text is None:
+            return rejected(decoded.reason, path, f"row {row}: {decoded.detail}", id=doc_id, url=url,
+                            text=text.decode("utf-8", "replace"), row=row, bytes=len(text))
+        text = decoded.text
+    if not isinstance(text, str):
+        return rejected("missing_text_field", path, f"row {row}: column {cfg.text_field!r} is null",
+                        id=doc_id, url=url, row=row)
+    if len(text) > cfg.max_record_bytes or (4 * len(text) > cfg.max_record_bytes
+                                            and len(text.encode("utf-8")) > cfg.max_record_bytes):
+        return rejected("too_large", path, f"row {row}: text over reader.max_record_bytes={cfg.max_record_bytes}",
+                        id=doc_id, url=url, row=row, bytes=len(text.encode("utf-8")))
+    return Document(id=doc_id, text=text, source=path, url=url, date=field_str(values.get(cfg.date_field)),
+                    mime="text/plain")
+
+
+def read_parquet(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
+    with open_binary(path) as fh:
+        yield from _read(pq.ParquetFile(fh), path, cfg)
+
+
+def _read(pf: pq.ParquetFile, path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
+    names = pf.schema_arrow.names
+    if cfg.text_field not in names:
+        yield rejected("missing_text_field", path,
+                       f"no column {cfg.text_field!r}; columns: {names[:30]} "
+                       "(set reader.text_field to the column that holds the text)",
+                       id=stable_id(path, "file"), rows=pf.metadata.num_rows)
+        return
+    wanted = [c for c in dict.fromkeys([cfg.text_field, cfg.id_field, cfg.url_field, cfg.date_field]) if c in names]
+    row = 0
+    for batch in pf.iter_batches(batch_size=cfg.parquet_batch_rows, columns=wanted):
+        columns = {name: batch.column(name).to_pylist() for name in wanted}
+        for i in range(batch.num_rows):
+            yield _row({name: values[i] for name, values in columns.items()}, path, row, cfg)
+            row += 1
