@@ -1,0 +1,121 @@
+"""Bad input lands in the ledger without failing the run; a killed run, run again, gives identical output."""
+import gzip
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from pipelines.curate import run_curation
+from pipelines.curate_config import SAMPLE_DIR, RunConfig
+
+PROSE = ("Indexes let a database find rows without reading the whole table. A B-tree keeps keys in order, "
+         "so range queries and sorted scans are cheap, and every lookup touches only a few pages. ") * 12
+
+
+def warc_bytes(records: list[tuple[str, bytes, str]]) -> bytes:
+    buf = io.BytesIO()
+    writer = WARCWriter(buf, gzip=True)
+    for url, body, ctype in records:
+        http = StatusAndHeaders("200 OK", [("Content-Type", ctype)], protocol="HTTP/1.1")
+        writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http))
+    return buf.getvalue()
+
+
+def page(title: str) -> bytes:
+    return f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1><p>{PROSE}</p></article></body></html>".encode()
+
+
+def config(inputs: list[str], out: str, workers=1, mode="in_memory") -> RunConfig:
+    cfg = RunConfig()
+    cfg.input.paths = inputs
+    cfg.output.path = out
+    cfg.output.histograms = False
+    cfg.runner.workers, cfg.runner.mode, cfg.runner.progress = workers, mode, False
+    return cfg
+
+
+def test_bad_input_goes_to_the_ledger_and_the_run_succeeds(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    good = warc_bytes([(f"https://good.example/{i}", page(f"Good page {i}"), "text/html; charset=utf-8") for i in range(3)])
+    (src / "good.warc.gz").write_bytes(good)
+    second = warc_bytes([("https://cut.example/b", page("Cut B"), "text/html")])
+    (src / "truncated.warc.gz").write_bytes(  # the second gzip member is cut half-way
+        warc_bytes([("https://cut.example/a", page("Cut A"), "text/html")]) + second[: len(second) // 2])
+    bad = warc_bytes([
+        ("https://bad.example/utf8", bytes(range(128, 256)) * 40, "text/html; charset=utf-8"),
+        ("https://bad.example/empty", b"", "text/html"),
+        ("https://bad.example/binary", b"\x89PNG\r\n\x1a\n" + bytes(300), "image/png"),
+        ("https://bad.example/huge", b"<html><body>" + b"word " * (4 * 1024 * 1024 + 100) + b"</body></html>", "text/html"),
+    ])
+    (src / "bad.warc.gz").write_bytes(bad)
+    broken = b"WARC/1.0\r\nWARC-Type: response\r\nContent-Length: not-a-number\r\n\r\nxxxx\r\n\r\n"
+    (src / "broken.warc").write_bytes(broken + gzip.decompress(warc_bytes([("https://after.example/x", page("After"), "text/html")])))
+    (src / "lines.jsonl").write_text(json.dumps({"id": "j1", "text": PROSE}) + "\n{not json\n"
+                                     + json.dumps({"id": "j2", "text": PROSE + " More."}) + "\n")
+
+    out = tmp_path / "out"
+    cfg = config([str(src)], str(out))
+    cfg.stages = ["extract", "langid", "pii", "dedup"]  # this test is about reading; filters have their own
+    result = run_curation(cfg)
+    con = duckdb.connect()
+    ledger = con.execute(f"SELECT url, stage, reason, source FROM read_parquet('{out}/rejected/*.parquet')").fetchall()
+    reasons = {(r[0] or os.path.basename(r[3]), r[2]) for r in ledger}
+    for expected in [("https://bad.example/utf8", "invalid_encoding"), ("https://bad.example/empty", "empty"),
+                     ("https://bad.example/binary", "binary_content"), ("https://bad.example/huge", "too_large")]:
+        assert expected in reasons, (expected, reasons)
+    assert any(reason == "truncated_gzip" for _, reason in reasons)
+    assert any(reason == "bad_warc_record" for _, reason in reasons)
+    assert any(reason == "bad_json" for _, reason in reasons)
+    kept = con.execute(f"SELECT url, id FROM read_parquet('{out}/docs/*.parquet')").fetchall()
+    kept_urls = {u for u, _ in kept}
+    # the good pages differ only in their titles: MinHash keeps one of them; the page read before the cut survives
+    good = {u for u in kept_urls if u.startswith("https://good.example/")}
+    assert len(good) == 1 and sum(reason == "near_duplicate" for u, reason in reasons if "good.example" in u) == 2
+    assert "https://after.example/x" in kept_urls or ("https://after.example/x", "near_duplicate") in reasons
+    assert "https://cut.example/a" in kept_urls or ("https://cut.example/a", "near_duplicate") in reasons
+    assert result.funnel["totals"]["kept"] + result.funnel["totals"]["rejected"] == result.funnel["totals"]["read"]
+    assert len(kept) + len(ledger) == result.funnel["totals"]["read"]
+
+
+def shard_bytes(out: Path) -> dict[str, bytes]:
+    return {f"{sub}/{p.name}": p.read_bytes() for sub in ("docs", "rejected") for p in sorted((out / sub).glob("*.parquet"))}
+
+
+def test_killed_run_rerun_gives_identical_output(tmp_path):
+    subset = [str(SAMPLE_DIR / "sample-00000.warc.gz")]
+    reference = tmp_path / "reference"
+    run_curation(config(subset, str(reference)))  # uninterrupted, one in-process worker
+    expected = shard_bytes(reference)
+    assert expected
+
+    out = tmp_path / "killed"
+    cfg_file = tmp_path / "run.toml"
+    cfg_file.write_text(f'[input]\npaths = {json.dumps(subset)}\n[output]\nhistograms = false\n'
+                        '[runner]\nworkers = 2\nprogress = false\n')
+    assay = shutil.which("assay", path=os.path.dirname(sys.executable)) or "assay"
+    proc = subprocess.Popen([assay, "run", str(cfg_file), "--output", str(out)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = out / ".staging" / "progress"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (progress.exists() and any(progress.glob("extract.*.json"))):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker processes
+    proc.wait()
+    assert not (out / "docs").exists(), "a killed run must not publish shards"
+
+    cfg = config(subset, str(out), workers=2, mode="multi_processing")
+    run_curation(cfg)
+    assert shard_bytes(out) == expected
+    assert not (out / ".staging").exists()
