@@ -1,0 +1,52 @@
+"""`assay mix`: turn curated pools into token shards following a data recipe (or only count, --dry-run)."""
+from __future__ import annotations
+
+import typer
+
+
+MIX_HELP = (
+    "Mix curated pools into token shards for `assay train`, following a data recipe.\n\n"
+    "Each pool is a curation output filtered by a DuckDB predicate; each phase draws its token budget from the "
+    "pools by weight, repeating a pool at most `max_repeats` times. Writes memory-mappable shards, an index, "
+    "tokenizer.json, held-out documents and manifest.json (see docs/mix.md).\n\n"
+    "Example: `assay mix recipes/sample.toml --dry-run`, then `assay mix recipes/sample.toml --output out/mix`."
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("mix", help=MIX_HELP)
+    def mix(
+        recipe: str = typer.Argument(..., help="Recipe TOML: pools, phases, budgets (see recipes/sample.toml)."),
+        output: str = typer.Option(None, "--output", "-o", help="Token-shard directory (default: the recipe's "
+                                                                   "`output`). Replaced atomically when it exists."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Tokenize and count, print the per-pool and "
+                                                              "per-phase token table, write nothing."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    ) -> None:
+        """Mix curated pools into token shards (help text: MIX_HELP)."""
+        from rich.console import Console
+
+        from pipelines.config_loader import ConfigError
+        from pipelines.mix.build import run_mix
+        from pipelines.mix.recipe import load_recipe
+        from pipelines.mix.sampling import BudgetError
+        from pipelines.mix.table import render
+        from trainer.token_shards import TokenShardError
+        from trainer.tokenizer import TokenizerError
+
+        console = Console(stderr=True)
+        try:
+            cfg = load_recipe(recipe)
+            report = run_mix(cfg, output=output, dry_run=dry_run, progress=not quiet, console=console)
+        except (ConfigError, BudgetError, TokenizerError, TokenShardError, FileExistsError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        table_console = Console()
+        table_console.width = max(table_console.width, 130)  # the tables stay readable when piped
+        render(cfg, report, table_console)
+        if report.error:
+            raise typer.Exit(1)
+        if not dry_run:
+            m = report.manifest
+            typer.echo(f"wrote {m['sequences']:,} sequences ({m['tokens']:,} tokens, {m['dtype']}) to "
+                       f"{report.output}; fingerprint {m['fingerprint'][:16]}")

@@ -1,0 +1,159 @@
+"""Beam pipeline: read each pool's matching documents with DuckDB, split off the held-out ones, tokenize the
+rest with EOS appended, and stage the token ids as Parquet (pool, id, n_tokens, tokens).
+
+One unit of work is a chunk of rows of one shard file of one pool: the worker reads it with DuckDB (the
+pool's predicate applied), tokenizes it in one batch and writes one staged file named after the chunk.
+Chunks spread over the workers; nothing else crosses between them except the few held-out documents, so
+the output does not depend on worker count or timing.
+"""
+from __future__ import annotations
+
+import os
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.shards import shard_files, write_table_atomic
+from pipelines.mix.pools import PoolFiles, is_heldout, pool_query
+from pipelines.mix.recipe import RunnerSpec
+
+HELDOUT = "heldout"
+STAGED_SCHEMA = pa.schema([("pool", pa.string()), ("id", pa.string()), ("n_tokens", pa.int64()),
+                           ("tokens", pa.binary())])
+HELDOUT_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string())])
+#: dtype of staged token ids (little-endian uint32; the final shards pick uint16 when the vocabulary fits)
+STAGED_DTYPE = np.dtype("<u4")
+
+
+def chunk_tasks(pools: list[PoolFiles], rows_per_task: int) -> list[tuple[str, str, str]]:
+    """(pool, staged file name, DuckDB query) per chunk of rows of every pool file."""
+    tasks = []
+    for pool in pools:
+        for fi, path in enumerate(pool.files):
+            rows = pq.ParquetFile(path).metadata.num_rows
+            quoted = path.replace("'", "''")
+            for ci, start in enumerate(range(0, rows, rows_per_task)):
+                where = (f"filename = '{quoted}' AND file_row_number >= {start} "
+                         f"AND file_row_number < {start + rows_per_task}")
+                tasks.append((pool.name, f"{pool.name}-{fi:05d}-{ci:05d}.parquet",
+                              pool_query(pool, extra_where=where, row_numbers=True)))
+    return tasks
+
+
+class TokenizeChunk(beam.DoFn):
+    """(pool, staged name, query) -> a staged Parquet file of token ids; held-out documents tagged `heldout`.
+
+    The tokenizer loads once per worker. Documents are encoded with special tokens treated as text, so a
+    literal "<|endoftext|>" inside a document never becomes the EOS id.
+    """
+
+    def __init__(self, tokenizer_path: str, staging: str, heldout_fraction: float):
+        self.tokenizer_path, self.staging, self.heldout_fraction = tokenizer_path, staging, heldout_fraction
+        self._tok = None
+
+    def setup(self):
+        from trainer.tokenizer import eos_id, load_tokenizer
+
+        self._tok = load_tokenizer(self.tokenizer_path)
+        self._tok.encode_special_tokens = True
+        self._eos = eos_id(self._tok)
+
+    def process(self, task):
+        import duckdb
+
+        pool, name, sql = task
+        with duckdb.connect() as con:
+            rows = con.execute(sql).fetchall()
+        train = []
+        for doc_id, text in rows:
+            if is_heldout(text, self.heldout_fraction):
+                yield beam.pvalue.TaggedOutput(HELDOUT, (pool, (doc_id, text)))
+            else:
+                train.append((doc_id, text))
+        train.sort()
+        encodings = self._tok.encode_batch([text for _, text in train], add_special_tokens=False)
+        ids, counts = [], []
+        for enc in encodings:
+            doc = np.empty(len(enc.ids) + 1, dtype=STAGED_DTYPE)
+            doc[:-1] = enc.ids
+            doc[-1] = self._eos
+            ids.append(doc.tobytes())
+            counts.append(len(doc))
+        table = pa.Table.from_pydict({"pool": [pool] * len(train), "id": [d for d, _ in train],
+                                      "n_tokens": counts, "tokens": ids}, schema=STAGED_SCHEMA)
+        path = f"{self.staging}/{name}"
+        write_table_atomic(table, path, compression="none")
+        yield path
+
+
+class WriteHeldout(beam.DoFn):
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def process(self, element):
+        pool, docs = element
+        rows = sorted(docs)
+        table = pa.Table.from_pydict({"id": [r[0] for r in rows], "text": [r[1] for r in rows]},
+                                     schema=HELDOUT_SCHEMA)
+        path = os.path.join(self.directory, f"{pool}.parquet")
+        write_table_atomic(table, path)
+        yield path
+
+
+def build_tokenize_pipeline(p: beam.Pipeline, pools: list[PoolFiles], tokenizer_path: str, staging: str,
+                            heldout_dir: str | None, heldout_fraction: float, rows_per_task: int) -> None:
+    staged = (
+        p
+        | "chunks" >> beam.Create(chunk_tasks(pools, rows_per_task))
+        | "spread" >> beam.Reshuffle()
+        | "tokenize" >> beam.ParDo(TokenizeChunk(tokenizer_path, staging, heldout_fraction)).with_outputs(
+            HELDOUT, main="staged")
+    )
+    if heldout_dir is not None:
+        (staged[HELDOUT] | "group heldout" >> beam.GroupByKey()
+         | "write heldout" >> beam.ParDo(WriteHeldout(heldout_dir)))
+
+
+def write_empty_heldout(heldout_dir: str, pool: str) -> None:
+    """Pools without held-out documents still get a (empty) file, so every pool has one."""
+    path = os.path.join(heldout_dir, f"{pool}.parquet")
+    if not os.path.exists(path):
+        write_table_atomic(HELDOUT_SCHEMA.empty_table(), path)
+
+
+class StagedTokens:
+    """The Beam stage's output: per pool, document id -> token count, and each document's token ids."""
+
+    def __init__(self, directory: str):
+        files = shard_files(directory)
+        table = pa.concat_tables([pq.read_table(f) for f in files]) if files else STAGED_SCHEMA.empty_table()
+        tokens = table.column("tokens").cast(pa.large_binary()).combine_chunks()
+        offsets = np.frombuffer(tokens.buffers()[1], dtype=np.int64)
+        self._offsets = offsets[tokens.offset:tokens.offset + len(tokens) + 1]
+        data = tokens.buffers()[2]
+        self._data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        self._rows: dict[str, dict[str, int]] = {}
+        self._counts: dict[str, dict[str, int]] = {}
+        for i, (pool, doc_id, n) in enumerate(zip(table.column("pool").to_pylist(), table.column("id").to_pylist(),
+                                                  table.column("n_tokens").to_pylist())):
+            self._rows.setdefault(pool, {})[doc_id] = i
+            self._counts.setdefault(pool, {})[doc_id] = n
+
+    def documents(self, pool: str) -> dict[str, int]:
+        return self._counts.get(pool, {})
+
+    def tokens(self, pool: str, doc_id: str) -> np.ndarray:
+        i = self._rows[pool][doc_id]
+        return self._data[self._offsets[i]:self._offsets[i + 1]].view(STAGED_DTYPE)
+
+
+def run_tokenize(pools: list[PoolFiles], tokenizer_path: str, staging: str, heldout_dir: str | None,
+                 heldout_fraction: float, runner_spec: RunnerSpec) -> None:
+    from pipelines.beam_options import build_options
+
+    runner, options = build_options("local", workers=runner_spec.workers, mode=runner_spec.mode)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        build_tokenize_pipeline(p, pools, tokenizer_path, staging, heldout_dir, heldout_fraction,
+                                runner_spec.rows_per_task)

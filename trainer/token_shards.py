@@ -1,0 +1,301 @@
+"""The token-shard format, defined once: the writer `assay mix` uses and the reader the trainer uses.
+
+A token-shard directory holds
+    manifest.json               what is inside and how it was made; its `fingerprint` covers everything else
+    tokenizer.json              the tokenizer the ids belong to
+    index.npy                   int64 [n_sequences, 4]: phase, shard, row in shard, position in the packed stream
+    shards/shard-00000.bin      raw little-endian tokens, `seq_len + 1` per sequence, uint16 when the
+                                vocabulary fits in 16 bits, else uint32 (memory-mapped by the reader)
+    heldout/<pool>.parquet      held-out documents (id, text), never in training
+Sequences are stored in training order (phase by phase, shuffled inside a phase), so shard i row r is
+training step material in order. Every file's sha256 is in the manifest; the reader checks them and the
+fingerprint on open, so a trainer never silently trains on a changed or half-copied dataset.
+
+Rank split: rank r of w reads global sequences r, r + w, r + 2w, ... Every sequence is read by exactly one
+rank; when the count is not a multiple of w the first `n % w` ranks get one sequence more (`len` differs
+by at most one between ranks; a trainer that needs equal steps stops at the smallest `len`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from typing import Any
+
+import numpy as np
+
+FORMAT_NAME = "assay-token-shards"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+INDEX_FILE = "index.npy"
+SHARDS_DIR = "shards"
+TOKENIZER_FILE = "tokenizer.json"
+HELDOUT_DIR = "heldout"
+INDEX_COLUMNS = ("phase", "shard", "row", "packed_position")
+
+
+class TokenShardError(ValueError):
+    """A token-shard directory is incomplete, changed since it was written, or used inconsistently."""
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype("<u2") if vocab_size <= 2**16 else np.dtype("<u4")
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest_fingerprint(manifest: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the manifest without its fingerprint (covers every file checksum)."""
+    body = {k: v for k, v in manifest.items() if k != "fingerprint"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+class TokenShardWriter:
+    """Append packed sequences phase by phase; `close` writes the index and, last, the manifest.
+
+    Each shard is written under a temporary name and renamed when full, and the manifest appears only at
+    the end, so a directory without manifest.json is unfinished and the reader refuses it.
+    """
+
+    def __init__(self, directory: str, seq_len: int, vocab_size: int, sequences_per_shard: int = 8192):
+        if seq_len < 1 or sequences_per_shard < 1:
+            raise TokenShardError("seq_len and sequences_per_shard must be >= 1, "
+                                  f"got {seq_len}, {sequences_per_shard}")
+        self.directory, self.seq_len, self.vocab_size = directory, seq_len, vocab_size
+        self.per_shard = sequences_per_shard
+        self.dtype = token_dtype(vocab_size)
+        self._shards: list[dict[str, Any]] = []
+        self._index: list[np.ndarray] = []
+        self._phases: list[dict[str, Any]] = []
+        self._fh = None
+        self._rows_in_shard = 0
+        self._total = 0
+        os.makedirs(os.path.join(directory, SHARDS_DIR), exist_ok=True)
+
+    def add(self, sequences: np.ndarray, phase: str, packed_positions: np.ndarray | None = None) -> None:
+        """Append sequences [n, seq_len + 1] of `phase` (phases must come in training order, each once)."""
+        sequences = np.asarray(sequences)
+        if sequences.ndim != 2 or sequences.shape[1] != self.seq_len + 1:
+            raise TokenShardError(f"sequences must be [n, {self.seq_len + 1}], got {list(sequences.shape)}")
+        if sequences.size and (sequences.min() < 0 or sequences.max() >= self.vocab_size):
+            raise TokenShardError(f"token ids must lie in [0, {self.vocab_size}); got {sequences.min()}..{sequences.max()}")
+        if not self._phases or self._phases[-1]["name"] != phase:
+            if any(p["name"] == phase for p in self._phases):
+                raise TokenShardError(f"phase {phase!r} was already written; write each phase's sequences together")
+            self._phases.append({"name": phase, "first_sequence": self._total, "sequences": 0})
+        n = len(sequences)
+        positions = np.arange(n) if packed_positions is None else np.asarray(packed_positions)
+        phase_id = len(self._phases) - 1
+        data = sequences.astype(self.dtype, copy=False)
+        done = 0
+        while done < n:
+            if self._fh is None:
+                self._open_shard()
+            take = min(n - done, self.per_shard - self._rows_in_shard)
+            self._fh.write(np.ascontiguousarray(data[done:done + take]).tobytes())
+            shard = len(self._shards) - 1
+            rows = np.arange(self._rows_in_shard, self._rows_in_shard + take)
+            self._index.append(np.stack([np.full(take, phase_id), np.full(take, shard), rows,
+                                         positions[done:done + take]], axis=1).astype(np.int64))
+            self._rows_in_shard += take
+            self._shards[-1]["sequences"] += take
+            done += take
+            if self._rows_in_shard == self.per_shard:
+                self._close_shard()
+        self._phases[-1]["sequences"] += n
+        self._total += n
+
+    def _open_shard(self) -> None:
+        name = f"{SHARDS_DIR}/shard-{len(self._shards):05d}.bin"
+        self._tmp = os.path.join(self.directory, f"{name}.tmp-{uuid.uuid4().hex}")
+        self._fh = open(self._tmp, "wb")
+        self._rows_in_shard = 0
+        self._shards.append({"file": name, "sequences": 0})
+
+    def _close_shard(self) -> None:
+        self._fh.close()
+        self._fh = None
+        entry = self._shards[-1]
+        path = os.path.join(self.directory, entry["file"])
+        os.replace(self._tmp, path)
+        entry["tokens"] = entry["sequences"] * (self.seq_len + 1)
+        entry["sha256"] = file_sha256(path)
+
+    def close(self, extra: dict[str, Any] | None = None, phase_info: dict[str, dict[str, Any]] | None = None,
+              files: list[str] | None = None) -> dict[str, Any]:
+        """Finish: index, then manifest (with `extra` keys, per-phase `phase_info`, and checksums of `files`,
+        paths relative to the directory such as tokenizer.json and heldout files). Returns the manifest."""
+        if self._fh is not None:
+            self._close_shard()
+        if self._total == 0:
+            raise TokenShardError("no sequences were written; a token-shard directory needs at least one")
+        index = np.concatenate(self._index) if self._index else np.zeros((0, 4), np.int64)
+        buf = _npy_bytes(index)
+        _atomic_write(os.path.join(self.directory, INDEX_FILE), buf)
+        phases = []
+        for p in self._phases:
+            entry = dict(p, tokens=p["sequences"] * (self.seq_len + 1))
+            entry.update((phase_info or {}).get(p["name"], {}))
+            phases.append(entry)
+        checked = {name: file_sha256(os.path.join(self.directory, name)) for name in sorted(files or [])}
+        manifest = dict(extra or {})
+        manifest.update({
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "seq_len": self.seq_len,
+            "vocab_size": self.vocab_size,
+            "dtype": self.dtype.name,
+            "tokenizer": manifest.get("tokenizer", TOKENIZER_FILE),
+            "sequences": self._total,
+            "tokens": self._total * (self.seq_len + 1),
+            "phases": phases,
+            "shards": self._shards,
+            "index": {"file": INDEX_FILE, "columns": list(INDEX_COLUMNS), "sha256": hashlib.sha256(buf).hexdigest()},
+            "files": checked,
+        })
+        manifest["fingerprint"] = manifest_fingerprint(manifest)
+        _atomic_write(os.path.join(self.directory, MANIFEST_FILE),
+                      json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+        return manifest
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=False)
+    return out.getvalue()
+
+
+class TokenShardReader:
+    """Training-order sequences of one rank, as int64 arrays of seq_len + 1 tokens, resumable exactly.
+
+    Iterating (or `next_batch`) advances the position; `state_dict()` / `load_state_dict()` save and
+    restore it, so a resumed run sees exactly the sequences the interrupted run had not yet seen.
+    """
+
+    def __init__(self, directory: str, rank: int = 0, world_size: int = 1, verify: bool = True):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise TokenShardError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        self.directory, self.rank, self.world_size = directory, rank, world_size
+        path = os.path.join(directory, MANIFEST_FILE)
+        if not os.path.isfile(path):
+            raise TokenShardError(f"{path} not found: {directory!r} is not a finished token-shard directory; "
+                                  "run `assay mix RECIPE --output DIR` (an interrupted run leaves no manifest)")
+        with open(path, encoding="utf-8") as fh:
+            self.manifest: dict[str, Any] = json.load(fh)
+        if self.manifest.get("format") != FORMAT_NAME or self.manifest.get("version") != FORMAT_VERSION:
+            raise TokenShardError(f"{path}: not an {FORMAT_NAME} v{FORMAT_VERSION} manifest")
+        if verify:
+            self._verify()
+        self.seq_len = int(self.manifest["seq_len"])
+        self.dtype = np.dtype(self.manifest["dtype"])
+        self.index = np.load(os.path.join(directory, INDEX_FILE), mmap_mode="r", allow_pickle=False)
+        self._shards = [
+            np.memmap(os.path.join(directory, s["file"]), dtype=self.dtype, mode="r",
+                      shape=(s["sequences"], self.seq_len + 1))
+            for s in self.manifest["shards"]
+        ]
+        total = int(self.manifest["sequences"])
+        if len(self.index) != total:
+            raise TokenShardError(f"{INDEX_FILE} has {len(self.index)} rows but the manifest says {total} sequences")
+        self._len = len(range(rank, total, world_size))
+        self._pos = 0
+
+    def _verify(self) -> None:
+        m = self.manifest
+        if manifest_fingerprint(m) != m.get("fingerprint"):
+            raise TokenShardError(f"{self.directory}/{MANIFEST_FILE}: fingerprint does not match its contents; "
+                                  "the manifest was edited: re-run `assay mix` to rebuild the directory")
+        expected = {s["file"]: s["sha256"] for s in m["shards"]}
+        expected[m["index"]["file"]] = m["index"]["sha256"]
+        expected.update(m.get("files", {}))
+        for name, digest in expected.items():
+            path = os.path.join(self.directory, name)
+            if not os.path.isfile(path):
+                raise TokenShardError(f"{path} is missing; copy the whole directory or re-run `assay mix`")
+            if file_sha256(path) != digest:
+                raise TokenShardError(f"checksum mismatch in {path}: the file changed or was copied partly; "
+                                      "copy it again or re-run `assay mix`")
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    @property
+    def tokenizer_path(self) -> str:
+        return os.path.join(self.directory, self.manifest["tokenizer"])
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _global(self, local: int) -> int:
+        return self.rank + local * self.world_size
+
+    def sequence(self, local: int) -> np.ndarray:
+        """This rank's `local`-th sequence (random access; does not move the position)."""
+        if not 0 <= local < self._len:
+            raise IndexError(f"sequence {local} out of range for {self._len} sequences on rank {self.rank}")
+        _, shard, row, _ = self.index[self._global(local)]
+        return np.asarray(self._shards[int(shard)][int(row)], dtype=np.int64)
+
+    def phase_of(self, local: int) -> str:
+        return self.manifest["phases"][int(self.index[self._global(local)][0])]["name"]
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def __iter__(self) -> "TokenShardReader":
+        return self
+
+    def __next__(self) -> np.ndarray:
+        if self._pos >= self._len:
+            raise StopIteration
+        seq = self.sequence(self._pos)
+        self._pos += 1
+        return seq
+
+    def next_batch(self, batch_size: int) -> np.ndarray:
+        """The next `batch_size` sequences as [b, seq_len + 1] int64; the last batch may be smaller;
+        StopIteration once every sequence of this rank was returned."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if self._pos >= self._len:
+            raise StopIteration
+        end = min(self._pos + batch_size, self._len)
+        batch = np.stack([self.sequence(i) for i in range(self._pos, end)])
+        self._pos = end
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "rank": self.rank, "world_size": self.world_size,
+                "position": self._pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("fingerprint") != self.fingerprint:
+            raise TokenShardError("resume state belongs to a different token-shard directory (fingerprint "
+                                  f"{str(state.get('fingerprint'))[:12]} != {self.fingerprint[:12]}); resume with "
+                                  "the data the run started with")
+        if (state.get("rank"), state.get("world_size")) != (self.rank, self.world_size):
+            raise TokenShardError(f"resume state is for rank {state.get('rank')} of {state.get('world_size')}, "
+                                  f"this reader is rank {self.rank} of {self.world_size}; resume with the same layout")
+        pos = int(state["position"])
+        if not 0 <= pos <= self._len:
+            raise TokenShardError(f"resume position {pos} is outside 0..{self._len}")
+        self._pos = pos
