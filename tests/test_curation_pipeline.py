@@ -89,7 +89,7 @@ def test_near_duplicates_collapse_to_one(sample_run):
 
 def test_spam_and_index_pages_are_dropped_with_reasons(sample_run):
     _, con = sample_run
-    for category, min_share in (("spam", 0.6), ("index", 0.8), ("chatter", 0.6)):
+    for category, min_share in (("spam", 0.6), ("index", 0.7), ("mailing_list", 0.8)):
         total = scalar(con, f"SELECT count(*) FROM manifest WHERE category = '{category}'")
         dropped = con.execute(f"""SELECT r.stage, r.reason FROM rejected r JOIN manifest m ON r.url = m.url
                                   WHERE m.category = '{category}'""").fetchall()
