@@ -24,8 +24,21 @@ app = typer.Typer(
 from pipelines import cli_curate  # noqa: E402
 
 cli_curate.register(app)
+from pipelines import cli_mix  # noqa: E402
+
+cli_mix.register(app)
 # (other areas add `from pipelines import cli_X` + `cli_X.register(app)` here)
 # ---------------------------------------------------------------------------------------------------
+
+
+@app.callback()
+def _global(verbose: bool = typer.Option(False, "--verbose", "-v", help="show library INFO logs (Beam, datatrove)")) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        for noisy in ("apache_beam", "datatrove", "trafilatura", "urllib3", "absl"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main() -> None:  # pragma: no cover

@@ -78,12 +78,13 @@ def test_bad_input_goes_to_the_ledger_and_the_run_succeeds(tmp_path):
     assert any(reason == "bad_warc_record" for _, reason in reasons)
     assert any(reason == "bad_json" for _, reason in reasons)
     kept = con.execute(f"SELECT url, id FROM read_parquet('{out}/docs/*.parquet')").fetchall()
-    kept_urls = {u for u, _ in kept}
-    # the good pages differ only in their titles: MinHash keeps one of them; the page read before the cut survives
-    good = {u for u in kept_urls if u.startswith("https://good.example/")}
-    assert len(good) == 1 and sum(reason == "near_duplicate" for u, reason in reasons if "good.example" in u) == 2
-    assert "https://after.example/x" in kept_urls or ("https://after.example/x", "near_duplicate") in reasons
-    assert "https://cut.example/a" in kept_urls or ("https://cut.example/a", "near_duplicate") in reasons
+    # every readable page carries the same prose (titles differ): they form one MinHash cluster, and exactly
+    # one survives (the smallest WARC record id, which warcio draws at random when the file is written)
+    readable = ["https://good.example/0", "https://good.example/1", "https://good.example/2",
+                "https://cut.example/a", "https://after.example/x"]
+    assert len(kept) == 1 and kept[0][0] in readable + [""]
+    dups = {u for u, reason in reasons if reason in ("near_duplicate", "exact_duplicate")}
+    assert (set(readable) - {kept[0][0]}) <= dups
     assert result.funnel["totals"]["kept"] + result.funnel["totals"]["rejected"] == result.funnel["totals"]["read"]
     assert len(kept) + len(ledger) == result.funnel["totals"]["read"]
 
