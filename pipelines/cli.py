@@ -27,6 +27,9 @@ cli_curate.register(app)
 from pipelines import cli_mix  # noqa: E402
 
 cli_mix.register(app)
+from pipelines import cli_classify  # noqa: E402
+
+cli_classify.register(app)
 # (other areas add `from pipelines import cli_X` + `cli_X.register(app)` here)
 # ---------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,89 @@
+"""Every classifier setting with its default, defined once; the CLI and the pipeline stage build these."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Label tasks: "binary" targets are 0/1 (reference vs web, or a rubric score cut at `positive_at`);
+#: "regression" targets are rubric scores on 0..5.
+TASKS = ("binary", "regression")
+
+
+@dataclass
+class SplitConfig:
+    """Fractions of groups (content hashes, or a dedup cluster column) per split; the rest is test."""
+
+    train: float = 0.8
+    valid: float = 0.1
+    seed: str = "assay-labels-v1"
+
+    def __post_init__(self) -> None:
+        if not (0 < self.train < 1 and 0 <= self.valid < 1 and self.train + self.valid < 1):
+            raise ValueError(f"split fractions must satisfy 0 < train, 0 <= valid, train + valid < 1; "
+                             f"got train={self.train}, valid={self.valid}")
+
+
+@dataclass
+class FastTextConfig:
+    """fastText supervised settings. Small `bucket` x `dim` keeps model files small (bytes = 4*dim*(bucket+vocab))."""
+
+    epoch: int = 25
+    lr: float = 0.5
+    dim: int = 32
+    word_ngrams: int = 2
+    min_count: int = 1
+    bucket: int = 200_000
+    threads: int = 1  # 1 = reproducible training; raise it for large label sets
+    seed: int = 0
+    max_chars: int = 20_000  # text beyond this is not read (long pages add little signal)
+    split_punctuation: bool = False  # True: "end." -> "end ." (better on tiny label sets, ~4x slower to prepare)
+
+
+@dataclass
+class EncoderConfig:
+    """Frozen sentence encoder + linear head. `encoder_dir` None = the all-MiniLM-L6-v2 package."""
+
+    encoder_dir: str | None = None
+    max_tokens: int = 256
+    batch_size: int = 32
+    head_c: float = 1.0  # inverse regularisation of the logistic head
+    ridge_alpha: float = 1.0
+    threads: int | None = None  # torch threads when the encoder loads (process-wide); None = torch's default
+
+
+@dataclass
+class ThresholdPolicy:
+    """How eval picks the operating threshold: the best F1, or the lowest threshold reaching a precision."""
+
+    kind: str = "best_f1"  # or "target_precision"
+    target_precision: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("best_f1", "target_precision"):
+            raise ValueError(f"threshold policy must be best_f1 or target_precision, got {self.kind!r}")
+        if not 0 < self.target_precision <= 1:
+            raise ValueError(f"target precision must be in (0, 1], got {self.target_precision}")
+
+    @classmethod
+    def parse(cls, text: str) -> "ThresholdPolicy":
+        """'best_f1' or 'precision:0.95' (the CLI form)."""
+        if text == "best_f1":
+            return cls()
+        if text.startswith("precision:"):
+            try:
+                return cls("target_precision", float(text.split(":", 1)[1]))
+            except ValueError:
+                pass
+        raise ValueError(f"threshold policy {text!r}: use 'best_f1' or 'precision:P' (e.g. precision:0.9)")
+
+
+@dataclass
+class TrainConfig:
+    kind: str = "fasttext"  # or "encoder"
+    task: str = "binary"
+    positive_at: float = 3.0  # rubric score at or above which a document counts as positive
+    fasttext: FastTextConfig = field(default_factory=FastTextConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
