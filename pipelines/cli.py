@@ -30,6 +30,9 @@ cli_mix.register(app)
 from pipelines import cli_classify  # noqa: E402
 
 cli_classify.register(app)
+from pipelines import cli_train  # noqa: E402
+
+cli_train.register(app)
 # (other areas add `from pipelines import cli_X` + `cli_X.register(app)` here)
 # ---------------------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ OUT/metrics.jsonl, OUT/checkpoints/step-*.pt and OUT/config.json; evaluates held
 
 Examples:\n
   assay train --presets\n
-  assay train configs/train-mini.toml --data out/mix --out-dir out/train-mini\n
+  assay train my-run.toml --data out/mix --out-dir out/train-mini\n
   assay train run.toml --max-steps 20 --fresh\n
   torchrun --nproc-per-node 2 -m pipelines.cli train run.toml     (DDP; gloo on CPU, NCCL on GPU)
 """

@@ -1,0 +1,99 @@
+"""`assay train` / `assay eval` end to end, including a real SIGKILL mid-run and an exact resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from test_trainer_support import build_shards
+from trainer.checkpoint import latest_checkpoint
+from trainer.metrics import read_metrics
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = ('[model]\nvocab_size = 300\nd_model = 32\nn_layers = 2\nn_heads = 4\nn_kv_heads = 2\nffn_dim = 64\n'
+         'max_seq_len = 64\n')
+
+
+def _config(path, data, out, **train):
+    lines = [MODEL, "[train]", f'data = "{data}"', f'out_dir = "{out}"', "micro_batch = 2", "peak_flops = 1e11",
+             "progress = false", "warmup_steps = 2"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in train.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_train_then_eval_with_a_task(tmp_path):
+    data = str(tmp_path / "data")
+    build_shards(data, seq_len=16, repeats=2)
+    cfg = _config(tmp_path / "run.toml", data, str(tmp_path / "out"), max_steps=3)
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", cfg])
+    assert result.exit_code == 0, result.output
+    assert "parameters" in result.output and "step 3/3" in result.output
+    task = tmp_path / "task.jsonl"
+    task.write_text(json.dumps({"context": "Water boils at", "choices": [" one hundred", " zero"], "gold": 0}) + "\n")
+    out_json = tmp_path / "eval.json"
+    result = runner.invoke(app, ["eval", str(tmp_path / "out"), "--task", str(task), "--json-out", str(out_json)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out_json.read_text())
+    assert saved["checkpoint_step"] == 3 and saved["tasks"]["task"]["items"] == 1
+    assert set(saved["heldout"]) == {"edu", "web"}
+
+
+def test_errors_say_what_to_do(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2 and "not found" in result.output
+    result = runner.invoke(app, ["eval", str(tmp_path)])
+    assert result.exit_code == 2 and "assay train" in result.output
+    cfg = _config(tmp_path / "bad.toml", str(tmp_path / "no-shards"), str(tmp_path / "o"))
+    result = runner.invoke(app, ["train", cfg])
+    assert result.exit_code == 2 and "assay mix" in result.output
+
+
+def _ckpt_step(out: str) -> int:
+    path = latest_checkpoint(out)
+    return int(os.path.basename(path)[5:12]) if path else 0
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+    total = 12
+    common = dict(max_steps=400, checkpoint_every=1, keep_checkpoints=2, synthetic_sequences=2000,
+                  synthetic_seq_len=32)
+    runner = CliRunner()
+    ref = _config(tmp_path / "ref.toml", "synthetic", str(tmp_path / "ref"), stop_after=total, **common)
+    assert runner.invoke(app, ["train", ref]).exit_code == 0
+    out = str(tmp_path / "killed")
+    cfg = _config(tmp_path / "run.toml", "synthetic", out, **common)
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "train", cfg], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": REPO}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and _ckpt_step(out) < 4:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = _ckpt_step(out)
+    assert 4 <= done < total
+    cfg = _config(tmp_path / "resume.toml", "synthetic", out, stop_after=total - done, **common)
+    assert runner.invoke(app, ["train", cfg]).exit_code == 0
+    ref_losses = {r["step"]: r["loss"] for r in read_metrics(str(tmp_path / "ref" / "metrics.jsonl")) if r["kind"] == "train"}
+    got = {r["step"]: r["loss"] for r in read_metrics(os.path.join(out, "metrics.jsonl")) if r["kind"] == "train"}
+    assert sorted(got) == list(range(1, total + 1)) and got == ref_losses
+
+
+def test_eval_refuses_a_tokenizer_larger_than_the_model(tmp_path):
+    data = str(tmp_path / "data")
+    build_shards(data, seq_len=16, repeats=2)
+    cfg = tmp_path / "small-vocab.toml"
+    cfg.write_text(MODEL.replace("vocab_size = 300", "vocab_size = 200") + '[train]\ndata = "synthetic"\n'
+                   f'out_dir = "{tmp_path / "out"}"\nmax_steps = 1\nmicro_batch = 2\nprogress = false\n'
+                   'peak_flops = 1e11\nsynthetic_seq_len = 16\n')
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", str(cfg)]).exit_code == 0
+    result = runner.invoke(app, ["eval", str(tmp_path / "out"), "--data", data])
+    assert result.exit_code == 2 and "trained on" in result.output

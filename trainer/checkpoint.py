@@ -1,0 +1,78 @@
+"""Checkpoints: model, optimizer, scheduler, RNG states, data position and config in one file per step.
+
+Files are `<out>/checkpoints/step-0000100.pt`, written to a temporary name and renamed, so a kill never
+leaves a half-written checkpoint that looks finished; the newest complete one is what a run resumes from.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import random
+import re
+import uuid
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"step-(\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing or does not fit the run; the message says what to do."""
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_path(out_dir: str, step: int) -> str:
+    return os.path.join(out_dir, CHECKPOINT_DIR, f"step-{step:07d}.pt")
+
+
+def list_checkpoints(out_dir: str) -> list[str]:
+    """Complete checkpoints of a run, oldest first."""
+    paths = glob.glob(os.path.join(out_dir, CHECKPOINT_DIR, "step-*.pt"))
+    return sorted((p for p in paths if _NAME.search(p)), key=lambda p: int(_NAME.search(p).group(1)))
+
+
+def latest_checkpoint(out_dir: str) -> str | None:
+    paths = list_checkpoints(out_dir)
+    return paths[-1] if paths else None
+
+
+def save_checkpoint(out_dir: str, step: int, payload: dict[str, Any], keep: int = 2) -> str:
+    """Write atomically, then delete all but the newest `keep` checkpoints."""
+    path = checkpoint_path(out_dir, step)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    if keep > 0:
+        for old in list_checkpoints(out_dir)[:-keep]:
+            os.remove(old)
+    return path
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """A checkpoint file, or the newest checkpoint of a run folder."""
+    if os.path.isdir(path):
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"no checkpoints under {path}/{CHECKPOINT_DIR}; train first with `assay train CONFIG`")
+        path = found
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} not found; give a step-*.pt file or a training output folder")
+    return torch.load(path, map_location="cpu", weights_only=False)

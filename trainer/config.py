@@ -1,0 +1,204 @@
+"""Configuration of the trainer as dataclasses, the one place where every default lives.
+
+A run config is a TOML file with three tables, `[model]`, `[train]` and `[eval]`; `[model]` may name a
+preset (`preset = "mini-10m"`) and override any of its fields. Unknown keys are errors, so a typo never
+silently trains the wrong model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A trainer config is malformed; the message names the key and what to write instead."""
+
+
+@dataclass
+class ModelConfig:
+    """One decoder family: phi-3-mini (Llama block), phi-3-small (GQA, GEGLU, muP, blocksparse) or phi-3.5-MoE."""
+
+    vocab_size: int = 512
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    n_kv_heads: int = 4
+    ffn_dim: int = 172
+    max_seq_len: int = 256
+    rope_theta: float = 10000.0
+    norm: str = "rms"  # "rms" | "layer"
+    norm_eps: float = 1e-5
+    mlp: str = "swiglu"  # "swiglu" | "geglu" (phi-3-small: interleaved up-projection, quick-GELU, clamp)
+    geglu_limit: float = 20.0
+    bias: bool = False  # biases on qkv, attention output and MLP projections
+    lm_head_bias: bool = False
+    tie_embeddings: bool = False
+    # muP multipliers (phi-3-small): embeddings * embedding_multiplier; attention scale attn_multiplier / d
+    # when mup_attention is set (1/sqrt(d) otherwise); logits / logit_divisor.
+    embedding_multiplier: float = 1.0
+    mup_attention: bool = False
+    attn_multiplier: float = 1.0
+    logit_divisor: float = 1.0
+    # blocksparse attention (phi-3-small): layers with (i + 1) % dense_every != 0 are blocksparse;
+    # dense_every = 0 makes every layer dense.
+    dense_every: int = 0
+    block_size: int = 64
+    local_blocks: int = 16
+    vertical_stride: int = 8
+    homogeneous_heads: bool = False
+    # mixture of experts (phi-3.5-MoE): n_experts = 0 means a dense MLP
+    n_experts: int = 0
+    top_k: int = 2
+    router: str = "sparsemixer"  # "sparsemixer" | "softmax"
+    router_jitter: float = 0.01
+    input_jitter: float = 0.0
+    aux_loss_coef: float = 0.0
+    attn_backend: str = "auto"  # "auto" | "reference" | "sdpa" | "flex" | "triton"
+    moe_backend: str = "auto"
+    fused_loss: bool = True  # training loss through kernels' chunked linear cross-entropy (no [N, V] logits kept)
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.d_model % self.n_heads == 0, f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"),
+            (self.n_heads % self.n_kv_heads == 0, f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})"),
+            (self.head_dim % 2 == 0, f"head_dim ({self.head_dim}) must be even for RoPE"),
+            (self.norm in ("rms", "layer"), f"norm must be 'rms' or 'layer', got {self.norm!r}"),
+            (self.mlp in ("swiglu", "geglu"), f"mlp must be 'swiglu' or 'geglu', got {self.mlp!r}"),
+            (self.router in ("sparsemixer", "softmax"), f"router must be 'sparsemixer' or 'softmax', got {self.router!r}"),
+            (self.n_experts == 0 or 1 <= self.top_k <= self.n_experts, f"top_k ({self.top_k}) must be in 1..n_experts ({self.n_experts})"),
+            (self.router != "sparsemixer" or self.n_experts == 0 or self.top_k == 2, "the sparsemixer router is top-2: set top_k = 2 or router = 'softmax'"),
+            (self.attn_backend in ("auto", "reference", "sdpa", "flex", "triton"), f"attn_backend {self.attn_backend!r} is not one of auto, reference, sdpa, flex, triton"),
+            (self.moe_backend in ("auto", "reference", "triton"), f"moe_backend {self.moe_backend!r} is not one of auto, reference, triton"),
+            (self.n_layers >= 1 and self.vocab_size >= 2, "n_layers must be >= 1 and vocab_size >= 2"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"[model] {message}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def attention_scale(self) -> float:
+        return self.attn_multiplier / self.head_dim if self.mup_attention else self.head_dim ** -0.5
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop: data, schedule, batch, checkpoints, metrics, parallelism."""
+
+    data: str = ""  # a token-shard directory (`assay mix` output); "synthetic" for a random token stream
+    out_dir: str = "out/train"
+    seed: int = 0
+    micro_batch: int = 8  # sequences per forward/backward on one process
+    grad_accum: int = 1
+    max_steps: int = 100
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 10
+    schedule: str = "cosine"  # "cosine" | "wsd" | "constant"
+    wsd_decay_fraction: float = 0.2
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    precision: str = "auto"  # "auto" (bf16 autocast on GPU, fp32 on CPU) | "fp32" | "bf16"
+    compile: bool = False
+    parallel: str = "ddp"  # under torchrun: "ddp" or "fsdp2" (GPU)
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    eval_every: int = 0  # 0: evaluate only at the end
+    progress: bool = True
+    peak_flops: float = 0.0  # per device; 0 = measure a matmul peak at start
+    stop_after: int = 0  # stop (as if killed) after this many steps of this invocation; 0 = run to max_steps
+    synthetic_sequences: int = 256
+    synthetic_seq_len: int = 64
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "wsd", "constant"):
+            raise ConfigError(f"[train] schedule must be 'cosine', 'wsd' or 'constant', got {self.schedule!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"[train] precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        if self.parallel not in ("ddp", "fsdp2"):
+            raise ConfigError(f"[train] parallel must be 'ddp' or 'fsdp2', got {self.parallel!r}")
+        for name in ("micro_batch", "grad_accum", "max_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"[train] {name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class EvalConfig:
+    """What `assay eval` and the end-of-training evaluation run."""
+
+    heldout: bool = True  # per-pool loss and bits-per-byte on <data>/heldout/*.parquet
+    heldout_max_docs: int = 200
+    tasks: list[str] = field(default_factory=list)  # cloze JSONL files, or "mmlu" for data/eval/mmlu.jsonl
+    task_limit: int = 0  # 0 = every item
+    batch_size: int = 8
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _build(cls, table: dict[str, Any], where: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise ConfigError(f"[{where}] unknown keys {unknown}; known keys: {sorted(names)}")
+    try:
+        return cls(**table)
+    except TypeError as exc:
+        raise ConfigError(f"[{where}] {exc}") from None
+
+
+def model_config_from_dict(table: dict[str, Any]) -> ModelConfig:
+    """A [model] table: optional `preset` name, then field overrides."""
+    table = dict(table)
+    preset = table.pop("preset", None)
+    if preset is None:
+        return _build(ModelConfig, table, "model")
+    from trainer.presets import preset_config
+
+    base = dataclasses.asdict(preset_config(preset))
+    unknown = sorted(set(table) - set(base))
+    if unknown:
+        raise ConfigError(f"[model] unknown keys {unknown}; known keys: {sorted(base)}")
+    base.update(table)
+    return ModelConfig(**base)
+
+
+def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
+    unknown = sorted(set(data) - {"model", "train", "eval"})
+    if unknown:
+        raise ConfigError(f"unknown tables {unknown}; a trainer config has [model], [train] and [eval]")
+    return RunConfig(
+        model=model_config_from_dict(data.get("model", {})),
+        train=_build(TrainConfig, data.get("train", {}), "train"),
+        eval=_build(EvalConfig, data.get("eval", {}), "eval"),
+    )
+
+
+def load_run_config(path: str) -> RunConfig:
+    """Read a TOML run config; errors name the file and the problem."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path!r} not found; see docs/trainer.md for an example") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return run_config_from_dict(data)
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

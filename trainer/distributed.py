@@ -1,0 +1,83 @@
+"""torchrun integration: process-group set-up from the environment, DDP or FSDP2 wrapping, reductions.
+
+Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK set) the backend is NCCL on GPU and gloo on CPU; without
+it everything degrades to a single process with no process group.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: str = "cpu"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed() -> DistInfo:
+    """Join the torchrun process group if there is one; pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = f"cuda:{local}" if cuda else "cpu"
+    if cuda:
+        torch.cuda.set_device(local)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return DistInfo(rank=rank, world_size=world, local_rank=local, device=device)
+
+
+def wrap_model(model: torch.nn.Module, info: DistInfo, parallel: str) -> torch.nn.Module:
+    """DDP (any device) or FSDP2 (`fully_shard` per block, then the root; GPU) around `model`."""
+    if not info.distributed:
+        return model
+    if parallel == "fsdp2":
+        if not info.device.startswith("cuda"):
+            raise ValueError("parallel = 'fsdp2' needs GPUs; use parallel = 'ddp' on CPU")
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.blocks:
+            fully_shard(block)
+        fully_shard(model)
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[info.local_rank] if info.device.startswith("cuda") else None)
+
+
+def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    if info.distributed:
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        value /= info.world_size
+    return value
+
+
+def min_across(value: int, info: DistInfo) -> int:
+    if not info.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
+
+
+def gather_objects(obj, info: DistInfo) -> list:
+    if not info.distributed:
+        return [obj]
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
