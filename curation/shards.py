@@ -110,3 +110,53 @@ def read_documents(directory: str, columns: list[str] | None = None) -> Iterator
 
 def ledger_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
     return rows_to_table(list(rows), LEDGER_SCHEMA)
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def list_shards(directory: str) -> list[str]:
+    """Finished shards in a local or remote (gs://, s3://) folder."""
+    if not is_remote(directory):
+        return shard_files(directory)
+    from apache_beam.io.filesystems import FileSystems
+
+    return sorted(m.path for m in FileSystems.match([f"{directory}/*.parquet"])[0].metadata_list)
+
+
+def ensure_nonempty(directory: str, schema: pa.Schema) -> None:
+    """A dataset with no rows still gets one empty shard, so readers and SQL views work."""
+    if not list_shards(directory):
+        write_table_atomic(rows_to_table([], schema), f"{directory}/{shard_name(0, 1)}")
+
+
+def publish(staging: str, out: str, subdirs: Iterable[str] = (DOCS_DIR, LEDGER_DIR)) -> None:
+    """Move finished shard folders from `staging` into `out`, replacing the previous ones, then drop staging.
+
+    Until this runs, readers of `out` see the previous output untouched. Local: two directory renames per
+    folder. Remote: each staged file is renamed over its final name, then final files this run did not
+    write are deleted.
+    """
+    import shutil
+
+    if is_remote(out):
+        from apache_beam.io.filesystems import FileSystems
+
+        for sub in subdirs:
+            staged = list_shards(f"{staging}/{sub}")
+            targets = [f"{out}/{sub}/{p.rsplit('/', 1)[-1]}" for p in staged]
+            FileSystems.rename(staged, targets)
+            stale = [p for p in list_shards(f"{out}/{sub}") if p not in set(targets)]
+            if stale:
+                FileSystems.delete(stale)
+        return
+    for sub in subdirs:
+        final, staged = os.path.join(out, sub), os.path.join(staging, sub)
+        old = final + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(final):
+            os.rename(final, old)
+        os.rename(staged, final)
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from apache_beam.pvalue import TaggedOutput
 
 from curation.document import DOC_COLUMNS, LEDGER_SCHEMA, Document, Rejection, stable_id
-from curation.shards import DOCS_DIR, LEDGER_DIR, doc_schema, rows_to_table, shard_files, shard_name, write_table_atomic
+from curation.shards import DOCS_DIR, LEDGER_DIR, doc_schema, ensure_nonempty, publish, shard_files
 from pipelines.beam_options import build_options
 from pipelines.classify_stage import ClassifierStageConfig, apply_classifier_stage, classifier_stage_columns
 from pipelines.stage_fn import REJECTED
@@ -104,14 +104,7 @@ def run_scoring(job: ScoreJobConfig) -> dict[str, int]:
     counts = {}
     for sub, schema in ((DOCS_DIR, scored_schema(files, job.stage)), (LEDGER_DIR, LEDGER_SCHEMA)):
         staged = os.path.join(staging, sub)
-        if not shard_files(staged):
-            write_table_atomic(rows_to_table([], schema), f"{staged}/{shard_name(0, 1)}")
+        ensure_nonempty(staged, schema)
         counts[sub] = sum(pq.ParquetFile(f).metadata.num_rows for f in shard_files(staged))
-        final, old = os.path.join(out, sub), os.path.join(out, sub + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if os.path.exists(final):
-            os.rename(final, old)
-        os.rename(staged, final)
-        shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(staging, ignore_errors=True)
+    publish(staging, out)
     return {"kept": counts[DOCS_DIR], "rejected": counts[LEDGER_DIR]}
