@@ -33,6 +33,9 @@ cli_classify.register(app)
 from pipelines import cli_train  # noqa: E402
 
 cli_train.register(app)
+from pipelines import cli_ablate  # noqa: E402
+
+cli_ablate.register(app)
 # (other areas add `from pipelines import cli_X` + `cli_X.register(app)` here)
 # ---------------------------------------------------------------------------------------------------
 

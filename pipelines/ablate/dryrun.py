@@ -1,0 +1,85 @@
+"""`assay ablate PLAN --dry-run`: the cells, their token budgets and estimated compute, and whether each
+recipe's pools can be read today, without mixing or training anything."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pipelines.ablate.cells import Cell, plan_cells
+from pipelines.ablate.plan import Plan
+from pipelines.ablate.runner import mix_cache_dir, result_path
+
+
+@dataclass
+class DryRun:
+    cells: list[Cell]
+    state: dict[str, str]  # cell key -> "done" | "to run" | "unavailable"
+    recipe_status: dict[str, str]  # recipe -> "ok" or the reason it cannot be mixed
+    total_flops: float
+    remaining_flops: float
+
+
+def check_pools(recipe) -> str:
+    """"ok", or why the recipe's pools cannot be read (missing shards, a column the predicate needs)."""
+    import duckdb
+
+    from pipelines.config_loader import ConfigError
+    from pipelines.mix.pools import count_pool, resolve_pools
+
+    try:
+        pools, skipped = resolve_pools(recipe, warn=lambda _: None)
+        con = duckdb.connect()
+        try:
+            for pool in pools:
+                count_pool(con, pool)
+        finally:
+            con.close()
+    except ConfigError as exc:
+        return str(exc)
+    if skipped:
+        return "ok (optional pools skipped: " + ", ".join(f"{k}: {v}" for k, v in skipped.items()) + ")"
+    return "ok"
+
+
+def dry_run(plan: Plan, output: str | None = None) -> DryRun:
+    output = os.path.abspath(output or plan.output)
+    cells = plan_cells(plan)
+    status = {name: check_pools(next(c.resolved for c in cells if c.recipe == name)) for name in plan.recipes}
+    state = {}
+    for cell in cells:
+        if os.path.isfile(result_path(output, cell)):
+            state[cell.key] = "done"
+        elif not status[cell.recipe].startswith("ok"):
+            state[cell.key] = "unavailable"
+        else:
+            state[cell.key] = "to run"
+    remaining = sum(c.flops for c in cells if state[c.key] == "to run")
+    return DryRun(cells, state, status, sum(c.flops for c in cells), remaining)
+
+
+def render(plan: Plan, result: DryRun, console, output: str | None = None) -> None:
+    from rich.table import Table
+
+    from pipelines.ablate.mixcache import cached_mix
+
+    cache = mix_cache_dir(plan, os.path.abspath(output or plan.output))
+    table = Table(title=f"ablation plan {plan.name!r}: {len(result.cells)} cells")
+    for col in ("recipe", "size", "seed", "params", "steps", "train tokens", "FLOPs (6ND)", "mix", "state"):
+        table.add_column(col, justify="right" if col in ("params", "steps", "train tokens", "FLOPs (6ND)") else "left")
+    for cell in result.cells:
+        mix = "cached" if cached_mix(cache, cell.recipe_hash) else f"to build ({cell.recipe_hash[:12]})"
+        table.add_row(cell.recipe, cell.size, str(cell.seed), f"{cell.params:,}",
+                      str(cell.steps), f"{cell.tokens:,}", f"{cell.flops:.3g}", mix, result.state[cell.key])
+    console.print(table)
+    for name, ref in plan.recipes.items():
+        if ref.label:
+            console.print(f"{name}: {ref.label}")
+    for name, reason in result.recipe_status.items():
+        if not reason.startswith("ok"):
+            needs = plan.recipes[name].needs
+            console.print(f"[yellow]recipe {name!r} cannot be mixed now:[/yellow] {reason}"
+                          + (f"\n  needs: {needs}" if needs else ""))
+        elif reason != "ok":
+            console.print(f"recipe {name!r}: {reason}")
+    console.print(f"estimated compute: {result.total_flops:.3g} FLOPs in all, {result.remaining_flops:.3g} "
+                  "still to run (6 x parameters x training tokens; evaluation not counted)")

@@ -1,0 +1,235 @@
+"""Run a plan: for each cell, mix (cached by recipe hash), train, evaluate, write the cell's result.
+
+Resumable at two levels: a cell whose result.json exists is skipped (the file is written atomically
+after its evaluation, so it exists only for a finished cell); an interrupted cell's training continues
+from its newest checkpoint. A recipe whose pools cannot be mixed (a missing classifier column, an absent
+synthetic pool) is recorded as unavailable with the reason, and the other recipes go on; a cell that
+fails is recorded in its error.json and the run goes on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pipelines.ablate.cells import Cell, cell_dir, plan_cells, sequences_per_step
+from pipelines.ablate.evalsets import build_eval_sets, evaluate_checkpoint_on_sets, load_tasks
+from pipelines.ablate.lineage import code_version, json_hash
+from pipelines.ablate.plan import Plan, train_defaults
+
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.json"
+STATUS_FILE = "status.json"
+STARTED_FILE = "started.json"  # the config hash a cell's training began with
+
+
+@dataclass
+class RunSummary:
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # finished before this run
+    stale: list[str] = field(default_factory=list)  # finished with another config: set aside and rerun
+    failed: dict[str, str] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)  # "recipe/size": why it could not be mixed
+    mixes_built: list[str] = field(default_factory=list)
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    from curation.shards import write_bytes_atomic
+
+    write_bytes_atomic(json.dumps(data, indent=2, sort_keys=True, default=str).encode("utf-8"), path)
+
+
+def result_path(output: str, cell: Cell) -> str:
+    return os.path.join(cell_dir(output, cell.recipe, cell.size, cell.seed), RESULT_FILE)
+
+
+def mix_cache_dir(plan: Plan, output: str) -> str:
+    return os.path.abspath(plan.mix_cache) if plan.mix_cache else os.path.join(output, "mixes")
+
+
+def run_plan(plan: Plan, output: str | None = None, log: Callable[[str], None] = print) -> RunSummary:
+    """Run every unfinished cell of `plan`; returns what ran, what was skipped, failed or unavailable."""
+
+    import torch
+
+    threads = torch.get_num_threads()
+    if plan.torch_threads:
+        torch.set_num_threads(plan.torch_threads)
+    try:
+        return _run_plan(plan, os.path.abspath(output or plan.output), log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_plan(plan: Plan, output: str, log: Callable[[str], None]) -> RunSummary:
+    from pipelines.config_loader import ConfigError
+    from pipelines.mix.sampling import BudgetError
+    from pipelines.ablate.mixcache import ensure_mix
+    from trainer.tokenizer import TokenizerError
+
+    cells = plan_cells(plan)
+    eval_info = build_eval_sets(plan, output)
+    tasks = load_tasks(plan)
+    write_json_atomic(os.path.join(output, "plan.json"), _plan_record(plan))
+    summary = RunSummary()
+    mixes: dict[tuple[str, str], str] = {}
+    peak = None
+    for cell in cells:
+        expected = json_hash(cell_config(plan, cell, eval_info))
+        stored = _stored_config_hash(output, cell)
+        if stored == expected and os.path.isfile(result_path(output, cell)):
+            summary.skipped.append(cell.key)
+            continue
+        if stored and stored != expected:  # finished or interrupted under another config: never mix the two
+            moved = _retire(output, cell)
+            summary.stale.append(cell.key)
+            log(f"cell {cell.key}: started with another config (plan or eval sets changed); moved to {moved} "
+                "and running it again")
+        where = f"{cell.recipe}/{cell.size}"
+        if where in summary.unavailable:
+            continue
+        if (cell.recipe, cell.size) not in mixes:
+            try:
+                folder, built = ensure_mix(cell.resolved, mix_cache_dir(plan, output), cell.recipe)
+            except (ConfigError, BudgetError, TokenizerError) as exc:
+                summary.unavailable[where] = str(exc)
+                log(f"recipe {cell.recipe!r} unavailable at size {cell.size!r}: {exc}")
+                continue
+            mixes[(cell.recipe, cell.size)] = folder
+            if built:
+                summary.mixes_built.append(folder)
+                log(f"mixed {where} -> {folder}")
+        if peak is None:
+            peak = _peak_flops(plan)
+        try:
+            _run_cell(plan, output, cell, mixes[(cell.recipe, cell.size)], eval_info, tasks, peak, log)
+            summary.ran.append(cell.key)
+        except Exception as exc:  # one failing cell must not stop the plan; the reason is kept on disk
+            reason = f"{type(exc).__name__}: {exc}"
+            write_json_atomic(os.path.join(cell_dir(output, cell.recipe, cell.size, cell.seed), ERROR_FILE),
+                              {"cell": cell.key, "error": reason, "at": time.time()})
+            summary.failed[cell.key] = reason
+            log(f"cell {cell.key} failed: {reason}")
+    write_json_atomic(os.path.join(output, STATUS_FILE), {
+        "unavailable": {**summary.unavailable}, "failed": summary.failed,
+        "labels": {n: {"label": r.label, "needs": r.needs} for n, r in plan.recipes.items()}})
+    return summary
+
+
+def _plan_record(plan: Plan) -> dict:
+    from pipelines.config_loader import to_dict
+
+    return to_dict(plan)
+
+
+def _peak_flops(plan: Plan) -> float:
+    if plan.train.get("peak_flops"):
+        return float(plan.train["peak_flops"])
+    import torch
+
+    from trainer.peak import measure_matmul_peak
+
+    return measure_matmul_peak("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run_config(plan: Plan, cell: Cell, data: str, out_dir: str, peak: float = 0.0):
+    """The trainer config of a cell: the plan's [train] over the ablation defaults, checkpoints spaced for
+    `eval.points` evaluations (all kept), the trainer's own end-of-run evaluation off (ours is shared),
+    the matmul peak measured once per run (the MFU denominator) unless the plan gives one."""
+    from trainer.config import EvalConfig, RunConfig, TrainConfig
+
+    every = max(1, cell.steps // plan.eval.points)
+    train = TrainConfig(**{**train_defaults(), "peak_flops": peak, **plan.train, "data": data, "out_dir": out_dir,
+                           "seed": cell.seed,
+                           "max_steps": cell.steps, "checkpoint_every": every, "keep_checkpoints": 0,
+                           "eval_every": 0})
+    return RunConfig(model=cell.model, train=train, eval=EvalConfig(heldout=False, tasks=[]))
+
+
+def cell_config(plan: Plan, cell: Cell, eval_info: dict) -> dict:
+    """Everything that decides a cell's numbers, as recorded in its result and hashed into its lineage:
+    the trainer config (without paths, the MFU denominator and display settings), the resolved recipe,
+    the eval sets (with their file hashes) and tasks. A finished cell whose hash differs is rerun."""
+    from pipelines.config_loader import to_dict as plain
+    from pipelines.mix.recipe import recipe_dict
+
+    run = plain(run_config(plan, cell, "", ""))
+    run["train"] = {k: v for k, v in run["train"].items()
+                    if k not in ("data", "out_dir", "peak_flops", "progress", "log_every")}
+    return {"run": run, "recipe": recipe_dict(cell.resolved), "recipe_hash": cell.recipe_hash,
+            "eval_sets": eval_info, "tasks": list(plan.eval.tasks), "task_limit": plan.eval.task_limit,
+            "max_docs": plan.eval.max_docs}
+
+
+def _stored_config_hash(output: str, cell: Cell) -> str:
+    """The config hash a cell's folder was started (or finished) with; "" for a new cell."""
+    folder = cell_dir(output, cell.recipe, cell.size, cell.seed)
+    for name, keys in ((RESULT_FILE, ("lineage", "config_hash")), (STARTED_FILE, ("config_hash",))):
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                value = json.load(fh)
+            for key in keys:
+                value = value[key]
+            return value
+        except (OSError, ValueError, KeyError):
+            continue
+    return ""
+
+
+def _retire(output: str, cell: Cell) -> str:
+    """Move a cell's folder aside (kept for inspection, never read again) so it reruns from scratch."""
+    folder = cell_dir(output, cell.recipe, cell.size, cell.seed)
+    target = f"{folder}.stale-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    os.rename(folder, target)
+    return target
+
+
+def _run_cell(plan: Plan, output: str, cell: Cell, data: str, eval_info: dict, tasks: list, peak: float,
+              log: Callable[[str], None]) -> None:
+    from trainer.checkpoint import list_checkpoints, load_checkpoint
+    from trainer.config import to_dict
+    from trainer.loop import train
+    from trainer.metrics import read_metrics
+    from trainer.token_shards import TokenShardReader
+
+    start = time.perf_counter()
+    folder = cell_dir(output, cell.recipe, cell.size, cell.seed)
+    run = run_config(plan, cell, data, os.path.join(folder, "train"), peak)
+    config = cell_config(plan, cell, eval_info)
+    write_json_atomic(os.path.join(folder, STARTED_FILE), {"config_hash": json_hash(config), "cell": cell.key})
+    log(f"training {cell.key}: {cell.params:,} parameters, {cell.steps} steps, {cell.tokens:,} tokens")
+    trained = train(run, resume=True)
+    tokens_per_step = sequences_per_step(plan) * plan.mix.seq_len
+    evals = []
+    for path in list_checkpoints(run.train.out_dir):
+        step = int(load_checkpoint(path)["step"])
+        metrics = evaluate_checkpoint_on_sets(path, data, output, plan, tasks)
+        evals.append({"step": step, "tokens": step * tokens_per_step, "metrics": metrics})
+    if not evals or evals[-1]["step"] != trained.total_steps:
+        raise RuntimeError(f"training of {cell.key} stopped at step {trained.step} of {trained.total_steps}; "
+                           "rerun `assay ablate` to resume it")
+    curve = [{"step": r["step"], "tokens": r["tokens"], "loss": r["loss"]}
+             for r in read_metrics(os.path.join(run.train.out_dir, "metrics.jsonl")) if r.get("kind") == "train"]
+    manifest = TokenShardReader(data, verify=False).manifest
+    final = dict(evals[-1]["metrics"])
+    final["train.loss"] = curve[-1]["loss"] if curve else float("nan")
+    result = {
+        "cell": {"recipe": cell.recipe, "size": cell.size, "seed": cell.seed},
+        "params": cell.params, "steps": trained.total_steps, "tokens": trained.total_steps * tokens_per_step,
+        "flops": 6.0 * cell.params * trained.total_steps * tokens_per_step,
+        "metrics": final, "evals": evals, "loss_curve": curve,
+        "train_steps_this_run": len(trained.losses),
+        "lineage": {"recipe_hash": manifest["recipe_hash"], "manifest_fingerprint": manifest["fingerprint"],
+                    "tokenizer_hash": manifest["tokenizer_hash"], "code_version": code_version(),
+                    "config_hash": json_hash(config)},
+        "config": config, "run_config": to_dict(run), "data": data, "wall_seconds": round(time.perf_counter() - start, 2),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_json_atomic(result_path(output, cell), result)
+    stale = os.path.join(folder, ERROR_FILE)
+    if os.path.exists(stale):
+        os.remove(stale)
+    log(f"finished {cell.key} in {result['wall_seconds']:.1f} s: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in sorted(final.items())))
