@@ -6,11 +6,21 @@ FlinkRunner, SparkRunner, ...) is handed to Beam unchanged with the user's flags
 """
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
+
 LOCAL_NAMES = {"local", "fnapi", "FnApiRunner"}
+WORKER_LOG_ENV = "ASSAY_WORKER_LOG_LEVEL"
+
+
+def _MODE_WARNING(record: logging.LogRecord) -> bool:
+    """Drop Beam's advice to use multi_processing: our worker environment already runs processes."""
+    return "direct_running_mode" not in record.getMessage()
 
 
 def build_options(runner: str, workers: int = 2, mode: str = "multi_processing",
@@ -24,10 +34,19 @@ def build_options(runner: str, workers: int = 2, mode: str = "multi_processing",
             raise ValueError(f"runner.mode must be multi_processing, in_memory or multi_threading, got {mode!r}")
         if workers < 1:
             raise ValueError(f"runner.workers must be >= 1, got {workers}")
-        quiet = [] if any(a.startswith("--default_sdk_harness_log_level") for a in args) else [
-            "--default_sdk_harness_log_level=WARNING"]  # worker processes log every bundle at INFO otherwise
-        options = PipelineOptions([f"--direct_num_workers={workers}", f"--direct_running_mode={mode}", *quiet, *args])
-        return FnApiRunner(), options
+        level = next((a.split("=", 1)[1] for a in args if a.startswith("--default_sdk_harness_log_level=")), "WARNING")
+        if mode != "multi_processing":
+            return FnApiRunner(), PipelineOptions(
+                [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}", *args])
+        # Beam's own multi-processing mode starts workers without the pipeline options, so they log every
+        # step at INFO; the same worker processes, started through pipelines/beam_worker.py, log at `level`.
+        from apache_beam.transforms import environments
+
+        os.environ[WORKER_LOG_ENV] = level
+        logging.getLogger("apache_beam.runners.portability.fn_api_runner.fn_runner").addFilter(_MODE_WARNING)
+        worker = environments.SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -m pipelines.beam_worker")
+        options = PipelineOptions([f"--direct_num_workers={workers}", "--direct_running_mode=in_memory", *args])
+        return FnApiRunner(default_environment=worker), options
     options = PipelineOptions([f"--runner={runner}", *args])
     if options.view_as(StandardOptions).runner in (None, "DirectRunner", "PrismRunner"):
         raise ValueError(f"runner {runner!r} would download Prism; use runner = 'local' for local runs")

@@ -10,8 +10,11 @@ from pipelines.beam_options import build_options
 def test_local_is_fn_api_runner_with_worker_processes():
     runner, options = build_options("local", workers=3, mode="multi_processing")
     assert isinstance(runner, FnApiRunner)
-    direct = options.view_as(DirectOptions)
-    assert direct.direct_num_workers == 3 and direct.direct_running_mode == "multi_processing"
+    assert options.view_as(DirectOptions).direct_num_workers == 3
+    # the worker processes start through our quiet entry point
+    assert "pipelines.beam_worker" in runner._default_environment.command_string
+    _, threads = build_options("local", workers=2, mode="multi_threading")
+    assert threads.view_as(DirectOptions).direct_running_mode == "multi_threading"
 
 
 def test_dataflow_options_are_built_from_passthrough_flags():

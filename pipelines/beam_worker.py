@@ -1,0 +1,38 @@
+"""Entry point of assay's local Beam worker processes: Beam's SDK harness with quiet logging.
+
+Beam starts its multi-processing workers without the pipeline options, so they log every step at INFO.
+Installing a WARNING-level handler before the harness starts keeps them quiet; the harness still forwards
+records to the runner, which logs them at the launcher's level (`assay -v` shows everything).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+#: messages Beam prints on every start that say nothing about the run
+KNOWN_NOISE = ("apitools not found", "No semi_persistent_directory found")
+
+
+def drop_known_noise(record: logging.LogRecord) -> bool:
+    return not any(text in record.getMessage() for text in KNOWN_NOISE)
+
+
+def quiet_handlers(level: str | int) -> None:
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
+        handler.addFilter(drop_known_noise)
+
+
+def main() -> None:
+    level = os.environ.get("ASSAY_WORKER_LOG_LEVEL", "WARNING")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    quiet_handlers(level)  # the harness raises the root logger to INFO; the handlers keep our level
+    from apache_beam.runners.worker import sdk_worker_main
+
+    sdk_worker_main.main(sys.argv)
+
+
+if __name__ == "__main__":
+    main()
