@@ -21,14 +21,14 @@ from curation.filters import build_filter_stages
 from curation.langid import IdentifyLanguage
 from curation.pii import MaskPII
 from curation.readers import expand_inputs
-from curation.shards import (DOCS_DIR, LEDGER_DIR, RUN_FILE, STATS_DIR, doc_schema, rows_to_table, shard_files,
-                             shard_name, write_bytes_atomic, write_table_atomic)
+from curation.shards import (DOCS_DIR, LEDGER_DIR, RUN_FILE, STATS_DIR, doc_schema, ensure_nonempty, is_remote,
+                             publish, write_bytes_atomic)
 from curation.stage import Stage
 from pipelines.beam_options import build_options
 from pipelines.config_loader import to_dict
 from pipelines.curate_config import RunConfig
 from pipelines.dedup_beam import EXACT_COLUMNS, FUZZY_COLUMNS, ExactDedup, FuzzyDedup
-from pipelines.stage_fn import REJECTED, ReadFn, apply_stage
+from pipelines.stage_fn import REJECTED, ReadFn, apply_stages
 from pipelines.write_beam import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
 
 STAGING = ".staging"
@@ -80,6 +80,14 @@ def stage_order(cfg: RunConfig) -> list[str]:
     return order
 
 
+def chain_document_stages(docs, stages: list[Stage], progress_dir: str | None):
+    """docs -> (kept, [rejected, ...]) through the per-document stages in order, fused into one DoFn."""
+    if not stages:
+        return docs, []
+    kept, dropped = apply_stages(docs, stages, progress_dir)
+    return kept, [dropped]
+
+
 def build_pipeline(p: beam.Pipeline, cfg: RunConfig, staging: str, progress_dir: str | None) -> None:
     inputs = expand_inputs(cfg.input.paths, cfg.input.reader)
     read = (
@@ -88,10 +96,8 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig, staging: str, progress_dir:
         | "spread" >> beam.Reshuffle()
         | "read" >> beam.ParDo(ReadFn(cfg.input.reader, progress_dir)).with_outputs(REJECTED, main="docs")
     )
-    docs, rejected = read.docs, [read[REJECTED]]
-    for stage in document_stages(cfg):
-        docs, dropped = apply_stage(docs, stage, progress_dir)
-        rejected.append(dropped)
+    docs, dropped = chain_document_stages(read.docs, document_stages(cfg), progress_dir)
+    rejected = [read[REJECTED], *dropped]
     if "dedup" in cfg.stages:
         if cfg.dedup.exact:
             docs, dropped = docs | "exact_dedup" >> ExactDedup()
@@ -131,9 +137,9 @@ def run_curation(cfg: RunConfig, output: str | None = None, show_progress: bool 
     from pipelines.funnel import funnel_from_metrics, write_stats
 
     out = output or cfg.output.path
-    out = out.rstrip("/") if _is_remote(out) else os.path.abspath(out)
+    out = out.rstrip("/") if is_remote(out) else os.path.abspath(out)
     staging = f"{out}/{STAGING}"
-    if not _is_remote(out):
+    if not is_remote(out):
         shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed run: never published, safe to drop
         os.makedirs(staging, exist_ok=True)
     local = cfg.runner.runner in ("local", "fnapi", "FnApiRunner")
@@ -147,14 +153,16 @@ def run_curation(cfg: RunConfig, output: str | None = None, show_progress: bool 
     result = _run_with_progress(p, progress_dir, stage_order(cfg)) if (show and local) else _run(p)
     seconds = time.time() - started
 
-    _ensure_nonempty(os.path.join(staging, DOCS_DIR), output_schema(cfg))
-    _ensure_nonempty(os.path.join(staging, LEDGER_DIR), LEDGER_SCHEMA)
+    ensure_nonempty(os.path.join(staging, DOCS_DIR), output_schema(cfg))
+    ensure_nonempty(os.path.join(staging, LEDGER_DIR), LEDGER_SCHEMA)
     funnel = funnel_from_metrics(result, stage_order(cfg))
     funnel["seconds"] = round(seconds, 2)
-    _publish(staging, out)
+    publish(staging, out)
+    if not is_remote(out):
+        os.makedirs(os.path.join(out, STATS_DIR), exist_ok=True)
     run_info = {"config": to_dict(cfg), "output": out, "started": started, "seconds": round(seconds, 2),
                 "versions": _versions(), "funnel_totals": funnel["totals"]}
-    if _is_remote(out):  # histograms need the shards locally; `assay stats` works on a local copy
+    if is_remote(out):  # histograms need the shards locally; `assay stats` works on a local copy
         from apache_beam.io.filesystems import FileSystems
 
         for path, payload in ((f"{out}/{STATS_DIR}/funnel.json", funnel), (f"{out}/{RUN_FILE}", run_info)):
@@ -189,52 +197,6 @@ def _run_with_progress(p: beam.Pipeline, progress_dir: str, order: list[str]):
     if "error" in box:
         raise box["error"]
     return box["result"]
-
-
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def _remote_files(directory: str) -> list[str]:
-    from apache_beam.io.filesystems import FileSystems
-
-    return sorted(m.path for m in FileSystems.match([f"{directory}/*.parquet"])[0].metadata_list)
-
-
-def _ensure_nonempty(directory: str, schema: pa.Schema) -> None:
-    """A run that keeps nothing still writes one empty shard, so readers and SQL views work."""
-    existing = _remote_files(directory) if _is_remote(directory) else shard_files(directory)
-    if not existing:
-        write_table_atomic(rows_to_table([], schema), f"{directory}/{shard_name(0, 1)}")
-
-
-def _publish(staging: str, out: str) -> None:
-    """Replace the previous output's shard folders with this run's, then drop the staging folder.
-
-    Local: two directory renames per folder. Remote (gs://, s3://): each staged file is renamed over the
-    final name, then final files this run did not write are deleted.
-    """
-    if _is_remote(out):
-        from apache_beam.io.filesystems import FileSystems
-
-        for sub in (DOCS_DIR, LEDGER_DIR):
-            staged = _remote_files(f"{staging}/{sub}")
-            targets = [f"{out}/{sub}/{p.rsplit('/', 1)[-1]}" for p in staged]
-            FileSystems.rename(staged, targets)
-            stale = [p for p in _remote_files(f"{out}/{sub}") if p not in set(targets)]
-            if stale:
-                FileSystems.delete(stale)
-        return
-    for sub in (DOCS_DIR, LEDGER_DIR):
-        final, staged = os.path.join(out, sub), os.path.join(staging, sub)
-        old = final + ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        if os.path.exists(final):
-            os.rename(final, old)
-        os.rename(staged, final)
-        shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(os.path.join(out, STATS_DIR), exist_ok=True)
 
 
 def _versions() -> dict[str, str]:

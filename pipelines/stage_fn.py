@@ -1,8 +1,9 @@
 """Beam adapters: run a curation Stage (or a reader) as a DoFn with a ledger output, metrics and progress.
 
-Every stage counts documents and UTF-8 bytes in and out, and every drop by reason, as Beam counters in
-the "assay" namespace; the funnel is built from those counters. A stage that raises on a document sends
-that document to the ledger ("stage_error") instead of failing the run.
+Per-document stages run fused in one DoFn (StageChainFn). Every stage counts documents and UTF-8 bytes in
+and out, and every drop by reason, as Beam counters in the "assay" namespace; the funnel is built from those
+counters. A stage that raises on a document sends that document to the ledger ("stage_error") instead of
+failing the run.
 """
 from __future__ import annotations
 
@@ -72,41 +73,52 @@ class Counters:
         size.inc(nbytes)
 
 
-class StageFn(beam.DoFn):
-    """Runs one Stage; kept documents on the main output, Rejections on the "rejected" output."""
+class StageChainFn(beam.DoFn):
+    """Runs Stages in order on each document in one DoFn: one Beam element hop for the whole chain.
 
-    def __init__(self, stage: Stage, progress_dir: str | None = None):
-        self.stage = stage
+    Each stage keeps its own counters and progress, and a document a stage drops leaves the chain at that
+    stage with the same Rejection a separate DoFn would have sent, so the funnel and the ledger are the
+    same as with one DoFn per stage. Kept documents go to the main output, Rejections to "rejected".
+    """
+
+    def __init__(self, stages: list[Stage], progress_dir: str | None = None):
+        if not stages:
+            raise ValueError("StageChainFn needs at least one stage")
+        self.stages = list(stages)
         self.progress_dir = progress_dir
 
     def setup(self) -> None:
-        self.stage.setup()
-        self.counters = Counters(self.stage.name)
-        self.progress = Progress(self.progress_dir, self.stage.name)
+        for stage in self.stages:
+            stage.setup()
+        self.counters = [Counters(stage.name) for stage in self.stages]
+        self.progress = [Progress(self.progress_dir, stage.name) for stage in self.stages]
 
     def process(self, doc: Document):
-        c = self.counters
-        nbytes = utf8_len(doc.text)
-        c.docs_in.inc()
-        c.bytes_in.inc(nbytes)
-        try:
-            out = self.stage.process(doc)
-        except Exception as exc:  # one bad document must not stop the run: it goes to the ledger
-            out = Rejection.of(doc, self.stage.name, "stage_error",
-                               detail=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
-        if isinstance(out, Rejection):
-            c.rejected(out.reason, nbytes)
-            self.progress.tick(kept=False)
-            yield TaggedOutput(REJECTED, out)
-        else:
+        nbytes = utf8_len(doc.text)  # re-measured only when a stage changes the text
+        for stage, c, progress in zip(self.stages, self.counters, self.progress):
+            c.docs_in.inc()
+            c.bytes_in.inc(nbytes)
+            try:
+                out = stage.process(doc)
+            except Exception as exc:  # one bad document must not stop the run: it goes to the ledger
+                out = Rejection.of(doc, stage.name, "stage_error",
+                                   detail=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+            if isinstance(out, Rejection):
+                c.rejected(out.reason, nbytes)
+                progress.tick(kept=False)
+                yield TaggedOutput(REJECTED, out)
+                return
+            if out.text is not doc.text:
+                nbytes = utf8_len(out.text)
             c.docs_out.inc()
-            c.bytes_out.inc(utf8_len(out.text))
-            self.progress.tick(kept=True)
-            yield out
+            c.bytes_out.inc(nbytes)
+            progress.tick(kept=True)
+            doc = out
+        yield doc
 
     def teardown(self) -> None:
-        if hasattr(self, "progress"):
-            self.progress.flush()
+        for progress in getattr(self, "progress", []):
+            progress.flush()
 
 
 class ReadFn(beam.DoFn):
@@ -151,7 +163,8 @@ class ReadFn(beam.DoFn):
             self.progress.flush()
 
 
-def apply_stage(docs, stage: Stage, progress_dir: str | None):
-    """docs -> (kept, rejected) through one Stage."""
-    out = docs | f"stage:{stage.name}" >> beam.ParDo(StageFn(stage, progress_dir)).with_outputs(REJECTED, main="kept")
+def apply_stages(docs, stages: list[Stage], progress_dir: str | None):
+    """docs -> (kept, rejected) through Stages in order, fused into one DoFn."""
+    label = "stages:" + "+".join(stage.name for stage in stages)
+    out = docs | label >> beam.ParDo(StageChainFn(stages, progress_dir)).with_outputs(REJECTED, main="kept")
     return out.kept, out[REJECTED]

@@ -13,6 +13,7 @@ from curation.extract import ExtractText
 from curation.filters import DEFAULT_FILTERS, DatatroveFilter, FilterConfig, TextStatistics, build_filter_stages
 from curation.langid import IdentifyLanguage, LangIdConfig, LanguageIdentifier
 from curation.pii import MaskPII
+from curation.stage import Stage
 
 
 def real_texts() -> list[str]:
@@ -124,3 +125,153 @@ def test_extraction_keeps_article_and_rejects_empty_pages():
     assert out.meta["html_chars"] == len(html)
     empty = stage.process(Document("e", "<html><body></body></html>", mime="text/html"))
     assert isinstance(empty, Rejection) and empty.reason == "empty"
+
+
+def sample_pages(limit: int, max_chars: int = 30_000) -> list[Document]:
+    """Real HTML pages from the embedded sample corpus, the smaller ones first (keeps the test quick)."""
+    from curation.readers import ReaderConfig, read_input
+    from pipelines.curate_config import SAMPLE_DIR
+
+    pages = [d for path in sorted(SAMPLE_DIR.glob("*.warc.gz")) for d in read_input(str(path), ReaderConfig())
+             if isinstance(d, Document) and d.mime == "text/html" and len(d.text) <= max_chars]
+    return pages[:: max(1, len(pages) // limit)][:limit]
+
+
+def test_extraction_equals_trafilatura_extract_xml_on_sample_pages():
+    """Our fingerprint-free call path gives exactly what trafilatura.extract(output_format="xml") gives."""
+    import trafilatura
+
+    from curation.extract import ExtractConfig, xml_to_text
+
+    cfg = ExtractConfig()
+    stage = ExtractText(cfg)
+    pages = sample_pages(8)
+    assert len(pages) == 8
+    for page in pages:
+        xml = trafilatura.extract(page.text, output_format="xml", include_tables=cfg.include_tables,
+                                  include_comments=cfg.include_comments, favor_precision=cfg.favor_precision,
+                                  deduplicate=False, with_metadata=False)
+        expected = (xml_to_text(xml) if xml else "").strip()
+        out = stage.process(page)
+        assert (out.text if isinstance(out, Document) else "") == expected, page.url
+    assert any(isinstance(stage.process(p), Document) for p in pages)
+
+
+class _FailsOn(Stage):
+    """A stage that raises on one document id: the chain must ledger it as stage_error and go on."""
+
+    name = "fails_on"
+
+    def __init__(self, bad_id: str):
+        self.bad_id = bad_id
+
+    def process(self, doc: Document) -> Document | Rejection:
+        if doc.id == self.bad_id:
+            raise ValueError("broken document")
+        return doc
+
+
+def chain_texts() -> list[Document]:
+    texts = real_texts()
+    docs = [Document(f"t{i:02d}", t) for i, t in enumerate(texts)]
+    docs.append(Document("de", "Dies ist ein deutscher Satz über Datenbanken, Indizes und Abfragen in Tabellen."))
+    docs.append(Document("pii", "Contact jane.doe@example.net at 8.8.8.8. " * 30))
+    return docs
+
+
+def test_fused_stage_chain_matches_stages_run_one_by_one():
+    """One DoFn for the chain: same kept docs, same ledger rows, same per-stage counters as stage-by-stage."""
+    import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.curate import chain_document_stages
+    from pipelines.stage_fn import NAMESPACE, utf8_len
+
+    docs = chain_texts()
+    def make_stages() -> list[Stage]:
+        return ([_FailsOn("t03"), IdentifyLanguage(LangIdConfig(languages=["en"], threshold=0.5))]
+                + build_filter_stages(FilterConfig()) + [MaskPII()])
+
+    stages = make_stages()
+    # reference: each stage applied in turn, counting the way one DoFn per stage counted
+    expected_kept, expected_rejected, expected_counts = [], [], {}
+    for doc in docs:
+        for stage in stages:
+            c = expected_counts.setdefault(stage.name, {"docs_in": 0, "bytes_in": 0, "docs_out": 0, "bytes_out": 0})
+            c["docs_in"] += 1
+            c["bytes_in"] += utf8_len(doc.text)
+            try:
+                out = stage.process(doc)
+            except ValueError:
+                out = Rejection.of(doc, stage.name, "stage_error")
+            if isinstance(out, Rejection):
+                key = f"rejected|{out.reason}"
+                c[key] = c.get(key, 0) + 1
+                expected_rejected.append((out.id, out.stage, out.reason, json_signals(out)))
+                break
+            c["docs_out"] += 1
+            c["bytes_out"] += utf8_len(out.text)
+            doc = out
+        else:
+            expected_kept.append((doc.id, doc.text, tuple(sorted(doc.meta.items()))))
+    assert {r[2] for r in expected_rejected} >= {"language_not_kept", "stage_error"}
+    assert expected_kept, "some documents should pass every stage"
+
+    p = beam.Pipeline(runner=FnApiRunner(), options=PipelineOptions(["--direct_running_mode=in_memory"]))
+    kept, rejected = chain_document_stages(p | beam.Create(docs), make_stages(), None)
+    assert len(rejected) == 1
+    assert_that(kept | "k" >> beam.Map(lambda d: (d.id, d.text, tuple(sorted(d.meta.items())))),
+                equal_to(expected_kept), label="kept")
+    assert_that(rejected[0] | "r" >> beam.Map(lambda r: (r.id, r.stage, r.reason, json_signals(r))),
+                equal_to(expected_rejected), label="rejected")
+    result = p.run()
+    result.wait_until_finish()
+    got: dict[str, dict[str, int]] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+        stage, _, metric = counter.key.metric.name.partition("|")
+        if "rejected_bytes" not in metric:
+            got.setdefault(stage, {})[metric] = counter.committed
+    assert got == expected_counts
+
+
+def json_signals(rejection: Rejection) -> str:
+    import json
+
+    return json.dumps(rejection.signals, sort_keys=True, default=str)
+
+
+def test_warmed_word_tokenizer_gives_the_same_tokens_as_a_fresh_one():
+    """Warming keeps words in spaCy's cache outside memory zones: faster, and the tokens must not change."""
+    from datatrove.utils.text import TextNormConfig, simplify_text
+    from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
+
+    from curation import filters
+
+    texts = [t for t in real_texts() if t.strip()]
+    warm_set, held_out = texts[::2], texts[1::2]
+    warm_set[0] = "assaywarmprobe " + warm_set[0]  # a word no other test has shown the tokenizer
+    shared = load_word_tokenizer("en")
+    before_chars = filters._WARMED_CHARS.get("en", 0)
+    before_vocab = len(shared.tokenizer.vocab)
+    budget = before_chars + 30_000
+    for text in warm_set:
+        filters.warm_word_tokenizer("en", text, budget)
+    assert filters._WARMED_CHARS["en"] == budget, "warming stops exactly at the budget"
+    assert len(shared.tokenizer.vocab) > before_vocab, "words seen while warming stay in the vocabulary"
+    assert "assaywarmprobe" in shared.tokenizer.vocab.strings
+    fresh = SpaCyTokenizer("en")
+    for text in held_out + warm_set:
+        for variant in (text, simplify_text(text, TextNormConfig())):
+            assert shared.word_tokenize(variant) == fresh.word_tokenize(variant)
+        assert shared.span_tokenize(text) == fresh.span_tokenize(text)
+    vocab = len(shared.tokenizer.vocab)
+    filters.warm_word_tokenizer("en", "unseenwordalpha unseenwordbeta", budget)
+    assert len(shared.tokenizer.vocab) == vocab, "past the budget nothing more is kept"
+
+
+def test_filter_config_rejects_negative_warmup_budget():
+    with pytest.raises(ValueError, match="tokenizer_warmup_chars"):
+        FilterConfig(tokenizer_warmup_chars=-1)
