@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
 
             summary = run_plan(cfg, out, log=lambda m: console.print(m, markup=False, highlight=False))
         except ConfigError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
         console.print(f"cells: {len(summary.ran)} ran, {len(summary.skipped)} already finished, "
                       f"{len(summary.failed)} failed; {len(summary.unavailable)} recipe/size pairs unavailable")

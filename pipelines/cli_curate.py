@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_run_config(config)
         except (ConfigError, ValueError) as exc:
-            console.print(f"[red]config error:[/] {exc}")
+            console.print(f"[red]config error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(2)
         if input:
             cfg.input.paths = list(input)
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         try:
             result = run_curation(cfg, show_progress=progress)
         except (FileNotFoundError, ValueError) as exc:
-            console.print(f"[red]error:[/] {exc}")
+            console.print(f"[red]error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(2)
         console.print(funnel_table(result.funnel))
         console.print(f"output: {result.output}  ({result.seconds:.1f}s)  ·  inspect with: "

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
             cfg = load_recipe(recipe)
             report = run_mix(cfg, output=output, dry_run=dry_run, progress=not quiet, console=console)
         except (ConfigError, BudgetError, TokenizerError, TokenShardError, FileExistsError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
         table_console = Console()
         table_console.width = max(table_console.width, 130)  # the tables stay readable when piped

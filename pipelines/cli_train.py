@@ -23,7 +23,7 @@ Examples:\n
 EVAL_HELP = """Evaluate a checkpoint: held-out loss and bits-per-byte per pool, and cloze multiple-choice tasks.
 
 CHECKPOINT is a step-*.pt file or a training output folder (its newest checkpoint). Tasks are JSONL
-files ({"context", "choices", "gold"} per line, see docs/trainer.md) or "mmlu" (data/eval/mmlu.jsonl).
+files ({"context", "choices", "gold"} per line, see docs/trainer.md) or "mmlu" (data/eval/mmlu.jsonl.gz).
 
 Examples:\n
   assay eval out/train-mini\n
@@ -35,7 +35,7 @@ Examples:\n
 def _fail(message: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(f"[red]error:[/] {message}")
+    Console(stderr=True).print(f"[red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(2)
 
 
