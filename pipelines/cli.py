@@ -36,6 +36,9 @@ cli_train.register(app)
 from pipelines import cli_ablate  # noqa: E402
 
 cli_ablate.register(app)
+from pipelines import cli_synth  # noqa: E402
+
+cli_synth.register(app)
 # (other areas add `from pipelines import cli_X` + `cli_X.register(app)` here)
 # ---------------------------------------------------------------------------------------------------
 

@@ -115,6 +115,13 @@ def test_mmlu_rows_become_cloze_items(tmp_path):
     assert item.gold == 1
 
 
+def test_shipped_mmlu_copy_loads_as_cloze_items():
+    task = load_task("mmlu", limit=200)
+    assert task.name == "mmlu" and len(task.items) == 200 and not task.skipped
+    assert all(len(item.choices) == 4 and 0 <= item.gold < 4 for item in task.items)
+    assert task.items[0].context.startswith("Question: ") and task.items[0].context.endswith("\nAnswer:")
+
+
 def test_batched_padded_windows_equal_one_at_a_time():
     from trainer.eval_heldout import windows, windows_nll
 

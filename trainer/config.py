@@ -138,7 +138,7 @@ class EvalConfig:
 
     heldout: bool = True  # per-pool loss and bits-per-byte on <data>/heldout/*.parquet
     heldout_max_docs: int = 200
-    tasks: list[str] = field(default_factory=list)  # cloze JSONL files, or "mmlu" for data/eval/mmlu.jsonl
+    tasks: list[str] = field(default_factory=list)  # cloze JSONL files, or "mmlu" for data/eval/mmlu.jsonl.gz
     task_limit: int = 0  # 0 = every item
     batch_size: int = 8
 

@@ -7,11 +7,12 @@ gold; acc_norm: the argmax of score / len(choice in characters) is gold. Context
 together and split where the context's tokens end (trailing spaces of the context move to the choice),
 as the harness does. Malformed lines are skipped and reported with their reason, never fatal.
 
-MMLU in cloze form (`"mmlu"`, or `"mmlu:PATH"`) reads data/eval/mmlu.jsonl (question, answer_a..d, correct_answer, topic):
+MMLU in cloze form (`"mmlu"`, or `"mmlu:PATH"`) reads data/eval/mmlu.jsonl.gz (question, answer_a..d, correct_answer, topic):
 context "Question: ...\\nAnswer:", choices the four answer texts with a leading space.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-MMLU_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "eval", "mmlu.jsonl")
+MMLU_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "eval", "mmlu.jsonl.gz")
 
 
 @dataclass
@@ -63,11 +64,12 @@ def load_task(spec: str, limit: int = 0) -> ClozeTask:
     is_mmlu = spec == "mmlu" or spec.startswith("mmlu:")
     path = (spec[5:] or MMLU_PATH) if is_mmlu else spec
     if not os.path.isfile(path):
-        hint = ("the MMLU copy ships as data/eval/mmlu.jsonl" if is_mmlu else
+        hint = ("the MMLU copy ships as data/eval/mmlu.jsonl.gz" if is_mmlu else
                 "give a JSONL file of {\"context\", \"choices\", \"gold\"} lines (see docs/trainer.md)")
         raise FileNotFoundError(f"cloze task file {path!r} not found; {hint}")
     task = ClozeTask(name="mmlu" if is_mmlu else os.path.splitext(os.path.basename(path))[0], items=[])
-    with open(path, encoding="utf-8") as fh:
+    opener = gzip.open if path.endswith(".gz") else open  # task files may be gzipped, like the MMLU copy
+    with opener(path, "rt", encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue

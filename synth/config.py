@@ -1,0 +1,86 @@
+"""Settings of synthetic-data generation, with their defaults defined once here.
+
+Every knob that changes what a model produces (sampling parameters, seed, model identity) is part of the
+request cache key and of each generated document's provenance.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding parameters. temperature 0 means greedy. `seed` makes sampling reproducible per prompt."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    logprobs: bool = False  # return the log-probability of every generated token
+    top_logprobs: int = 0  # also the k most likely tokens at every step (OpenAI's top_logprobs)
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"sampling.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"sampling.temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+    def with_seed(self, seed: int) -> "Sampling":
+        return dataclasses.replace(self, seed=seed)
+
+
+@dataclass
+class BackendConfig:
+    """Which backend and model. `model` is a local directory or a .gguf file (never a hub id)."""
+
+    kind: str = "transformers"  # transformers | openai | vllm
+    model: str = ""
+    gguf_file: str | None = None  # file name inside `model` when it is a directory holding a GGUF
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int = 8
+    cpu_threads: int = 1  # torch threads per worker on CPU; keep workers x threads <= cores (oversubscribed
+    #                       threads spin against each other: 10x slower on a busy 2-core machine)
+    # openai
+    base_url: str = "http://127.0.0.1:8000/v1"
+    served_model: str | None = None  # the server's model name; default: the server's first model
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 4
+    retries: int = 3
+    backoff_s: float = 0.5
+    timeout_s: float = 120.0
+    # vllm
+    tensor_parallel_size: int = 1
+    max_model_len: int | None = None
+    enable_prefix_caching: bool = True
+    gpu_memory_utilization: float = 0.9
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("transformers", "openai", "vllm"):
+            raise ValueError(f"backend.kind must be transformers, openai or vllm, got {self.kind!r}")
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise ValueError("backend.batch_size and backend.concurrency must be >= 1")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one sandboxed program run."""
+
+    cpu_seconds: int = 5
+    wall_seconds: float = 10.0
+    memory_bytes: int = 512 * 1024 * 1024
+    file_bytes: int = 1024 * 1024  # largest file it may write (stdout and stderr included)
+    max_processes: int = 64  # processes of the sandbox user (all concurrent sandboxes); enforced when unprivileged
+    output_bytes: int = 64 * 1024  # stdout kept for the answer
+    open_files: int = 64

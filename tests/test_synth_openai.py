@@ -1,0 +1,175 @@
+"""The openai backend against a real `assay synth serve` process (the tiny model behind an OpenAI-compatible
+server), plus a flaky fake server (in addition) for retries and bounded concurrency, and the vllm mapping."""
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from synth.backends import make_backend, shared_backend
+from synth.backends.openai_backend import BackendHTTPError, chat_payload
+from synth.config import BackendConfig, Sampling
+from synth.tiny import GGUF_FILE, tiny_model_config, tiny_model_dir
+
+MSGS = [[{"role": "user", "content": "What is the capital of France?"}],
+        [{"role": "user", "content": "Give one word that rhymes with cat."}]]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve") / "stderr.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "synth", "serve", "--model", tiny_model_dir(),
+                                 "--gguf-file", GGUF_FILE, "--port", "0", "--batch-size", "4"],
+                                stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+    try:
+        line = proc.stdout.readline()  # "serving MODEL on http://127.0.0.1:PORT/v1" once the model is loaded
+        match = re.search(r"(http://127\.0\.0\.1:\d+/v1)", line)
+        assert match, f"server did not start: {line!r} {log.read_text()[-2000:]}"
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def local():
+    return shared_backend(tiny_model_config(batch_size=4))
+
+
+def test_openai_backend_against_the_real_server(server, local):
+    client = make_backend(BackendConfig(kind="openai", base_url=server, concurrency=2, retries=1, backoff_s=0.05))
+    assert client.served_model == GGUF_FILE
+    sampling = Sampling(max_new_tokens=8, logprobs=True)
+    remote = client.generate(MSGS, sampling)
+    direct = local.generate(MSGS, sampling)
+    assert [c.text for c in remote] == [c.text for c in direct]  # same model, greedy: same answers
+    assert [c.tokens_in for c in remote] == [c.tokens_in for c in direct]
+    assert all(c.tokens_out == len(c.token_logprobs) > 0 for c in remote)
+    assert client.usage.requests == 2 and client.usage.tokens_out == sum(c.tokens_out for c in remote)
+
+    scores = client.next_token_probs(MSGS[:1], ["0", "1", "2"])
+    local_scores = local.next_token_probs(MSGS[:1], ["0", "1", "2"])
+    for k in ("0", "1", "2"):  # top-20 logprobs over HTTP = the local forward pass (when in the top 20)
+        assert scores[0][k] == pytest.approx(local_scores[0][k], abs=1e-4) or scores[0][k] == 0.0
+    client.close()
+
+
+def test_server_refuses_bad_requests_with_a_clear_error(server):
+    with pytest.raises(BackendHTTPError, match="HTTP 400.*not served here"):
+        make_backend(BackendConfig(kind="openai", base_url=server, served_model="gpt-9", retries=0)).generate(
+            MSGS[:1], Sampling(max_new_tokens=2))
+    bad = httpx.post(f"{server}/chat/completions", json={"messages": [{"role": "robot"}]}, timeout=30)
+    assert bad.status_code == 400 and "role" in bad.json()["error"]["message"]
+    assert httpx.post(f"{server}/chat/completions", content=b"{nope", timeout=30).status_code == 400
+    assert httpx.post(f"{server}/chat/completions", json={"messages": MSGS[0], "stream": True},
+                      timeout=30).status_code == 400
+
+
+def test_unreachable_server_fails_after_retries():
+    cfg = BackendConfig(kind="openai", base_url="http://127.0.0.1:9/v1", served_model="m", retries=2, backoff_s=0.01,
+                        timeout_s=2)
+    start = time.perf_counter()
+    with pytest.raises(BackendHTTPError, match="after 3 attempts.*is the server running"):
+        make_backend(cfg).generate(MSGS[:1], Sampling(max_new_tokens=2))
+    assert time.perf_counter() - start < 10
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """Fails every request's first two attempts with 503; records peak concurrency."""
+
+    attempts: dict = {}
+    inflight = peak = 0
+    lock = threading.Lock()
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        key = body["messages"][-1]["content"]
+        with self.lock:
+            type(self).inflight += 1
+            type(self).peak = max(type(self).peak, type(self).inflight)
+            n = self.attempts[key] = self.attempts.get(key, 0) + 1
+        time.sleep(0.05)
+        with self.lock:
+            type(self).inflight -= 1
+        if n <= 2:
+            data, status = b'{"error": {"message": "overloaded"}}', 503
+        else:
+            data, status = json.dumps({"choices": [{"message": {"content": f"echo {key}"}, "finish_reason": "stop"}],
+                                       "usage": {"prompt_tokens": 3, "completion_tokens": 2}}).encode(), 200
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_retries_with_backoff_and_bounded_concurrency():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        cfg = BackendConfig(kind="openai", base_url=f"http://127.0.0.1:{srv.server_port}/v1", served_model="m",
+                            concurrency=2, retries=3, backoff_s=0.01)
+        prompts = [[{"role": "user", "content": f"q{i}"}] for i in range(6)]
+        out = make_backend(cfg).generate(prompts, Sampling(max_new_tokens=4))
+        assert [c.text for c in out] == [f"echo q{i}" for i in range(6)]
+        assert all(v == 3 for v in _Flaky.attempts.values())
+        assert _Flaky.peak <= 2
+    finally:
+        srv.shutdown()
+
+
+def test_request_mapping():
+    body = chat_payload("m", MSGS[0], Sampling(max_new_tokens=5, temperature=0.7, top_p=0.9, stop=("\n",),
+                                               logprobs=True), seed=42)
+    assert body == {"model": "m", "messages": MSGS[0], "max_tokens": 5, "temperature": 0.7, "top_p": 0.9,
+                    "seed": 42, "stop": ["\n"], "logprobs": True}
+
+
+def test_vllm_argument_mapping_without_vllm():
+    from synth.backends import vllm_backend as vb
+
+    cfg = BackendConfig(kind="vllm", model=tiny_model_dir(), gguf_file=GGUF_FILE, tensor_parallel_size=4,
+                        max_model_len=8192, enable_prefix_caching=True, dtype="bfloat16")
+    kwargs = vb.llm_kwargs(cfg)
+    assert kwargs["model"].endswith(GGUF_FILE) and os.path.isfile(kwargs["model"])
+    assert kwargs["tensor_parallel_size"] == 4 and kwargs["max_model_len"] == 8192
+    assert kwargs["enable_prefix_caching"] is True and kwargs["dtype"] == "bfloat16"
+    assert vb.sampling_kwargs(Sampling(max_new_tokens=9, temperature=0.5, stop=("END",), logprobs=True), 7) == {
+        "max_tokens": 9, "temperature": 0.5, "top_p": 1.0, "seed": 7, "stop": ["END"], "logprobs": 0}
+    assert vb.score_sampling_kwargs()["logprobs"] >= 6  # enough alternatives to see all six score tokens
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install 'assay\\[gpu\\]'"):
+            make_backend(cfg)
+
+
+def test_a_request_the_server_refuses_goes_to_the_ledger_and_the_rest_is_answered(server, tmp_path):
+    """In the Beam answer step: one bad request in a batch is a ledger record, not the end of the run."""
+    import apache_beam as beam
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.synth_beam import answer
+    from synth.items import PromptItem
+
+    good = PromptItem("good", "textbook", "t", "h", MSGS[0], seed=1)
+    bad = PromptItem("bad", "textbook", "t", "h", [{"role": "robot", "content": "beep"}], seed=2)
+    cfg = BackendConfig(kind="openai", base_url=server, retries=0)
+    with beam.Pipeline(runner=FnApiRunner()) as p:
+        answers, failed = answer(p | beam.Create([good, bad]), cfg, Sampling(max_new_tokens=4), str(tmp_path / "c"),
+                                 batch_size=2, label="t")
+        assert_that(answers | beam.Map(lambda a: (a.item.id, bool(a.completion.text))), equal_to([("good", True)]),
+                    label="answers")
+        assert_that(failed | beam.Map(lambda r: (r.id, r.reason, "HTTP 400" in r.detail)),
+                    equal_to([("bad", "generation_error", True)]), label="ledger")
