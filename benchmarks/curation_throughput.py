@@ -70,14 +70,15 @@ def write_corpus(n_docs: int, n_files: int, folder: str) -> int:
 
 # ---------------------------------------------------------------------------------------------- assay side
 
-def run_assay(corpus: str, workers: int, warmup_chars: int | None = None) -> tuple[float, int]:
+def run_assay(corpus: str, workers: int, warmup_chars: int | None = None,
+              engine: str = "trafilatura") -> tuple[float, int]:
     """(seconds, documents that reached MinHash) for the Beam pipeline over the JSONL files."""
     import apache_beam as beam
     from apache_beam.metrics import Metrics
     from apache_beam.metrics.metric import MetricsFilter
 
     from curation.dedup import MinHashConfig, MinHasher
-    from curation.extract import ExtractText
+    from curation.extract import ExtractConfig, ExtractText
     from curation.filters import FilterConfig, build_filter_stages
     from curation.langid import IdentifyLanguage, LangIdConfig
     from curation.readers import ReaderConfig
@@ -98,8 +99,8 @@ def run_assay(corpus: str, workers: int, warmup_chars: int | None = None) -> tup
             self.keys.inc(len(self.hasher.band_keys(doc.text)))
             return []
 
-    stages = ([ExtractText(), IdentifyLanguage(LangIdConfig(languages=LANGUAGES, threshold=LID_THRESHOLD,
-                                                             max_chars=LID_MAX_CHARS))]
+    lid = LangIdConfig(languages=LANGUAGES, threshold=LID_THRESHOLD, max_chars=LID_MAX_CHARS)
+    stages = ([ExtractText(ExtractConfig(engine=engine)), IdentifyLanguage(lid)]
               + build_filter_stages(FilterConfig(stats=False) if warmup_chars is None else
                                     FilterConfig(stats=False, tokenizer_warmup_chars=warmup_chars)))
     files = sorted(glob.glob(os.path.join(corpus, "*.jsonl")))
@@ -201,6 +202,9 @@ def main() -> None:
                         help="assay's filters.tokenizer_warmup_chars (default: the config default; 0 turns "
                              "warming off). The corpus repeats the sample's pages, so warming sees every word "
                              "of later documents: run with 0 too for the number without that advantage")
+    parser.add_argument("--assay-engine", choices=["trafilatura", "resiliparse"], default="trafilatura",
+                        help="assay's extract.engine. The goal compares trafilatura on both sides (datatrove has "
+                             "no resiliparse extractor); resiliparse shows what assay's other engine gives")
     args = parser.parse_args()
     if args.docs < 1 or args.repeats < 1 or args.workers < 1 or args.files < 1:
         parser.error("--docs, --repeats, --workers and --files must be >= 1")
@@ -220,13 +224,14 @@ def main() -> None:
             args.tokenizer_warmup_chars
         print(f"{args.docs} documents ({n_pages} distinct sample pages, repeated) in {args.files} JSONL files; "
               f"{args.workers} workers per side; {args.repeats} interleaved repeats, median reported; "
-              f"assay tokenizer warm-up {warmup:,} chars per worker")
+              f"assay tokenizer warm-up {warmup:,} chars per worker; assay extractor {args.assay_engine}, "
+              f"datatrove extractor trafilatura")
         rates: dict[str, list[float]] = {"assay": [], "datatrove": []}
         kept: dict[str, int] = {}
         for rep in range(args.repeats):
             for side in ("assay", "datatrove"):
                 if side == "assay":
-                    seconds, n_kept = run_assay(corpus, args.workers, args.tokenizer_warmup_chars)
+                    seconds, n_kept = run_assay(corpus, args.workers, args.tokenizer_warmup_chars, args.assay_engine)
                 else:
                     seconds, n_kept = run_datatrove(corpus, args.workers, os.path.join(folder, "datatrove"))
                 rates[side].append(args.docs / seconds)

@@ -275,3 +275,32 @@ def test_warmed_word_tokenizer_gives_the_same_tokens_as_a_fresh_one():
 def test_filter_config_rejects_negative_warmup_budget():
     with pytest.raises(ValueError, match="tokenizer_warmup_chars"):
         FilterConfig(tokenizer_warmup_chars=-1)
+
+
+def test_resiliparse_engine_extracts_main_text_of_sample_pages():
+    """The optional engine (installed with the dev extra): real pages give text, an empty page is rejected."""
+    pytest.importorskip("resiliparse", reason="pip install -e .[resiliparse]")
+    from curation.extract import ExtractConfig
+
+    stage = ExtractText(ExtractConfig(engine="resiliparse"))
+    stage.setup()
+    pages = sample_pages(6)
+    outs = [stage.process(p) for p in pages]
+    kept = [o for o in outs if isinstance(o, Document)]
+    assert len(kept) >= 4
+    for out in kept:
+        assert out.mime == "text/plain" and "<div" not in out.text and len(out.text.split()) > 20
+    html = ("<html><head><script>var tracking = 1;</script></head><body><nav>Home | About</nav>"
+            "<article><p>Water boils at one hundred degrees Celsius at sea level, and lower on mountains.</p>"
+            "</article></body></html>")
+    out = stage.process(Document("r", html, mime="text/html"))
+    assert isinstance(out, Document) and "Water boils" in out.text and "tracking" not in out.text
+    empty = stage.process(Document("e", "<html><body></body></html>", mime="text/html"))
+    assert isinstance(empty, Rejection) and empty.reason == "empty"
+
+
+def test_unknown_extraction_engine_is_a_clear_error():
+    from curation.extract import ExtractConfig
+
+    with pytest.raises(ValueError, match="extract.engine"):
+        ExtractText(ExtractConfig(engine="bs4")).setup()
