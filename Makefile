@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.assay-installed
 OUT    ?= out/demo
 
-.PHONY: demo test install sample bench clean
+.PHONY: demo test install sample bench ablate-demo clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ sample:
 
 bench: $(STAMP)
 	$(PY) benchmarks/curation_throughput.py
+
+# the demo ablation with all its inputs (curation, classifiers, synthetic data): ~12 min on 2 cores
+ablate-demo: $(STAMP)
+	scripts/sample_demo_ablation.sh
 
 clean:
 	rm -rf out .pytest_cache

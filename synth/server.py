@@ -3,6 +3,9 @@
 Endpoints: GET /v1/models, GET /health, POST /v1/chat/completions (non-streaming; max_tokens or
 max_completion_tokens, temperature, top_p, seed, stop, logprobs, top_logprobs; n = 1). Concurrent requests
 are gathered for up to `batch_wait_s` and answered as one batch per distinct set of sampling parameters.
+vLLM's chat extensions for scoring are understood too: with `continue_final_message` (and
+`add_generation_prompt` false) the final assistant message is scored, not continued, and the response
+carries `prompt_logprobs` (null for the tokens before that message, which this server does not score).
 Bad requests get HTTP 400 with an OpenAI-style error body saying what to fix.
 """
 from __future__ import annotations
@@ -31,6 +34,17 @@ class ServeConfig:
     served_model: str | None = None  # default: the model file or directory name
     batch_wait_s: float = 0.02
     max_tokens_limit: int = 4096
+
+
+def parse_score_request(messages: list[dict], body: dict) -> tuple[list[dict], str]:
+    """A continue_final_message request -> (prompt messages, the assistant answer to score)."""
+    if body.get("add_generation_prompt", False):
+        raise RequestError("continue_final_message needs add_generation_prompt=false")
+    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+        raise RequestError("continue_final_message needs a final assistant message with the text to score")
+    if len(messages) < 2:
+        raise RequestError("continue_final_message needs a prompt before the final assistant message")
+    return messages[:-1], messages[-1]["content"]
 
 
 def parse_chat_request(body: dict, default_max: int, limit: int) -> tuple[list[dict], Sampling]:
@@ -72,6 +86,12 @@ class Batcher:
         self.queue.put((messages, sampling, fut))
         return fut
 
+    def submit_score(self, messages, continuation: str) -> Future:
+        """Score `continuation` as the answer to `messages` (a `continue_final_message` request)."""
+        fut: Future = Future()
+        self.queue.put((messages, continuation, fut))
+        return fut
+
     def _loop(self) -> None:
         while True:
             pending = [self.queue.get()]
@@ -82,17 +102,27 @@ class Batcher:
                 except queue.Empty:
                     break
             groups: dict = {}
+            scores = [r for r in pending if isinstance(r[1], str)]
             for messages, sampling, fut in pending:
-                groups.setdefault(sampling.with_seed(0), []).append((messages, sampling.seed, fut))
+                if not isinstance(sampling, str):
+                    groups.setdefault(sampling.with_seed(0), []).append((messages, sampling.seed, fut))
+            if scores:
+                self._answer(lambda: self.backend.continuation_logprobs([r[0] for r in scores],
+                                                                        [r[1] for r in scores]), scores)
             for sampling, reqs in groups.items():
-                try:
-                    comps = self.backend.generate([r[0] for r in reqs], sampling, seeds=[r[1] for r in reqs])
-                except Exception as exc:  # reported to each waiting client as a 500
-                    for r in reqs:
-                        r[2].set_exception(exc)
-                    continue
-                for r, comp in zip(reqs, comps):
-                    r[2].set_result(comp)
+                self._answer(lambda: self.backend.generate([r[0] for r in reqs], sampling,
+                                                           seeds=[r[1] for r in reqs]), reqs)
+
+    @staticmethod
+    def _answer(run, reqs) -> None:
+        try:
+            results = run()
+        except Exception as exc:  # reported to each waiting client as a 500
+            for r in reqs:
+                r[2].set_exception(exc)
+            return
+        for r, result in zip(reqs, results):
+            r[2].set_result(result)
 
 
 def completion_response(comp, model: str, sampling: Sampling) -> dict:
@@ -109,6 +139,20 @@ def completion_response(comp, model: str, sampling: Sampling) -> dict:
             "model": model, "choices": [choice],
             "usage": {"prompt_tokens": comp.tokens_in, "completion_tokens": comp.tokens_out,
                       "total_tokens": comp.tokens_in + comp.tokens_out}}
+
+
+def score_response(score, model: str) -> dict:
+    """A chat response carrying vLLM-style prompt_logprobs for the scored answer's tokens."""
+    prompt_logprobs = [None] * score.tokens_in
+    for i, (tok, lp, rank) in enumerate(zip(score.tokens, score.token_logprobs, score.ranks)):
+        tid = score.token_ids[i] if score.token_ids else i
+        prompt_logprobs.append({str(tid): {"logprob": lp, "rank": rank, "decoded_token": tok}})
+    n_in = score.tokens_in + len(score.tokens)
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "prompt_logprobs": prompt_logprobs,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "length",
+                         "logprobs": None}],
+            "usage": {"prompt_tokens": n_in, "completion_tokens": 0, "total_tokens": n_in}}
 
 
 def make_server(backend: Backend, cfg: ServeConfig) -> ThreadingHTTPServer:
@@ -153,6 +197,7 @@ def make_server(backend: Backend, cfg: ServeConfig) -> ThreadingHTTPServer:
                 if body.get("model") not in (None, model_name):
                     raise RequestError(f"model {body.get('model')!r} is not served here; this server has {model_name!r}")
                 messages, sampling = parse_chat_request(body, 256, cfg.max_tokens_limit)
+                scoring = parse_score_request(messages, body) if body.get("continue_final_message") else None
             except json.JSONDecodeError as exc:
                 self._error(400, f"the request body is not JSON: {exc.msg}", "invalid_request_error")
                 return
@@ -160,10 +205,14 @@ def make_server(backend: Backend, cfg: ServeConfig) -> ThreadingHTTPServer:
                 self._error(400, str(exc), "invalid_request_error")
                 return
             try:
-                comp = batcher.submit(messages, sampling).result()
+                if scoring:
+                    score = batcher.submit_score(*scoring).result()
+                else:
+                    comp = batcher.submit(messages, sampling).result()
             except Exception as exc:
                 self._error(500, f"generation failed: {type(exc).__name__}: {exc}", "server_error")
                 return
-            self._send(200, completion_response(comp, model_name, sampling))
+            self._send(200, score_response(score, model_name) if scoring else
+                       completion_response(comp, model_name, sampling))
 
     return ThreadingHTTPServer((cfg.host, cfg.port), Handler)

@@ -173,3 +173,67 @@ def test_a_request_the_server_refuses_goes_to_the_ledger_and_the_rest_is_answere
                     label="answers")
         assert_that(failed | beam.Map(lambda r: (r.id, r.reason, "HTTP 400" in r.detail)),
                     equal_to([("bad", "generation_error", True)]), label="ledger")
+
+
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer with one word."}]
+
+
+def test_continuation_logprobs_in_process_and_through_the_server(server, local):
+    """The answer's log-probability: plausible beats implausible, batching does not change it, and the
+    openai backend over `assay synth serve` (vLLM's continue_final_message/prompt_logprobs) gives the same."""
+    prompts = [QUESTION, QUESTION, MSGS[1]]
+    answers = ["Paris", "Banana", "Hat"]
+    scores = local.continuation_logprobs(prompts, answers)
+    assert scores[0].logprob > scores[1].logprob + 3  # a 135M model still knows Paris over Banana
+    assert "".join(scores[1].tokens) == "Banana" and len(scores[1].token_logprobs) == len(scores[1].tokens) >= 2
+    assert scores[0].logprob == pytest.approx(sum(scores[0].token_logprobs))
+    assert all(r >= 1 for s in scores for r in s.ranks) and scores[1].greedy is False
+    alone = local.continuation_logprobs([QUESTION], ["Banana"])[0]
+    assert alone.logprob == pytest.approx(scores[1].logprob, abs=1e-3)  # left padding does not leak in
+
+    client = make_backend(BackendConfig(kind="openai", base_url=server, concurrency=3, retries=1, backoff_s=0.05))
+    remote = client.continuation_logprobs(prompts, answers)
+    for r, s in zip(remote, scores):
+        assert r.tokens == s.tokens and r.ranks == s.ranks
+        assert r.logprob == pytest.approx(s.logprob, abs=1e-3)
+    assert client.usage.requests == 3
+    bad = httpx.post(f"{server}/chat/completions", json={"messages": QUESTION, "continue_final_message": True},
+                     timeout=30)
+    assert bad.status_code == 400 and "final assistant message" in bad.json()["error"]["message"]
+    client.close()
+
+
+def test_suffix_score_reads_the_answer_off_the_rendered_prompt():
+    from synth.backends.base import suffix_score
+    from synth.backends.openai_backend import continuation_payload, prompt_logprob_entries
+
+    entries = [("<|im_start|>", -1.0, 3), ("assistant", -0.5, 1), ("\n", -0.1, 1), ("Par", -2.0, 2), ("is", -0.2, 1)]
+    score = suffix_score(entries, "Paris")
+    assert score.tokens == ["Par", "is"] and score.logprob == pytest.approx(-2.2) and score.tokens_in == 3
+    assert score.greedy is False
+    assert suffix_score(entries[:3] + [("\nParis", -1.5, 1)], "Paris").tokens == ["\nParis"]
+    with pytest.raises(ValueError, match="continue_final_message"):
+        suffix_score(entries, "Rome")
+    with pytest.raises(ValueError, match="empty"):
+        suffix_score(entries, "  ")
+    body = continuation_payload("m", QUESTION, "Paris")
+    assert body["messages"][-1] == {"role": "assistant", "content": "Paris"} and body["continue_final_message"]
+    assert body["prompt_logprobs"] == 0 and body["add_generation_prompt"] is False
+    wire = [None, {"7": {"logprob": -0.5, "rank": 1, "decoded_token": "Par"}},
+            {"9": {"logprob": -0.25, "rank": 4, "decoded_token": "is"}, "3": {"logprob": -0.1, "rank": 1}}]
+    assert prompt_logprob_entries(wire) == [("Par", -0.5, 1), ("is", -0.25, 4)]
+
+
+def test_vllm_continuation_mapping_without_vllm():
+    from collections import namedtuple
+
+    from synth.backends import vllm_backend as vb
+
+    conversation, params, chat = vb.continuation_request(QUESTION, "Paris")
+    assert conversation[-1] == {"role": "assistant", "content": "Paris"} and conversation[:-1] == QUESTION
+    assert params == {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0}
+    assert chat == {"add_generation_prompt": False, "continue_final_message": True}
+    Logprob = namedtuple("Logprob", "logprob rank decoded_token")  # the fields vLLM's Logprob carries
+    ids = [1, 7, 9]
+    per_position = [None, {7: Logprob(-0.5, 1, "Par")}, {9: Logprob(-0.25, 4, "is"), 3: Logprob(-0.1, 1, "x")}]
+    assert vb.prompt_logprob_entries(ids, per_position) == [("Par", -0.5, 1), ("is", -0.25, 4)]

@@ -1,4 +1,5 @@
-"""One interface for every LLM backend: batched chat generation and probabilities of given next tokens.
+"""One interface for every LLM backend: batched chat generation, probabilities of given next tokens, and
+log-probabilities of given continuations (an assistant answer scored under the model).
 
 Prompts are chat conversations (lists of {"role", "content"}); each backend applies the model's chat
 template. Every backend counts tokens in/out and seconds in its `usage`.
@@ -29,6 +30,49 @@ class Completion:
     token_logprobs: list[float] | None = None
     tokens: list[str] | None = None  # the generated tokens' strings, when logprobs were asked for
     top_logprobs: list[list[list]] | None = None  # per step: [[token string, logprob], ...] best first
+
+
+@dataclass
+class ContinuationScore:
+    """log P(continuation | prompt) where the continuation is the assistant's answer to a chat prompt."""
+
+    logprob: float  # summed over the continuation's tokens
+    tokens: list[str]
+    token_logprobs: list[float]
+    ranks: list[int | None]  # 1 = the model's top choice at that position; None when the backend cannot say
+    token_ids: list[int] | None = None
+    tokens_in: int = 0  # prompt tokens before the continuation
+
+    @property
+    def greedy(self) -> bool | None:
+        """Every token was the top choice (lm-evaluation-harness's is_greedy); None when ranks are unknown."""
+        return None if any(r is None for r in self.ranks) else all(r == 1 for r in self.ranks)
+
+
+def suffix_score(entries: list[tuple[str, float, int | None]], continuation: str) -> ContinuationScore:
+    """The trailing (decoded token, logprob, rank) entries of a rendered prompt that spell `continuation`.
+
+    Servers and vLLM return log-probabilities for every token of the prompt they rendered (chat template
+    included); the continuation is the rendered prompt's end. Walks back until the tokens cover it, and
+    checks that they do spell it (a server that ignored continue_final_message would not).
+    """
+    target = continuation.strip()
+    if not target:
+        raise ValueError("the continuation to score is empty")
+    picked: list[tuple[str, float, int | None]] = []
+    text = ""
+    for entry in reversed(entries):
+        if len(text.strip()) >= len(target):
+            break
+        picked.append(entry)
+        text = entry[0] + text
+    if not text.rstrip().endswith(target):
+        raise ValueError(f"the scored prompt does not end with the continuation ({text[-80:]!r} vs "
+                         f"{target[-80:]!r}); the server must support continue_final_message and prompt_logprobs")
+    picked.reverse()
+    return ContinuationScore(logprob=sum(lp for _, lp, _ in picked), tokens=[t for t, _, _ in picked],
+                             token_logprobs=[lp for _, lp, _ in picked], ranks=[r for _, _, r in picked],
+                             tokens_in=len(entries) - len(picked))
 
 
 @dataclass
@@ -80,6 +124,10 @@ class Backend(ABC):
     @abstractmethod
     def next_token_probs(self, prompts: list[Messages], candidates: list[str]) -> list[dict[str, float]]:
         """P(first generated token = candidate) for each candidate string, at the answer position."""
+
+    @abstractmethod
+    def continuation_logprobs(self, prompts: list[Messages], continuations: list[str]) -> list[ContinuationScore]:
+        """log P(continuation | prompt) per pair: the continuation scored as the assistant's answer."""
 
     def close(self) -> None:
         """Release the model or connections."""

@@ -10,7 +10,8 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from synth.backends.base import Backend, BackendUnavailable, Completion, Messages, Timer
+from synth.backends.base import (Backend, BackendUnavailable, Completion, ContinuationScore, Messages, Timer,
+                                 suffix_score)
 from synth.config import BackendConfig, Sampling
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -33,6 +34,26 @@ def chat_payload(model: str, messages: Messages, sampling: Sampling, seed: int) 
     if sampling.logprobs:
         body["logprobs"] = True
     return body
+
+
+def continuation_payload(model: str, messages: Messages, continuation: str) -> dict:
+    """Score `continuation` as the assistant's answer: vLLM's chat extensions (continue_final_message,
+    prompt_logprobs), also spoken by `assay synth serve`. Plain OpenAI endpoints have no equivalent."""
+    return {"model": model, "messages": [*messages, {"role": "assistant", "content": continuation}],
+            "max_tokens": 1, "temperature": 0.0, "add_generation_prompt": False, "continue_final_message": True,
+            "prompt_logprobs": 0}
+
+
+def prompt_logprob_entries(prompt_logprobs: list) -> list[tuple[str, float, int | None]]:
+    """The response's prompt_logprobs (per position: null or {token id: {logprob, rank, decoded_token}}, the
+    prompt's own token first) -> (decoded token, logprob, rank)."""
+    entries = []
+    for step in prompt_logprobs or []:
+        if not step:
+            continue
+        first = next(iter(step.values()))
+        entries.append((first.get("decoded_token") or "", float(first["logprob"]), first.get("rank")))
+    return entries
 
 
 class OpenAIBackend(Backend):
@@ -134,6 +155,22 @@ class OpenAIBackend(Backend):
             return probs
 
         return self._map(one, prompts)
+
+    def continuation_logprobs(self, prompts: list[Messages], continuations: list[str]) -> list[ContinuationScore]:
+        def one(pair):
+            messages, continuation = pair
+            with Timer() as timer:
+                data = self._request("POST", "/chat/completions",
+                                     continuation_payload(self.served_model, messages, continuation))
+            if "prompt_logprobs" not in data:
+                raise BackendHTTPError(f"{self.cfg.base_url} returned no prompt_logprobs: scoring continuations needs "
+                                       f"a server with vLLM's chat extensions (vllm serve, assay synth serve)")
+            score = suffix_score(prompt_logprob_entries(data["prompt_logprobs"]), continuation)
+            usage = data.get("usage") or {}
+            self.usage.add(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), timer.seconds)
+            return score
+
+        return self._map(one, list(zip(prompts, continuations, strict=True)))
 
     def close(self) -> None:
         self.client.close()

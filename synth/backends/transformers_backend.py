@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from synth.backends.base import Backend, Completion, Messages, Timer, apply_stop
+from synth.backends.base import Backend, Completion, ContinuationScore, Messages, Timer, apply_stop
 from synth.config import BackendConfig, Sampling
 
 
@@ -204,6 +204,40 @@ class TransformersBackend(Backend):
                 probs = torch.softmax(self._forward(ids, mask, DynamicCache()).logits[:, -1, :].float(), dim=-1).cpu()
             self.usage.add(sum(len(s) for s in batch), 0, timer.seconds, len(batch))
             out.extend({c: float(probs[row, tid]) for c, tid in cand_ids.items()} for row in range(len(batch)))
+        return out
+
+    def continuation_logprobs(self, prompts: list[Messages], continuations: list[str]) -> list[ContinuationScore]:
+        """One forward pass per batch over chat prompt + continuation tokens (the answer as generation would
+        start it: right after the assistant prompt)."""
+        import torch
+        from transformers import DynamicCache
+
+        if len(prompts) != len(continuations):
+            raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
+        out: list[ContinuationScore] = []
+        for start in range(0, len(prompts), self.cfg.batch_size):
+            pairs = []
+            for messages, cont in zip(prompts[start:start + self.cfg.batch_size],
+                                      continuations[start:start + self.cfg.batch_size]):
+                cont_ids = self.tokenizer(cont, add_special_tokens=False)["input_ids"]
+                if not cont_ids:
+                    raise ValueError("the continuation to score is empty")
+                pairs.append((self.encode_chat(messages), cont_ids))
+            with Timer() as timer, torch.inference_mode():
+                ids, mask = self._left_pad([p + c for p, c in pairs])
+                logp = torch.log_softmax(self._forward(ids, mask, DynamicCache()).logits.float(), dim=-1).cpu()
+            width = ids.shape[1]
+            for row, (prompt_ids, cont_ids) in enumerate(pairs):
+                first = width - len(cont_ids)  # position of the continuation's first token in the padded row
+                steps = logp[row, first - 1:width - 1]  # position t predicts token t + 1
+                targets = torch.tensor(cont_ids)
+                chosen = steps.gather(1, targets[:, None])[:, 0]
+                ranks = (steps > chosen[:, None]).sum(dim=1) + 1
+                out.append(ContinuationScore(
+                    logprob=float(chosen.sum()), tokens=[self.tokenizer.decode([t]) for t in cont_ids],
+                    token_logprobs=chosen.tolist(), ranks=ranks.tolist(), token_ids=list(cont_ids),
+                    tokens_in=len(prompt_ids)))
+            self.usage.add(sum(len(p) + len(c) for p, c in pairs), 0, timer.seconds, len(pairs))
         return out
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 
-from synth.backends.base import Backend, Completion, Messages, Timer
+from synth.backends.base import Backend, Completion, ContinuationScore, Messages, Timer, suffix_score
 from synth.backends.transformers_backend import model_fingerprint, resolve_model_path
 from synth.config import BackendConfig, Sampling
 
@@ -42,6 +42,26 @@ def sampling_kwargs(sampling: Sampling, seed: int) -> dict:
 def score_sampling_kwargs() -> dict:
     """One greedy token with the top-20 alternatives' logprobs: the rubric's answer-position distribution."""
     return {"max_tokens": 1, "temperature": 0.0, "logprobs": 20}
+
+
+def continuation_request(messages: Messages, continuation: str) -> tuple[Messages, dict, dict]:
+    """(conversation, SamplingParams kwargs, chat kwargs) that score `continuation` as the assistant's answer:
+    the answer is left open (continue_final_message) and vLLM returns every prompt token's logprob."""
+    conversation = [*messages, {"role": "assistant", "content": continuation}]
+    return (conversation, {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0},
+            {"add_generation_prompt": False, "continue_final_message": True})
+
+
+def prompt_logprob_entries(prompt_token_ids: list[int], prompt_logprobs: list) -> list[tuple[str, float, int | None]]:
+    """vLLM's per-position {token id: Logprob} dicts -> (decoded token, logprob, rank) of the prompt's own tokens
+    (the first position has none and is skipped)."""
+    entries = []
+    for tid, step in zip(prompt_token_ids, prompt_logprobs):
+        if not step:
+            continue
+        lp = step[tid]
+        entries.append((lp.decoded_token or "", float(lp.logprob), getattr(lp, "rank", None)))
+    return entries
 
 
 def _import_vllm():
@@ -97,5 +117,16 @@ class VLLMBackend(Backend):
                 if tok in probs:
                     probs[tok] += math.exp(entry.logprob)
             result.append(probs)
+        self.usage.add(sum(len(o.prompt_token_ids) for o in outputs), len(outputs), timer.seconds, len(outputs))
+        return result
+
+    def continuation_logprobs(self, prompts: list[Messages], continuations: list[str]) -> list[ContinuationScore]:
+        requests = [continuation_request(m, c) for m, c in zip(prompts, continuations, strict=True)]
+        params = self._vllm.SamplingParams(**requests[0][1]) if requests else None
+        with Timer() as timer:
+            outputs = self.llm.chat([r[0] for r in requests], params, use_tqdm=False, **requests[0][2]) \
+                if requests else []
+        result = [suffix_score(prompt_logprob_entries(out.prompt_token_ids, out.prompt_logprobs), cont)
+                  for out, cont in zip(outputs, continuations)]
         self.usage.add(sum(len(o.prompt_token_ids) for o in outputs), len(outputs), timer.seconds, len(outputs))
         return result
