@@ -276,3 +276,23 @@ def test_an_interrupted_cell_of_another_config_is_not_resumed(ablation):
     assert again.stale == ["real/xs/seed-0"] and again.ran == ["real/xs/seed-0"]
     new = json.load(open(os.path.join(cell, "result.json"), encoding="utf-8"))
     assert new["train_steps_this_run"] == new["steps"] and new["metrics"] == old["metrics"]
+
+
+def test_a_pool_rebuilt_with_other_data_gets_a_new_mix_and_its_cells_rerun(ablation):
+    """Recipe files unchanged, pool data changed (e.g. curation rerun with other thresholds): the mix cache and
+    the finished cells of that recipe must not be reused; other recipes stay finished."""
+    from pipelines.mix.pools import pools_fingerprint
+
+    root, plan, out, _, _ = ablation
+    recipe = next(c.resolved for c in plan_cells(plan) if c.recipe == "shuffled")
+    before = pools_fingerprint(recipe)
+    rows = shuffled(real_rows())
+    write_pool(rows, str(root / "shuffled"))  # byte-identical rebuild: nothing to redo
+    assert pools_fingerprint(recipe) == before
+    write_pool(rows[: len(rows) * 3 // 4], str(root / "shuffled"))  # a quarter of the pool gone
+    assert pools_fingerprint(recipe) != before
+    again = run_plan(plan, out, log=lambda m: None)
+    assert sorted(again.stale) == sorted(again.ran) == sorted(
+        f"shuffled/{size}/seed-{seed}" for size in ("xs", "s") for seed in (0, 1, 2))
+    assert len(again.mixes_built) == 1  # a new mix for the shuffled recipe only (both sizes share its budget)
+    assert len(again.skipped) == 6

@@ -61,13 +61,15 @@ def render(plan: Plan, result: DryRun, console, output: str | None = None) -> No
     from rich.table import Table
 
     from pipelines.ablate.mixcache import cached_mix
+    from pipelines.mix.pools import pools_fingerprint
 
     cache = mix_cache_dir(plan, os.path.abspath(output or plan.output))
     table = Table(title=f"ablation plan {plan.name!r}: {len(result.cells)} cells")
     for col in ("recipe", "size", "seed", "params", "steps", "train tokens", "FLOPs (6ND)", "mix", "state"):
         table.add_column(col, justify="right" if col in ("params", "steps", "train tokens", "FLOPs (6ND)") else "left")
     for cell in result.cells:
-        mix = "cached" if cached_mix(cache, cell.recipe_hash) else f"to build ({cell.recipe_hash[:12]})"
+        cached = cached_mix(cache, cell.recipe_hash, pools_fingerprint(cell.resolved))
+        mix = "cached" if cached else f"to build ({cell.recipe_hash[:12]})"
         table.add_row(cell.recipe, cell.size, str(cell.seed), f"{cell.params:,}",
                       str(cell.steps), f"{cell.tokens:,}", f"{cell.flops:.3g}", mix, result.state[cell.key])
     console.print(table)

@@ -1,16 +1,22 @@
-"""Token shards per resolved recipe, built once: a cache folder whose manifest has the recipe's hash and
-passes the reader's integrity check is reused, so cells (and plans) sharing a recipe share its mix."""
+"""Token shards per resolved recipe, built once: a cache folder whose manifest has the recipe's hash, whose
+pools file has the pools' current data fingerprint, and which passes the reader's integrity check is reused,
+so cells (and plans) sharing a recipe share its mix, and a rebuilt pool gets a new mix."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 
+from pipelines.mix.pools import pools_fingerprint
 from pipelines.mix.recipe import Recipe, recipe_hash
 
+POOLS_FILE = "pools.json"  # beside the mix's manifest: the data fingerprint of the pools it was built from
 
-def cached_mix(cache: str, digest: str) -> str | None:
-    """A finished token-shard folder in `cache` built from the recipe with hash `digest`, if any."""
+
+def cached_mix(cache: str, digest: str, data: str = "") -> str | None:
+    """A finished token-shard folder in `cache` built from the recipe with hash `digest` over pools whose data
+    fingerprint was `data`, if any."""
     from trainer.token_shards import MANIFEST_FILE, TokenShardError, TokenShardReader
 
     for manifest in sorted(glob.glob(os.path.join(cache, "*", MANIFEST_FILE))):
@@ -19,6 +25,9 @@ def cached_mix(cache: str, digest: str) -> str | None:
                 if json.load(fh).get("recipe_hash") != digest:
                     continue
             folder = os.path.dirname(manifest)
+            with open(os.path.join(folder, POOLS_FILE), encoding="utf-8") as fh:
+                if json.load(fh).get("pools_fingerprint") != data:
+                    continue
             TokenShardReader(folder, verify=True)
             return folder
         except (OSError, ValueError, TokenShardError):
@@ -31,10 +40,15 @@ def ensure_mix(recipe: Recipe, cache: str, label: str, console=None) -> tuple[st
     BudgetError / TokenizerError when a pool is missing or too small."""
     from pipelines.mix.build import run_mix
 
-    digest = recipe_hash(recipe)
-    found = cached_mix(cache, digest)
+    from curation.shards import write_bytes_atomic
+
+    digest, data = recipe_hash(recipe), pools_fingerprint(recipe)
+    found = cached_mix(cache, digest, data)
     if found:
         return found, False
-    folder = os.path.join(cache, f"{label}-{digest[:16]}")
+    key = hashlib.sha256(f"{digest}\0{data}".encode()).hexdigest()
+    folder = os.path.join(cache, f"{label}-{key[:16]}")
     run_mix(recipe, output=folder, progress=console is not None, console=console)
+    write_bytes_atomic(json.dumps({"recipe_hash": digest, "pools_fingerprint": data}, indent=1).encode(),
+                       os.path.join(folder, POOLS_FILE))
     return folder, True

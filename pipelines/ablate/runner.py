@@ -150,15 +150,18 @@ def run_config(plan: Plan, cell: Cell, data: str, out_dir: str, peak: float = 0.
 
 def cell_config(plan: Plan, cell: Cell, eval_info: dict) -> dict:
     """Everything that decides a cell's numbers, as recorded in its result and hashed into its lineage:
-    the trainer config (without paths, the MFU denominator and display settings), the resolved recipe,
-    the eval sets (with their file hashes) and tasks. A finished cell whose hash differs is rerun."""
+    the trainer config (without paths, the MFU denominator and display settings), the resolved recipe, the
+    data its pools read (pools_fingerprint), the eval sets (with their file hashes) and tasks. A finished
+    cell whose hash differs is rerun."""
     from pipelines.config_loader import to_dict as plain
+    from pipelines.mix.pools import pools_fingerprint
     from pipelines.mix.recipe import recipe_dict
 
     run = plain(run_config(plan, cell, "", ""))
     run["train"] = {k: v for k, v in run["train"].items()
                     if k not in ("data", "out_dir", "peak_flops", "progress", "log_every")}
     return {"run": run, "recipe": recipe_dict(cell.resolved), "recipe_hash": cell.recipe_hash,
+            "pools_fingerprint": pools_fingerprint(cell.resolved),
             "eval_sets": eval_info, "tasks": list(plan.eval.tasks), "task_limit": plan.eval.task_limit,
             "max_docs": plan.eval.max_docs}
 

@@ -1,6 +1,7 @@
 """Pools on disk: which Parquet files a pool reads, its DuckDB query, its counts, and the held-out rule."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -35,6 +36,27 @@ def pool_files(name: str, spec: PoolSpec) -> list[str]:
     if os.path.isdir(os.path.join(directory, DOCS_DIR)):
         directory = os.path.join(directory, DOCS_DIR)
     return shard_files(directory)
+
+
+FOOTER_BYTES = 1 << 16
+
+
+def pools_fingerprint(recipe: Recipe) -> str:
+    """A fingerprint of the data a recipe's pools read now: per shard its name, size and Parquet footer (row
+    groups, row counts, column chunk sizes and statistics). A pool rebuilt with other content changes it, a
+    byte-identical rebuild does not; reading only footers keeps it cheap for large pools. Caches keyed on a
+    recipe (the ablation's mixes and cells) include it, so they never reuse results of older data."""
+    h = hashlib.sha256()
+    for name in sorted(recipe.pools):
+        h.update(f"pool\0{name}\0".encode())
+        for path in pool_files(name, recipe.pools[name]):
+            size = os.path.getsize(path)
+            with open(path, "rb") as fh:
+                fh.seek(max(0, size - FOOTER_BYTES))
+                footer = fh.read()
+            h.update(f"{os.path.basename(path)}\0{size}\0".encode())
+            h.update(hashlib.sha256(footer).digest())
+    return h.hexdigest()
 
 
 def resolve_pools(recipe: Recipe, warn=log.warning) -> tuple[list[PoolFiles], dict[str, str]]:
