@@ -34,7 +34,7 @@ sample:
 bench: $(STAMP)
 	$(PY) benchmarks/curation_throughput.py
 
-# the demo ablation with all its inputs (curation, classifiers, synthetic data): ~12 min on 2 cores
+# the demo ablation with all its inputs (curation, classifiers, synthetic data): ~7 min on 2 cores
 ablate-demo: $(STAMP)
 	scripts/sample_demo_ablation.sh
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo ablation of plans/sample_demo.toml, end to end on the embedded sample (about 12 minutes on 2 CPU
+# The demo ablation of plans/sample_demo.toml, end to end on the embedded sample (about 7 minutes on 2 CPU
 # cores; `make ablate-demo` runs it). It builds the plan's inputs, each step skipped when its output exists
-# (FRESH=1 rebuilds them all), then runs the plan (a rerun resumes finished cells):
+# (FRESH=1 rebuilds them all and starts the ablation over), then runs the plan (a rerun resumes finished
+# cells; cells whose pools changed are rerun):
 #   out/demo          assay run on the sample (curated web: the `web` pool)
 #   out/demo-scored   out/demo plus two classifier columns, both annotate-only:
 #                       edu_score        fastText, reference-vs-web labels (DCLM style): the sample's
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 A=${ASSAY:-.venv/bin/assay}
 PY=${PYTHON:-.venv/bin/python}
 C=out/demo-classifiers
-if [ "${FRESH:-0}" = 1 ]; then rm -rf out/demo out/demo-edu out/demo-scored out/synth "$C"; fi
+if [ "${FRESH:-0}" = 1 ]; then rm -rf out/demo out/demo-edu out/demo-scored out/synth "$C" out/ablate/sample-demo; fi
 
 step() { printf '\n== %s\n' "$*"; }
 
