@@ -10,8 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from trainer.token_shards import SequenceCursor
 
-class SyntheticTokenStream:
+
+class SyntheticTokenStream(SequenceCursor):
+    data_name = "synthetic stream"
+    resume_hint = "resume with the same [train] settings"
+
     def __init__(self, vocab_size: int, seq_len: int, n_sequences: int, seed: int = 0,
                  rank: int = 0, world_size: int = 1):
         self.vocab_size, self.seq_len, self.seed = vocab_size, seq_len, seed
@@ -33,29 +38,3 @@ class SyntheticTokenStream:
         rng = np.random.default_rng((self.seed, self._global[local]))
         start, stride = rng.integers(0, self.vocab_size), rng.integers(1, 8)
         return (start + stride * np.arange(self.seq_len + 1)) % self.vocab_size
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> np.ndarray:
-        if self._pos >= len(self):
-            raise StopIteration
-        self._pos += 1
-        return self.sequence(self._pos - 1)
-
-    def next_batch(self, batch_size: int) -> np.ndarray:
-        if self._pos >= len(self):
-            raise StopIteration
-        end = min(self._pos + batch_size, len(self))
-        batch = np.stack([self.sequence(i) for i in range(self._pos, end)])
-        self._pos = end
-        return batch
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"fingerprint": self.fingerprint, "rank": self.rank, "world_size": self.world_size,
-                "position": self._pos}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("fingerprint") != self.fingerprint:
-            raise ValueError("resume state belongs to a different synthetic stream; resume with the same [train] settings")
-        self._pos = int(state["position"])

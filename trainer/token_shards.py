@@ -182,7 +182,63 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-class TokenShardReader:
+class SequenceCursor:
+    """The resumable iteration every training stream shares: subclasses give `__len__`, `sequence(local)`,
+    `fingerprint`, `rank`, `world_size` and start `_pos` at 0; this class walks them in order, batches them,
+    and saves / restores the position (checking it belongs to the same data and rank layout)."""
+
+    #: names the data in a mismatched-resume error, and says what to do instead
+    data_name = "token-shard directory"
+    resume_hint = "resume with the data the run started with"
+    _pos: int
+    rank: int
+    world_size: int
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> np.ndarray:
+        if self._pos >= len(self):
+            raise StopIteration
+        seq = self.sequence(self._pos)
+        self._pos += 1
+        return seq
+
+    def next_batch(self, batch_size: int) -> np.ndarray:
+        """The next `batch_size` sequences as [b, seq_len + 1] int64; the last batch may be smaller;
+        StopIteration once every sequence of this rank was returned."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if self._pos >= len(self):
+            raise StopIteration
+        end = min(self._pos + batch_size, len(self))
+        batch = np.stack([self.sequence(i) for i in range(self._pos, end)])
+        self._pos = end
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "rank": self.rank, "world_size": self.world_size,
+                "position": self._pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("fingerprint") != self.fingerprint:
+            raise TokenShardError(f"resume state belongs to a different {self.data_name} (fingerprint "
+                                  f"{str(state.get('fingerprint'))[:12]} != {self.fingerprint[:12]}); "
+                                  f"{self.resume_hint}")
+        if (state.get("rank"), state.get("world_size")) != (self.rank, self.world_size):
+            raise TokenShardError(f"resume state is for rank {state.get('rank')} of {state.get('world_size')}, "
+                                  f"this reader is rank {self.rank} of {self.world_size}; resume with the same layout")
+        pos = int(state["position"])
+        if not 0 <= pos <= len(self):
+            raise TokenShardError(f"resume position {pos} is outside 0..{len(self)}")
+        self._pos = pos
+
+
+class TokenShardReader(SequenceCursor):
     """Training-order sequences of one rank, as int64 arrays of seq_len + 1 tokens, resumable exactly.
 
     Iterating (or `next_batch`) advances the position; `state_dict()` / `load_state_dict()` save and
@@ -257,45 +313,3 @@ class TokenShardReader:
     def phase_of(self, local: int) -> str:
         return self.manifest["phases"][int(self.index[self._global(local)][0])]["name"]
 
-    @property
-    def position(self) -> int:
-        return self._pos
-
-    def __iter__(self) -> "TokenShardReader":
-        return self
-
-    def __next__(self) -> np.ndarray:
-        if self._pos >= self._len:
-            raise StopIteration
-        seq = self.sequence(self._pos)
-        self._pos += 1
-        return seq
-
-    def next_batch(self, batch_size: int) -> np.ndarray:
-        """The next `batch_size` sequences as [b, seq_len + 1] int64; the last batch may be smaller;
-        StopIteration once every sequence of this rank was returned."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if self._pos >= self._len:
-            raise StopIteration
-        end = min(self._pos + batch_size, self._len)
-        batch = np.stack([self.sequence(i) for i in range(self._pos, end)])
-        self._pos = end
-        return batch
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"fingerprint": self.fingerprint, "rank": self.rank, "world_size": self.world_size,
-                "position": self._pos}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("fingerprint") != self.fingerprint:
-            raise TokenShardError("resume state belongs to a different token-shard directory (fingerprint "
-                                  f"{str(state.get('fingerprint'))[:12]} != {self.fingerprint[:12]}); resume with "
-                                  "the data the run started with")
-        if (state.get("rank"), state.get("world_size")) != (self.rank, self.world_size):
-            raise TokenShardError(f"resume state is for rank {state.get('rank')} of {state.get('world_size')}, "
-                                  f"this reader is rank {self.rank} of {self.world_size}; resume with the same layout")
-        pos = int(state["position"])
-        if not 0 <= pos <= self._len:
-            raise TokenShardError(f"resume position {pos} is outside 0..{self._len}")
-        self._pos = pos
