@@ -13,16 +13,20 @@ parameters, on 2 worker processes:
              stage classes of curation/ chained as `assay run` chains them; MinHash band keys are computed
              and counted, nothing is written (no shards, no ledger)
   datatrove  LocalPipelineExecutor(tasks=workers, workers=workers): JsonlReader, its Trafilatura extractor
-             (sandboxed, 60 s timeout so no page is lost to it), a LambdaFilter calling fastText on the same
+             (sandboxed), a LambdaFilter calling fastText on the same
              lid.176.ftz, the four filters, MinhashDedupSignature (writes its small signature files to a
              temporary folder: the only writing in this benchmark)
 
-Each timing is the whole run (worker start-up included). The sides run interleaved (A B A B ...) `--repeats`
-times; the script prints the median docs/s of each, the ratio assay/datatrove and both sides' kept counts.
-The two extractors differ in output shape (assay writes one line per block from trafilatura's XML,
+Both sides give extraction the same per-page time limit (`--extract-timeout`, 60 s: no sample page comes near
+it; a page past it is dropped on both sides). Each timing is the whole run (worker start-up included). The sides
+run interleaved (A B A B ...) `--repeats` times; the script prints the median docs/s of each, the ratio
+assay/datatrove and both sides' kept counts. The two extractors differ in output shape (assay writes one line per block from trafilatura's XML,
 datatrove takes trafilatura's plain text), so the kept counts differ slightly.
 
-    .venv/bin/python benchmarks/curation_throughput.py [--docs 2145] [--repeats 2] [--workers 2]
+`--html-dir DIR` takes `--docs` distinct pages from a folder of .html files instead, each page once, for a corpus
+where no document repeats (later documents of the sample corpus find every word already in the tokenizer cache).
+
+    .venv/bin/python benchmarks/curation_throughput.py [--docs 2145] [--repeats 2] [--workers 2] [--html-dir DIR]
 """
 from __future__ import annotations
 
@@ -47,31 +51,49 @@ LID_MAX_CHARS = 5000
 LANGUAGES = ["en"]
 
 
-def write_corpus(n_docs: int, n_files: int, folder: str) -> int:
-    """The sample's HTML pages, repeated with distinct ids, split round-robin over `n_files` JSONL files."""
+def sample_pages() -> list[tuple[str, str]]:
+    """(url, html) of the embedded sample's HTML pages."""
     from curation.document import Document
     from curation.readers import ReaderConfig, read_input
 
-    pages = [d for path in sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.warc.gz")))
+    pages = [(d.url, d.text) for path in sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.warc.gz")))
              for d in read_input(path, ReaderConfig()) if isinstance(d, Document) and d.mime == "text/html"]
     if not pages:
         raise SystemExit("no HTML pages found under data/sample/: the embedded sample corpus is missing")
+    return pages
+
+
+def folder_pages(folder: str, n_docs: int) -> list[tuple[str, str]]:
+    """(path, html) of `n_docs` distinct .html files under `folder`, spread evenly over its sorted file list."""
+    paths = sorted(glob.glob(os.path.join(folder, "**", "*.html"), recursive=True))
+    paths = [p for p in paths if os.path.getsize(p) > 0]
+    if len(paths) < n_docs:
+        raise SystemExit(f"--html-dir {folder} holds {len(paths)} non-empty .html files; --docs asks for {n_docs}")
+    step = len(paths) / n_docs
+    pages = []
+    for path in (paths[int(i * step)] for i in range(n_docs)):
+        with open(path, "rb") as fh:
+            pages.append((os.path.relpath(path, folder), fh.read().decode("utf-8", "replace")))
+    return pages
+
+
+def write_corpus(pages: list[tuple[str, str]], n_docs: int, n_files: int, folder: str) -> None:
+    """`pages` repeated (with distinct ids) up to `n_docs`, split round-robin over `n_files` JSONL files."""
     os.makedirs(folder, exist_ok=True)
     handles = [open(os.path.join(folder, f"pages-{i:03d}.jsonl"), "w", encoding="utf-8") for i in range(n_files)]
     try:
         for i in range(n_docs):
-            page = pages[i % len(pages)]
-            handles[i % n_files].write(json.dumps({"id": f"doc-{i:07d}", "text": page.text, "url": page.url}) + "\n")
+            url, html = pages[i % len(pages)]
+            handles[i % n_files].write(json.dumps({"id": f"doc-{i:07d}", "text": html, "url": url}) + "\n")
     finally:
         for fh in handles:
             fh.close()
-    return len(pages)
 
 
 # ---------------------------------------------------------------------------------------------- assay side
 
-def run_assay(corpus: str, workers: int, warmup_chars: int | None = None,
-              engine: str = "trafilatura") -> tuple[float, int]:
+def run_assay(corpus: str, workers: int, cache_words: int | None = None,
+              engine: str = "trafilatura", timeout: float = 60.0) -> tuple[float, int]:
     """(seconds, documents that reached MinHash) for the Beam pipeline over the JSONL files."""
     import apache_beam as beam
     from apache_beam.metrics import Metrics
@@ -100,9 +122,9 @@ def run_assay(corpus: str, workers: int, warmup_chars: int | None = None,
             return []
 
     lid = LangIdConfig(languages=LANGUAGES, threshold=LID_THRESHOLD, max_chars=LID_MAX_CHARS)
-    stages = ([ExtractText(ExtractConfig(engine=engine)), IdentifyLanguage(lid)]
-              + build_filter_stages(FilterConfig(stats=False) if warmup_chars is None else
-                                    FilterConfig(stats=False, tokenizer_warmup_chars=warmup_chars)))
+    stages = ([ExtractText(ExtractConfig(engine=engine, timeout_s=timeout)), IdentifyLanguage(lid)]
+              + build_filter_stages(FilterConfig(stats=False) if cache_words is None else
+                                    FilterConfig(stats=False, tokenizer_cache_words=cache_words)))
     files = sorted(glob.glob(os.path.join(corpus, "*.jsonl")))
     runner, options = build_options("local", workers, "multi_processing")
     start = time.perf_counter()
@@ -143,7 +165,7 @@ class FastTextLanguageKeep:
         return lang in LANGUAGES and score >= LID_THRESHOLD
 
 
-def run_datatrove(corpus: str, workers: int, scratch: str) -> tuple[float, int]:
+def run_datatrove(corpus: str, workers: int, scratch: str, timeout: float = 60.0) -> tuple[float, int]:
     """(seconds, documents that reached MinHash) for LocalPipelineExecutor over the same JSONL files."""
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline import filters as dt
@@ -161,7 +183,7 @@ def run_datatrove(corpus: str, workers: int, scratch: str) -> tuple[float, int]:
     executor = LocalPipelineExecutor(
         pipeline=[
             JsonlReader(corpus, glob_pattern="*.jsonl"),
-            Trafilatura(favour_precision=False, deduplicate=False, include_tables=True, timeout=60),
+            Trafilatura(favour_precision=False, deduplicate=False, include_tables=True, timeout=timeout),
             dt.LambdaFilter(FastTextLanguageKeep(bundled_lid_model())),
             dt.GopherRepetitionFilter(**kw("gopher_repetition")),
             dt.GopherQualityFilter(**kw("gopher_quality")),
@@ -198,10 +220,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs of each side; the median is kept")
     parser.add_argument("--workers", type=int, default=2, help="worker processes on each side")
     parser.add_argument("--files", type=int, default=8, help="JSONL files the corpus is split into")
-    parser.add_argument("--tokenizer-warmup-chars", type=int, default=None,
-                        help="assay's filters.tokenizer_warmup_chars (default: the config default; 0 turns "
-                             "warming off). The corpus repeats the sample's pages, so warming sees every word "
-                             "of later documents: run with 0 too for the number without that advantage")
+    parser.add_argument("--extract-timeout", type=float, default=60.0,
+                        help="seconds one page may take in extraction, on both sides (a slower page is dropped)")
+    parser.add_argument("--html-dir", default=None,
+                        help="use --docs distinct .html files from this folder (searched recursively, spread over "
+                             "its sorted list) instead of the embedded sample's 429 pages repeated")
+    parser.add_argument("--tokenizer-cache-words", type=int, default=None,
+                        help="assay's filters.tokenizer_cache_words (default: the config default; 0 turns the "
+                             "word cache off). The corpus repeats the sample's pages, so later documents find all "
+                             "their words cached: --docs 429 (each page once) shows the cost of a first sight")
     parser.add_argument("--assay-engine", choices=["trafilatura", "resiliparse"], default="trafilatura",
                         help="assay's extract.engine. The goal compares trafilatura on both sides (datatrove has "
                              "no resiliparse extractor); resiliparse shows what assay's other engine gives")
@@ -216,24 +243,29 @@ def main() -> None:
     folder = tempfile.mkdtemp(prefix="assay-curation-bench-")
     try:
         corpus = os.path.join(folder, "corpus")
-        n_pages = write_corpus(args.docs, args.files, corpus)
+        pages = folder_pages(args.html_dir, args.docs) if args.html_dir else sample_pages()
+        write_corpus(pages, args.docs, args.files, corpus)
+        source = (f"distinct pages from {args.html_dir}" if args.html_dir else
+                  f"{len(pages)} distinct sample pages, repeated")
         print(f"date {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; machine {machine()}")
         from curation.filters import FilterConfig
 
-        warmup = FilterConfig.tokenizer_warmup_chars if args.tokenizer_warmup_chars is None else \
-            args.tokenizer_warmup_chars
-        print(f"{args.docs} documents ({n_pages} distinct sample pages, repeated) in {args.files} JSONL files; "
+        cache_words = FilterConfig.tokenizer_cache_words if args.tokenizer_cache_words is None else \
+            args.tokenizer_cache_words
+        print(f"{args.docs} documents ({source}) in {args.files} JSONL files; "
               f"{args.workers} workers per side; {args.repeats} interleaved repeats, median reported; "
-              f"assay tokenizer warm-up {warmup:,} chars per worker; assay extractor {args.assay_engine}, "
+              f"assay tokenizer cache {cache_words:,} words per worker; assay extractor {args.assay_engine}, "
               f"datatrove extractor trafilatura")
         rates: dict[str, list[float]] = {"assay": [], "datatrove": []}
         kept: dict[str, int] = {}
         for rep in range(args.repeats):
             for side in ("assay", "datatrove"):
                 if side == "assay":
-                    seconds, n_kept = run_assay(corpus, args.workers, args.tokenizer_warmup_chars, args.assay_engine)
+                    seconds, n_kept = run_assay(corpus, args.workers, args.tokenizer_cache_words, args.assay_engine,
+                                                 args.extract_timeout)
                 else:
-                    seconds, n_kept = run_datatrove(corpus, args.workers, os.path.join(folder, "datatrove"))
+                    seconds, n_kept = run_datatrove(corpus, args.workers, os.path.join(folder, "datatrove"),
+                                                     args.extract_timeout)
                 rates[side].append(args.docs / seconds)
                 kept[side] = n_kept
                 print(f"  run {rep + 1} {side:9} {seconds:7.1f} s  {args.docs / seconds:7.2f} docs/s  "

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from curation.document import Document, Rejection
 from curation.stage import Stage
+from curation.timelimit import call_with_time_limit
 
 
 @dataclass
@@ -25,6 +26,13 @@ class ExtractConfig:
     include_comments: bool = False
     favor_precision: bool = False
     min_chars: int = 1  # a page with less extracted text than this is rejected as "empty"
+    #: seconds one page may take; a slower page goes to the ledger as "timeout" (0 = no limit). Normal pages take
+    #: milliseconds, a few MB of generated markup can keep trafilatura busy for minutes.
+    timeout_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.timeout_s < 0:
+            raise ValueError(f"extract.timeout_s must be >= 0 (0 = no limit), got {self.timeout_s}")
 
 
 class ExtractText(Stage):
@@ -58,7 +66,13 @@ class ExtractText(Stage):
             html_chars = None
         else:
             html_chars = len(doc.text)
-            text = self._extract(doc.text).strip() if doc.text.strip() else ""
+            try:
+                text = call_with_time_limit(self.cfg.timeout_s, self._extract, doc.text).strip() \
+                    if doc.text.strip() else ""
+            except TimeoutError:
+                return Rejection.of(doc, self.name, "timeout", html_chars=html_chars,
+                                    detail=f"{self.cfg.engine} took longer than extract.timeout_s = "
+                                           f"{self.cfg.timeout_s:g} s on this page; raise it to keep such pages")
         if len(text) < self.cfg.min_chars:
             return Rejection.of(doc.with_text(text), self.name, "empty",
                                 detail="no main text found on the page", html_chars=html_chars)

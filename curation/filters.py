@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from curation.document import Document, Rejection
 from curation.stage import Stage
+from curation.word_cache import DEFAULT_MAX_WORDS, warm_words
 
 #: FineWeb's order and defaults, with two changes measured on the sample corpus (docs/curation.md):
 #: - Gopher's "80% of words contain a letter" rule counts words split on whitespace; datatrove's spaCy
@@ -49,14 +50,13 @@ class FilterConfig:
     enabled: list[str] = field(default_factory=lambda: list(DEFAULT_FILTERS))
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     stats: bool = True  # compute datatrove's doc/word/line statistics as signal columns
-    #: characters of text per language and worker process that warm the word tokenizer's cache
-    #: (see warm_word_tokenizer); 0 turns warming off. 4M characters keep about 30 MB per process; on the
-    #: sample corpus 2M and 8M saved the same CPU time (~19%).
-    tokenizer_warmup_chars: int = 4_000_000
+    #: distinct words per language and worker process kept in spaCy's tokenizer cache, which makes datatrove's
+    #: word tokenization about 4x faster with the same tokens (curation/word_cache.py); 0 turns it off
+    tokenizer_cache_words: int = DEFAULT_MAX_WORDS
 
     def __post_init__(self) -> None:
-        if self.tokenizer_warmup_chars < 0:
-            raise ValueError(f"filters.tokenizer_warmup_chars must be >= 0, got {self.tokenizer_warmup_chars}")
+        if self.tokenizer_cache_words < 0:
+            raise ValueError(f"filters.tokenizer_cache_words must be >= 0, got {self.tokenizer_cache_words}")
 
     def kwargs_for(self, name: str) -> dict[str, Any]:
         merged = dict(DEFAULT_FILTERS.get(name, {}))
@@ -77,44 +77,14 @@ def tokenizer_language(lang: str | None) -> str:
         return "en"
 
 
-#: characters each word tokenizer (per language) has been warmed with in this process
-_WARMED_CHARS: dict[str, int] = {}
-_LAST_WARMED: list[str | None] = [None]
-
-
-def warm_word_tokenizer(language: str, text: str, budget_chars: int) -> None:
-    """Tokenize `text` once outside spaCy's memory zones, until `budget_chars` per language are used.
-
-    datatrove's spaCy tokenizer works inside a memory zone, which throws away every word and every cached
-    split it learned on each call, so each document pays again for splitting words like "the," into tokens.
-    Words seen outside a zone stay in the tokenizer's vocabulary and cache for good; the first few megabytes
-    of text a worker sees cover most words of the next documents, and tokenizing them is then about 2x
-    faster. The tokens themselves do not change (the cache only remembers spaCy's own splits), so no filter
-    decision does; the budget bounds the memory this keeps.
-    """
-    used = _WARMED_CHARS.get(language, 0)
-    if budget_chars <= used or not text or text is _LAST_WARMED[0]:
-        return
-    from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
-
-    tokenizer = load_word_tokenizer(language)
-    if not isinstance(tokenizer, SpaCyTokenizer) or language == "ja":  # ja splits its text by bytes first
-        _WARMED_CHARS[language] = budget_chars
-        return
-    piece = text[: budget_chars - used]
-    tokenizer.tokenizer.tokenizer(piece)  # the bare spaCy tokenizer, outside any memory zone
-    _WARMED_CHARS[language] = used + len(piece)
-    _LAST_WARMED[0] = text
-
-
 class DatatroveFilter(Stage):
     """One datatrove filter as a stage; one filter instance per document language."""
 
     def __init__(self, name: str, params: dict[str, Any] | None = None,
-                 tokenizer_warmup_chars: int = FilterConfig.tokenizer_warmup_chars):
+                 tokenizer_cache_words: int = DEFAULT_MAX_WORDS):
         self.name = name
         self.params = dict(params or {})
-        self.tokenizer_warmup_chars = tokenizer_warmup_chars
+        self.tokenizer_cache_words = tokenizer_cache_words
         self._cls = _datatrove_filter_class(name)
         self._by_lang: dict[str, Any] = {}
 
@@ -129,7 +99,7 @@ class DatatroveFilter(Stage):
 
         dt_doc = DtDocument(text=doc.text, id=doc.id, metadata={})
         dt_filter = self.filter_for(doc.meta.get("language"))
-        warm_word_tokenizer(dt_filter.language, doc.text, self.tokenizer_warmup_chars)
+        warm_words(dt_filter.language, doc.text, self.tokenizer_cache_words)
         verdict = dt_filter.filter(dt_doc)
         ok, reason = (verdict, "") if isinstance(verdict, bool) else (verdict[0], verdict[1])
         if not ok:
@@ -144,8 +114,8 @@ class TextStatistics(Stage):
 
     name = "stats"
 
-    def __init__(self, tokenizer_warmup_chars: int = FilterConfig.tokenizer_warmup_chars):
-        self.tokenizer_warmup_chars = tokenizer_warmup_chars
+    def __init__(self, tokenizer_cache_words: int = DEFAULT_MAX_WORDS):
+        self.tokenizer_cache_words = tokenizer_cache_words
         self._extractors = None
 
     def setup(self) -> None:
@@ -164,7 +134,7 @@ class TextStatistics(Stage):
         from datatrove.data import Document as DtDocument
 
         dt_doc = DtDocument(text=doc.text, id=doc.id, metadata={})
-        warm_word_tokenizer("en", doc.text, self.tokenizer_warmup_chars)  # WordStats tokenizes as English
+        warm_words("en", doc.text, self.tokenizer_cache_words)  # WordStats tokenizes as English
         signals: dict[str, Any] = {}
         for extractor in self._extractors:
             for key, value in extractor.extract_stats(dt_doc).items():
@@ -184,6 +154,6 @@ STAT_KEYS = [
 
 
 def build_filter_stages(cfg: FilterConfig) -> list[Stage]:
-    stages: list[Stage] = [TextStatistics(cfg.tokenizer_warmup_chars)] if cfg.stats else []
-    stages += [DatatroveFilter(name, cfg.kwargs_for(name), cfg.tokenizer_warmup_chars) for name in cfg.enabled]
+    stages: list[Stage] = [TextStatistics(cfg.tokenizer_cache_words)] if cfg.stats else []
+    stages += [DatatroveFilter(name, cfg.kwargs_for(name), cfg.tokenizer_cache_words) for name in cfg.enabled]
     return stages

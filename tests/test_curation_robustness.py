@@ -89,6 +89,35 @@ def test_bad_input_goes_to_the_ledger_and_the_run_succeeds(tmp_path):
     assert len(kept) + len(ledger) == result.funnel["totals"]["read"]
 
 
+def source_listing(lines: int) -> bytes:
+    """Generated markup like a rustdoc source view: thousands of <span>s that keep trafilatura busy."""
+    body = "\n".join(f'<a href="#{i}" id="{i}">{i}</a><span class="kw">pub fn</span> <span class="ident">f{i}</span>'
+                     f'(<span class="ident">a</span>: <span class="ty">u32</span>) {{ <span class="number">{i}</span> }}'
+                     for i in range(lines))
+    return f"<html><body><main><pre><code>{body}</code></pre></main></body></html>".encode()
+
+
+def test_a_page_past_the_extraction_time_limit_goes_to_the_ledger(tmp_path):
+    """A page that takes ~0.5 s against a 0.05 s limit is dropped as "timeout" inside a Beam worker process."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "pages.warc.gz").write_bytes(warc_bytes(
+        [(f"https://good.example/{i}", page(f"Good page {i}") + f"<p>Page {i} of {PROSE}</p>".encode() * i, "text/html")
+         for i in range(1, 4)] + [("https://slow.example/listing", source_listing(2000), "text/html")]))
+    out = tmp_path / "out"
+    cfg = config([str(src)], str(out), workers=1, mode="multi_processing")
+    cfg.stages = ["extract", "langid"]
+    cfg.extract.timeout_s = 0.05
+    result = run_curation(cfg)
+    con = duckdb.connect()
+    ledger = con.execute(f"SELECT url, stage, reason, detail FROM read_parquet('{out}/rejected/*.parquet')").fetchall()
+    assert [(u, st, r) for u, st, r, _ in ledger] == [("https://slow.example/listing", "extract", "timeout")]
+    assert "extract.timeout_s" in ledger[0][3]
+    kept = sorted(u for (u,) in con.execute(f"SELECT url FROM read_parquet('{out}/docs/*.parquet')").fetchall())
+    assert kept == [f"https://good.example/{i}" for i in range(1, 4)]
+    assert result.funnel["totals"]["kept"] + result.funnel["totals"]["rejected"] == result.funnel["totals"]["read"]
+
+
 def shard_bytes(out: Path) -> dict[str, bytes]:
     return {f"{sub}/{p.name}": p.read_bytes() for sub in ("docs", "rejected") for p in sorted((out / sub).glob("*.parquet"))}
 

@@ -243,38 +243,78 @@ def json_signals(rejection: Rejection) -> str:
     return json.dumps(rejection.signals, sort_keys=True, default=str)
 
 
-def test_warmed_word_tokenizer_gives_the_same_tokens_as_a_fresh_one():
-    """Warming keeps words in spaCy's cache outside memory zones: faster, and the tokens must not change."""
+def test_word_cache_gives_the_same_tokens_as_a_fresh_tokenizer():
+    """Warmed words sit in spaCy's split cache outside memory zones: faster, and the tokens must not change."""
     from datatrove.utils.text import TextNormConfig, simplify_text
     from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
-    from curation import filters
+    from curation import word_cache
 
-    texts = [t for t in real_texts() if t.strip()]
+    extract = ExtractText()
+    pages = [extract.process(p) for p in sample_pages(12)]
+    texts = [t for t in real_texts() if t.strip()] + [p.text for p in pages if isinstance(p, Document)]
     warm_set, held_out = texts[::2], texts[1::2]
     warm_set[0] = "assaywarmprobe " + warm_set[0]  # a word no other test has shown the tokenizer
     shared = load_word_tokenizer("en")
-    before_chars = filters._WARMED_CHARS.get("en", 0)
-    before_vocab = len(shared.tokenizer.vocab)
-    budget = before_chars + 30_000
+    before = word_cache.cached_words("en")
     for text in warm_set:
-        filters.warm_word_tokenizer("en", text, budget)
-    assert filters._WARMED_CHARS["en"] == budget, "warming stops exactly at the budget"
-    assert len(shared.tokenizer.vocab) > before_vocab, "words seen while warming stay in the vocabulary"
-    assert "assaywarmprobe" in shared.tokenizer.vocab.strings
+        word_cache.warm_words("en", text)
+    assert word_cache.cached_words("en") > before
+    assert "assaywarmprobe" in shared.tokenizer.vocab.strings, "warmed words stay in the vocabulary"
     fresh = SpaCyTokenizer("en")
     for text in held_out + warm_set:
         for variant in (text, simplify_text(text, TextNormConfig())):
             assert shared.word_tokenize(variant) == fresh.word_tokenize(variant)
         assert shared.span_tokenize(text) == fresh.span_tokenize(text)
-    vocab = len(shared.tokenizer.vocab)
-    filters.warm_word_tokenizer("en", "unseenwordalpha unseenwordbeta", budget)
-    assert len(shared.tokenizer.vocab) == vocab, "past the budget nothing more is kept"
 
 
-def test_filter_config_rejects_negative_warmup_budget():
-    with pytest.raises(ValueError, match="tokenizer_warmup_chars"):
-        FilterConfig(tokenizer_warmup_chars=-1)
+def test_word_cache_turns_regex_searches_into_cache_hits():
+    """After warming, datatrove's word_tokenize of the text barely runs spaCy's suffix search any more."""
+    from datatrove.utils.word_tokenizers import load_word_tokenizer
+
+    from curation import word_cache
+
+    shared = load_word_tokenizer("en")
+    tokenizer = shared.tokenizer.tokenizer
+    original = tokenizer.suffix_search
+    calls = [0]
+
+    def counting(text):
+        calls[0] += 1
+        return original(text)
+
+    text = "\n".join(t for t in real_texts()[:6])
+    tokenizer.suffix_search = counting  # spaCy flushes its split cache when a search function is set
+    word_cache._CACHES.pop("en", None)  # so this process's record of warmed words is void too
+    try:
+        expected = shared.word_tokenize(text)
+        cold = calls[0]
+        assert cold > 500
+        assert word_cache.warm_words("en", text) > 100
+        calls[0] = 0
+        assert shared.word_tokenize(text) == expected
+        assert calls[0] < cold * 0.1, f"{calls[0]} suffix searches after warming, {cold} before"
+    finally:
+        tokenizer.suffix_search = original
+        word_cache._CACHES.pop("en", None)
+
+
+def test_word_cache_keeps_to_its_bound_and_skips_what_it_cannot_cache():
+    from curation import word_cache
+
+    word_cache.warm_words("en", "a first text to start the cache")
+    have = word_cache.cached_words("en")
+    added = word_cache.warm_words("en", " ".join(f"boundprobe{i}" for i in range(50)), max_words=have + 5)
+    assert added == 5 and word_cache.cached_words("en") == have + 5
+    assert word_cache.warm_words("en", "boundprobeextra words", max_words=have + 5) == 0
+    assert word_cache.warm_words("en", "anything at all", max_words=0) == 0
+    assert word_cache.warm_words("en", "IS_ALPHA breaks spaCy IS_ALPHA") >= 0  # spaCy's known bad string: no raise
+    assert word_cache.warm_words("xx-not-a-language", "no tokenizer for this language") == 0
+
+
+def test_filter_config_rejects_a_negative_word_cache_bound():
+    with pytest.raises(ValueError, match="tokenizer_cache_words"):
+        FilterConfig(tokenizer_cache_words=-1)
 
 
 def test_resiliparse_engine_extracts_main_text_of_sample_pages():
