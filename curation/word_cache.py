@@ -9,14 +9,15 @@ Here each whitespace-separated chunk a worker process has not seen yet is tokeni
 batches (one special case then spoils little), with spaCy's cache limit raised to our own bound. Later tokenizations
 of that chunk, in any filter, are a cache lookup (about 4x faster on the sample corpus). The cache holds only spaCy's
 own splits, so the tokens, and with them every filter decision, are unchanged; tests compare with a fresh tokenizer.
-`max_words` bounds the memory this keeps per language and process (about 200 bytes a word).
+`max_words` bounds the memory this keeps per language and process: about 700 bytes a word (spaCy lexemes and
+strings, its cache entry, our record), so ~140 MB at the default.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 #: distinct words per language and worker process kept in spaCy's cache (FilterConfig.tokenizer_cache_words)
-DEFAULT_MAX_WORDS = 1_000_000
+DEFAULT_MAX_WORDS = 200_000
 _BATCH = 8  # chunks per warming call: larger batches lose more chunks to special cases, smaller ones cost calls
 
 

@@ -1,0 +1,38 @@
+"""The documented example config: it loads, names every key, and its values are the defaults."""
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pipelines.config_loader import to_dict
+from pipelines.curate_config import RunConfig, load_run_config
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "curate.example.toml"
+
+
+def keys(tree: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for k, v in tree.items():
+        out.add(prefix + k)
+        if isinstance(v, dict) and k != "params":  # filters.params holds free-form datatrove arguments
+            out |= keys(v, prefix + k + ".")
+    return out
+
+
+def test_example_config_names_every_key_with_its_default():
+    defaults = to_dict(RunConfig())
+    example = tomllib.loads(EXAMPLE.read_text())
+    assert keys(defaults) - {"classifiers"} <= keys(example), "add the new keys to configs/curate.example.toml"
+    loaded = to_dict(load_run_config(str(EXAMPLE)))
+    for section in ("extract", "langid", "pii", "dedup", "output", "runner"):
+        assert loaded[section] == defaults[section], section
+    assert loaded["input"]["reader"] == defaults["input"]["reader"]
+    loaded["filters"].pop("params"), defaults["filters"].pop("params")  # shown there as datatrove's values
+    assert loaded["filters"] == defaults["filters"]
+
+
+def test_a_retired_key_is_a_clear_error(tmp_path):
+    old = tmp_path / "old.toml"
+    old.write_text("[filters]\ntokenizer_warmup_chars = 5\n")
+    with pytest.raises(Exception, match="tokenizer_warmup_chars.*tokenizer_cache_words"):
+        load_run_config(str(old))
