@@ -13,18 +13,19 @@ parameters, on 2 worker processes:
              stage classes of curation/ chained as `assay run` chains them; MinHash band keys are computed
              and counted, nothing is written (no shards, no ledger)
   datatrove  LocalPipelineExecutor(tasks=workers, workers=workers): JsonlReader, its Trafilatura extractor
-             (sandboxed), a LambdaFilter calling fastText on the same
-             lid.176.ftz, the four filters, MinhashDedupSignature (writes its small signature files to a
-             temporary folder: the only writing in this benchmark)
+             (sandboxed), a LambdaFilter calling fastText on the same lid.176.ftz, the four filters,
+             MinhashDedupSignature (writes its small signature files to a temporary folder: the only
+             writing in this benchmark)
 
 Both sides give extraction the same per-page time limit (`--extract-timeout`, 60 s: no sample page comes near
 it; a page past it is dropped on both sides). Each timing is the whole run (worker start-up included). The sides
 run interleaved (A B A B ...) `--repeats` times; the script prints the median docs/s of each, the ratio
-assay/datatrove and both sides' kept counts. The two extractors differ in output shape (assay writes one line per block from trafilatura's XML,
-datatrove takes trafilatura's plain text), so the kept counts differ slightly.
+assay/datatrove and both sides' kept counts. The two extractors differ in output shape (assay writes one line
+per block from trafilatura's XML, datatrove takes trafilatura's plain text), so the kept counts differ slightly.
 
-`--html-dir DIR` takes `--docs` distinct pages from a folder of .html files instead, each page once, for a corpus
-where no document repeats (later documents of the sample corpus find every word already in the tokenizer cache).
+`--html-dir DIR` takes `--docs` distinct pages from a folder of .html files instead, each page once, for a
+corpus where no document repeats (later documents of the sample corpus find every word already in the word
+cache).
 
     .venv/bin/python benchmarks/curation_throughput.py [--docs 2145] [--repeats 2] [--workers 2] [--html-dir DIR]
 """

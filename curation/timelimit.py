@@ -21,21 +21,23 @@ REFIRE_S = 0.25  # after the deadline, raise again this often until the call has
 
 
 class TimeLimitExceeded(BaseException):
-    """Raised asynchronously in a thread whose call ran past its limit (a BaseException: `except Exception` misses it)."""
+    """Raised asynchronously in a thread past its limit (a BaseException: `except Exception` misses it)."""
 
 
 class _Call:
-    __slots__ = ("thread_id", "fire_at", "done")
+    """A running call; it is in `_active` until it has finished, and only then is it finished."""
+
+    __slots__ = ("thread_id", "fire_at")
 
     def __init__(self, thread_id: int, deadline: float):
-        self.thread_id, self.fire_at, self.done = thread_id, deadline, False
+        self.thread_id, self.fire_at = thread_id, deadline
 
 
 # A plain Lock on purpose: its C-level __enter__ leaves no Python frame where a raise could land while it is held.
 _lock = threading.Lock()
 _wake = threading.Event()  # set when a call starts, so the watchdog recomputes its next deadline
 _active: set[_Call] = set()
-_watchdog: list[threading.Thread] = []
+_watchdog: threading.Thread | None = None
 
 
 def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
@@ -47,7 +49,7 @@ def _watch() -> None:
         with _lock:
             now = time.monotonic()
             for call in _active:
-                if not call.done and now >= call.fire_at:
+                if now >= call.fire_at:
                     _set_async_exc(call.thread_id, TimeLimitExceeded)
                     call.fire_at = now + REFIRE_S
             next_fire = min((c.fire_at for c in _active), default=None)
@@ -56,10 +58,11 @@ def _watch() -> None:
 
 
 def _start(call: _Call) -> None:
+    global _watchdog
     with _lock:
-        if not _watchdog or not _watchdog[0].is_alive():
-            _watchdog[:] = [threading.Thread(target=_watch, name="assay-time-limit", daemon=True)]
-            _watchdog[0].start()
+        if _watchdog is None or not _watchdog.is_alive():  # none yet, or this is a forked child
+            _watchdog = threading.Thread(target=_watch, name="assay-time-limit", daemon=True)
+            _watchdog.start()
         _active.add(call)
     _wake.set()  # nothing can be raised here yet: the new call's deadline lies ahead
 
@@ -67,7 +70,6 @@ def _start(call: _Call) -> None:
 def _finish(call: _Call) -> None:
     with _lock:
         _active.discard(call)
-        call.done = True
         _set_async_exc(call.thread_id, None)  # drop a raise the watchdog made that has not landed yet
 
 
@@ -77,7 +79,7 @@ def _guarded(seconds: float, fn: Callable[..., T], args: tuple) -> T:
     try:
         return fn(*args)
     finally:
-        while True:  # a raise may land inside _finish itself: repeat until the call is marked done
+        while True:  # a raise may land inside _finish itself: repeat until the call has left _active
             try:
                 _finish(call)
                 break

@@ -1,4 +1,4 @@
-"""Fast word tokenization for datatrove's filters, with the same tokens: spaCy's split cache, filled outside memory zones.
+"""Fast word tokenization for datatrove's filters, same tokens: spaCy's split cache, filled outside memory zones.
 
 datatrove tokenizes inside a spaCy memory zone, so that a long run's vocabulary does not grow without bound. spaCy saves
 no split made inside a zone; outside one it keeps at most 10,000 chunks per tokenizer, and within one text it stops
