@@ -13,7 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.block_tables import BlockTables, block_tables, kernel_block_ok
+from kernels.block_tables import MAX_KERNEL_TILE, BlockTables, block_tables, kernel_tile
 from kernels.blocksparse_pattern import BlockSparsePattern
 from kernels.dispatch import require_triton
 
@@ -197,14 +197,17 @@ class _BlockSparseAttention(torch.autograd.Function):
 
 
 def triton_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: BlockSparsePattern | None,
-                     scale: float, *, dense_block_size: int = DENSE_BLOCK_SIZE) -> torch.Tensor:
-    """Blocksparse (or dense causal, pattern None) flash attention; visits only the pattern's blocks."""
+                     scale: float, *, dense_block_size: int = DENSE_BLOCK_SIZE,
+                     max_tile: int = MAX_KERNEL_TILE) -> torch.Tensor:
+    """Blocksparse (or dense causal, pattern None) flash attention; visits only the pattern's blocks, in tiles
+    of at most `max_tile` tokens (the largest power of two dividing the pattern's block)."""
     block = pattern.block_size if pattern is not None else dense_block_size
-    if not kernel_block_ok(block):
-        raise ValueError(f"the Triton attention kernel needs a power-of-two block size >= 16, got {block}; "
-                         "use backend='flex' or 'sdpa' for other block sizes")
+    tile = kernel_tile(block, max_tile)
+    if tile is None:
+        raise ValueError(f"the Triton attention kernel needs a block size that is a multiple of 16 (its tiles "
+                         f"are powers of two from 16 to {max_tile}), got {block}; use backend='flex' or 'sdpa' for other block sizes")
     require_triton(q.device, fallback="sdpa")
     if not math.isfinite(scale):
         raise ValueError(f"attention scale must be finite, got {scale}")
-    tables = block_tables(pattern, q.shape[2], q.shape[1], block, q.device)
+    tables = block_tables(pattern, q.shape[2], q.shape[1], tile, q.device)
     return _BlockSparseAttention.apply(q, k, v, tables, scale)

@@ -48,6 +48,20 @@ def test_triton_matches_reference(pattern, heads, kv_heads, seq):
     assert_close(got, reference(q, k, v, pattern, 0.3), torch.float32)
 
 
+@pytest.mark.parametrize("block,local,stride,max_tile,seq", [
+    (32, 2, 3, 16, 90),   # each 32-token block split into two 16-token tiles; length not a multiple
+    (48, 1, 2, 64, 100),  # a 48-token block: tiles of 16 (the largest power of two dividing 48)
+    (64, 2, 3, 32, 128),  # tiles of 32 from a max_tile below the block
+])
+def test_triton_tiles_larger_blocks_exactly(block, local, stride, max_tile, seq):
+    """Blocks wider than the kernel tile (a 128-token block with head dim 128 would not fit an H100's shared
+    memory in one tile) are split into equal tiles; the result is the same pattern."""
+    pattern = BlockSparsePattern(block_size=block, local_blocks=local, vertical_stride=stride, num_heads=4)
+    q, k, v = make_qkv(1, 4, 2, seq, 16)
+    got = run(lambda a, b, c: triton_attention(a, b, c, pattern, 0.3, max_tile=max_tile), q, k, v)
+    assert_close(got, reference(q, k, v, pattern, 0.3), torch.float32)
+
+
 def test_triton_fp16_and_odd_head_dim():
     q, k, v = make_qkv(1, 4, 2, 33, 24, dtype=torch.float16)
     got = run(lambda a, b, c: triton_attention(a, b, c, TOY, 24 ** -0.5), q, k, v)
@@ -126,11 +140,12 @@ def test_clear_errors():
 @pytest.mark.parametrize("head_dim", [64, 128])
 @pytest.mark.parametrize("backend", ["triton", "flex"])
 def test_gpu_backends_match_reference(dtype, head_dim, backend):
-    pattern = BlockSparsePattern(block_size=64, local_blocks=4, vertical_stride=4, num_heads=8)
+    patterns = [BlockSparsePattern(block_size=64, local_blocks=4, vertical_stride=4, num_heads=8),
+                BlockSparsePattern(block_size=128, local_blocks=2, vertical_stride=3, num_heads=8), None]
     gen = torch.Generator(device="cuda").manual_seed(0)
     q, k, v = (torch.randn(s, generator=gen, device="cuda", dtype=dtype).requires_grad_()
                for s in [(2, 8, 1000, head_dim), (2, 2, 1000, head_dim), (2, 2, 1000, head_dim)])
-    for pat in (pattern, None):
+    for pat in patterns:
         got = run(lambda a, b, c: attention(a, b, c, pattern=pat, scale=head_dim ** -0.5, backend=backend), q, k, v)
         want = reference(q, k, v, pat, head_dim ** -0.5)
         for g, w in zip(got, want):

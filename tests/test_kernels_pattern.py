@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from kernels.attention_flex import flex_block_mask
-from kernels.block_tables import block_tables
+from kernels.block_tables import block_tables, kernel_tile
 from kernels.blocksparse_pattern import BlockSparsePattern
 
 TOY = BlockSparsePattern(block_size=16, local_blocks=2, vertical_stride=3, num_heads=4)
@@ -61,6 +61,26 @@ def test_block_tables_list_exactly_the_allowed_blocks():
         assert listed == allowed[h, :, kb].nonzero().flatten().tolist()
     # work is proportional to density: fewer visited blocks than dense causal
     assert int(tables.kv_count.sum()) < TOY.num_heads * 6 * 7 // 2
+
+
+def test_tiled_tables_cover_the_same_tokens_as_the_blocks():
+    """Splitting each pattern block into tiles lists exactly the tiles inside allowed blocks, minus the tiles
+    wholly above the diagonal; expanded to tokens with the causal rule, that is the pattern's token mask."""
+    pattern = BlockSparsePattern(block_size=64, local_blocks=2, vertical_stride=3, num_heads=4)
+    seq = 5 * 64 - 7
+    for tile in (64, 32, 16):
+        tables = block_tables(pattern, seq, pattern.num_heads, tile, "cpu")
+        n = -(-seq // tile)
+        allowed = torch.zeros(pattern.num_heads, n, n, dtype=torch.bool)
+        for h, qt in itertools.product(range(pattern.num_heads), range(n)):
+            listed = tables.kv_index[h, qt, :tables.kv_count[h, qt]].long()
+            assert bool((listed <= qt).all())  # never a tile wholly in the future
+            allowed[h, qt, listed] = True
+        token = torch.arange(seq) // tile
+        expanded = allowed[:, token][:, :, token] & torch.ones(seq, seq, dtype=torch.bool).tril()
+        assert torch.equal(expanded, pattern.token_mask(seq)), tile
+        assert tables.block_size == tile
+    assert kernel_tile(128) == 64 and kernel_tile(48) == 16 and kernel_tile(96) == 32 and kernel_tile(24) is None
 
 
 def test_dense_tables_are_causal():
