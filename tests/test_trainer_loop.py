@@ -1,5 +1,5 @@
 """The training loop on real token shards: overfitting, bit-identical resume, fingerprint check, schedules,
-config loading, and DDP with 2 CPU processes (torchrun, gloo)."""
+config loading, and DDP and FSDP2 with 2 CPU processes (torchrun, gloo)."""
 import json
 import math
 import os
@@ -119,41 +119,51 @@ def test_toml_config_with_preset_and_overrides(tmp_path):
         load_run_config(str(path))
 
 
-DDP_SCRIPT = textwrap.dedent('''
+DISTRIBUTED_SCRIPT = textwrap.dedent('''
     import json, os, sys, torch
     from trainer.config import ModelConfig, RunConfig, TrainConfig
     from trainer.distributed import init_distributed, wrap_model
     from trainer.loop import accumulate_gradients, open_data, train
     from trainer.model import Decoder
-    data, out = sys.argv[1], sys.argv[2]
+    data, out, parallel = sys.argv[1], sys.argv[2], sys.argv[3]
     model_cfg = ModelConfig(vocab_size=300, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64, max_seq_len=64)
-    run = RunConfig(model=model_cfg, train=TrainConfig(data=data, out_dir=out, micro_batch=2, grad_accum=2,
-                    max_steps=3, progress=False, peak_flops=1e11))
+    def run_config(name, **kw):
+        return RunConfig(model=model_cfg, train=TrainConfig(data=data, out_dir=os.path.join(out, name), micro_batch=2,
+                         grad_accum=2, max_steps=4, progress=False, peak_flops=1e11, parallel=parallel,
+                         checkpoint_every=2, **kw))
+    run = run_config("full")
     info = init_distributed()
     torch.manual_seed(0)
     raw = Decoder(model_cfg)
-    model = wrap_model(raw, info, "ddp")
+    model = wrap_model(raw, info, parallel)
     batch = torch.from_numpy(open_data(run, info).next_batch(4)).long()
     loss, _ = accumulate_gradients(model, raw, list(batch.split(2)), run, info)
+    # FSDP2 keeps each rank's shard of a gradient: gather the whole one (a collective: every rank calls it)
+    grads = {n: p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad for n, p in raw.named_parameters()}
     if info.rank == 0:
-        torch.save({n: p.grad for n, p in raw.named_parameters()}, os.path.join(out, "ddp_grads.pt"))
-    result = train(run, resume=False)
-    print("RESULT", info.rank, json.dumps(result.losses))
+        torch.save(grads, os.path.join(out, "grads.pt"))
+    full = train(run, resume=False)
+    part = train(run_config("part", stop_after=3), resume=False)
+    resumed = train(run_config("part"))  # continues from the step-2 checkpoint
+    print("RESULT", info.rank, json.dumps({"full": full.losses, "part": part.losses, "resumed": resumed.losses,
+                                           "evaluated": full.evaluation is not None}))
 ''')
 
 
-def test_ddp_two_cpu_processes_match_single_process_gradients(shards, tmp_path):
-    script = tmp_path / "ddp_job.py"
-    script.write_text(DDP_SCRIPT)
-    out = tmp_path / "ddp"
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
+def test_two_cpu_processes_match_single_process_gradients_and_resume_exactly(parallel, shards, tmp_path):
+    """torchrun with 2 CPU processes (gloo): DDP, and FSDP2 with its parameters sharded across the two."""
+    script = tmp_path / "distributed_job.py"
+    script.write_text(DISTRIBUTED_SCRIPT)
+    out = tmp_path / parallel
     out.mkdir()
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     with socket.socket() as sock:  # a free port, so parallel test runs do not collide
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.run([torchrun, "--nproc-per-node", "2", "--master-port", str(port), str(script), shards, str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run([torchrun, "--nproc-per-node", "2", "--master-port", str(port), str(script), shards,
+                           str(out), parallel], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # single process: the same 8 sequences (ranks read 0,2,4,6 and 1,3,5,7), same model
     from trainer.distributed import DistInfo
@@ -166,13 +176,21 @@ def test_ddp_two_cpu_processes_match_single_process_gradients(shards, tmp_path):
     batch = torch.from_numpy(open_data(run, DistInfo()).next_batch(8)).long()
     order = torch.tensor([0, 2, 4, 6, 1, 3, 5, 7])  # rank 0's micro-batches are global 0,2 then 4,6
     accumulate_gradients(raw, raw, [batch[order[:4]], batch[order[4:]]], run, DistInfo())
-    ddp = torch.load(out / "ddp_grads.pt")
+    grads = torch.load(out / "grads.pt")
     for name, p in raw.named_parameters():
-        assert torch.allclose(ddp[name], p.grad, atol=1e-6, rtol=1e-4), name
-    results = [json.loads(line.split(" ", 2)[2]) for line in proc.stdout.splitlines() if line.startswith("RESULT")]
-    assert len(results) == 2 and results[0] == results[1] and len(results[0]) == 3  # losses averaged over ranks
-    ckpt = load_checkpoint(str(out))
+        assert torch.allclose(grads[name], p.grad, atol=1e-6, rtol=1e-4), name
+    lines = sorted(line.split(" ", 2) for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+    results = [json.loads(line[2]) for line in lines]  # rank 0, rank 1
+    assert len(results) == 2 and results[0]["full"] == results[1]["full"]  # losses averaged over ranks
+    full, part, resumed = results[0]["full"], results[0]["part"], results[0]["resumed"]
+    assert list(full) == ["1", "2", "3", "4"] and list(resumed) == ["3", "4"]
+    assert all(part[s] == full[s] for s in part) and all(resumed[s] == full[s] for s in resumed)  # exact
+    assert [r["evaluated"] for r in results] == [True, False]  # the main rank keeps the end-of-run evaluation
+    ckpt = load_checkpoint(str(out / "full"))
     assert ckpt["world_size"] == 2 and [r["data"]["rank"] for r in ckpt["ranks"]] == [0, 1]
+    plain = Decoder(run.model)
+    plain.load_state_dict(ckpt["model"])  # whole tensors, loadable without any process group (assay eval)
+    assert all(v.shape == plain.state_dict()[k].shape for k, v in ckpt["model"].items())
 
 
 @pytest.mark.gpu
@@ -181,6 +199,42 @@ def test_bf16_autocast_training_on_gpu(shards, tmp_path):
     result = train(run)
     losses = list(result.losses.values())
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0] - 1.0
+
+
+GPU_JOB = textwrap.dedent('''
+    import json, sys, torch, torch.distributed as dist
+    from trainer.config import ModelConfig, RunConfig, TrainConfig
+    from trainer.loop import train
+    data, out, parallel = sys.argv[1], sys.argv[2], sys.argv[3]
+    model = ModelConfig(vocab_size=300, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=128, max_seq_len=64)
+    run = RunConfig(model=model, train=TrainConfig(data=data, out_dir=out, micro_batch=4, grad_accum=2, max_steps=20,
+                    lr=1e-2, warmup_steps=2, progress=False, peak_flops=1e12, parallel=parallel, checkpoint_every=10))
+    result = train(run, resume=False)
+    print("RESULT", json.dumps({"backend": dist.get_backend(), "world": dist.get_world_size(), "losses": result.losses}))
+''')
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
+def test_torchrun_on_one_gpu_trains_over_nccl(parallel, shards, tmp_path):
+    """One GPU cannot host two NCCL ranks, but torchrun with one process still builds the NCCL group and wraps
+    the model (DDP or FSDP2), so the GPU collectives and bf16 autocast run through the real loop."""
+    script = tmp_path / "gpu_job.py"
+    script.write_text(GPU_JOB)
+    out = tmp_path / parallel
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    env = {**os.environ, "PYTHONPATH": REPO}
+    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "1", str(script), shards, str(out),
+                           parallel], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))[7:])
+    assert result["backend"] == "nccl" and result["world"] == 1
+    losses = list(result["losses"].values())
+    assert len(losses) == 20 and all(math.isfinite(v) for v in losses) and losses[-1] < losses[0] - 1.0
+    from trainer.model import Decoder
+
+    ckpt = load_checkpoint(str(out))
+    Decoder(_tiny_model(d_model=64, ffn_dim=128)).load_state_dict(ckpt["model"])  # whole tensors
 
 
 def test_compiled_model_trains_like_eager(shards, tmp_path):

@@ -109,7 +109,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     precision: str = "auto"  # "auto" (bf16 autocast on GPU, fp32 on CPU) | "fp32" | "bf16"
     compile: bool = False
-    parallel: str = "ddp"  # under torchrun: "ddp" or "fsdp2" (GPU)
+    parallel: str = "ddp"  # under torchrun: "ddp" (replicated) or "fsdp2" (sharded parameters)
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     log_every: int = 1

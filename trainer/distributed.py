@@ -1,10 +1,12 @@
 """torchrun integration: process-group set-up from the environment, DDP or FSDP2 wrapping, reductions.
 
-Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK set) the backend is NCCL on GPU and gloo on CPU; without
-it everything degrades to a single process with no process group.
+Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK set) the backend is NCCL on GPU and gloo on CPU, also for a
+single process (so `torchrun --nproc-per-node 1` exercises the same collectives as a larger job); without
+torchrun everything degrades to a single process with no process group.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -18,6 +20,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: str = "cpu"
+    launched: bool = False  # under torchrun, in a process group (even of one process)
 
     @property
     def is_main(self) -> bool:
@@ -25,29 +28,28 @@ class DistInfo:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.launched
 
 
 def init_distributed() -> DistInfo:
     """Join the torchrun process group if there is one; pick this process's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    launched = world > 1 or "TORCHELASTIC_RUN_ID" in os.environ  # torchrun sets it, also for one process
     cuda = torch.cuda.is_available()
     device = f"cuda:{local}" if cuda else "cpu"
     if cuda:
         torch.cuda.set_device(local)
-    if world > 1 and not dist.is_initialized():
+    if launched and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")
-    return DistInfo(rank=rank, world_size=world, local_rank=local, device=device)
+    return DistInfo(rank=rank, world_size=world, local_rank=local, device=device, launched=launched)
 
 
 def wrap_model(model: torch.nn.Module, info: DistInfo, parallel: str) -> torch.nn.Module:
-    """DDP (any device) or FSDP2 (`fully_shard` per block, then the root; GPU) around `model`."""
+    """DDP or FSDP2 (`fully_shard` per block, then the root) around `model`; NCCL on GPUs, gloo on CPUs."""
     if not info.distributed:
         return model
     if parallel == "fsdp2":
-        if not info.device.startswith("cuda"):
-            raise ValueError("parallel = 'fsdp2' needs GPUs; use parallel = 'ddp' on CPU")
         from torch.distributed.fsdp import fully_shard
 
         for block in model.blocks:
@@ -57,6 +59,31 @@ def wrap_model(model: torch.nn.Module, info: DistInfo, parallel: str) -> torch.n
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model, device_ids=[info.local_rank] if info.device.startswith("cuda") else None)
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """FSDP2 shards the parameters: every rank must then take part in each forward (evaluation too)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+@contextlib.contextmanager
+def gradient_sync(model: torch.nn.Module, enabled: bool):
+    """Accumulate without communicating when `enabled` is False: DDP's no_sync, FSDP2's gradient-sync switch."""
+    if enabled:
+        yield
+    elif hasattr(model, "no_sync"):
+        with model.no_sync():
+            yield
+    elif hasattr(model, "set_requires_gradient_sync"):
+        model.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            model.set_requires_gradient_sync(True)
+    else:
+        yield
 
 
 def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -3,7 +3,7 @@
 Resuming is automatic: if the output folder holds a checkpoint, the run continues from it with the same
 model, optimizer, scheduler, RNG and data position, so on CPU the losses equal an uninterrupted run's.
 Under torchrun each rank reads its own slice of the token shards and gradients are averaged by DDP
-(or sharded with FSDP2 on GPUs).
+(or the parameters are sharded with FSDP2: NCCL on GPUs, gloo on CPUs).
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import torch
 from trainer.checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
                                 save_checkpoint, set_rng_state)
 from trainer.config import RunConfig, to_dict
-from trainer.distributed import (DistInfo, gather_objects, init_distributed, mean_across, min_across,
-                                 wrap_model)
+from trainer.distributed import (DistInfo, gather_objects, gradient_sync, init_distributed, is_sharded,
+                                 mean_across, min_across, wrap_model)
 from trainer.metrics import MetricsLog, ProgressBar
 from trainer.model import Decoder
 from trainer.schedule import make_scheduler
@@ -87,8 +87,7 @@ def accumulate_gradients(model, raw_model: Decoder, micro_batches: list[torch.Te
     total = torch.zeros((), device=info.device)
     loads = []
     for i, batch in enumerate(micro_batches):
-        sync = i == n - 1 or not hasattr(model, "no_sync")
-        with (contextlib.nullcontext() if sync else model.no_sync()), autocast_context(run, info.device):
+        with gradient_sync(model, i == n - 1), autocast_context(run, info.device):
             loss = model(batch[:, :-1], batch[:, 1:])
             objective = loss
             stats = raw_model.moe_stats()
@@ -107,6 +106,8 @@ def train_step(model, raw_model: Decoder, optimizer, scheduler, micro_batches: l
     total, loads = accumulate_gradients(model, raw_model, micro_batches, run, info)
     clip = run.train.grad_clip if run.train.grad_clip > 0 else float("inf")
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor norm over the shards
+        grad_norm = grad_norm.full_tensor()
     lr = optimizer.param_groups[0]["lr"]
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -118,7 +119,7 @@ def train_step(model, raw_model: Decoder, optimizer, scheduler, micro_batches: l
 
 
 def _state_dicts(model, raw_model, optimizer, run: RunConfig):
-    if run.train.parallel == "fsdp2" and torch.distributed.is_initialized():
+    if is_sharded(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
         return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -126,7 +127,7 @@ def _state_dicts(model, raw_model, optimizer, run: RunConfig):
 
 
 def _load_state_dicts(model, raw_model, optimizer, ckpt, run: RunConfig) -> None:
-    if run.train.parallel == "fsdp2" and torch.distributed.is_initialized():
+    if is_sharded(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
         set_state_dict(model, optimizer, model_state_dict=ckpt["model"], optim_state_dict=ckpt["optimizer"],
@@ -233,16 +234,27 @@ def train(run: RunConfig, resume: bool = True) -> TrainResult:
             bar.update(step, record)
             if step % t.checkpoint_every == 0 or step == total_steps:
                 result.checkpoint = _save(t.out_dir, step, model, raw_model, optimizer, scheduler, reader, run, info)
-            if info.is_main and ((t.eval_every and step % t.eval_every == 0) or step == total_steps):
-                from trainer.evaluate import evaluate_model
-
-                result.evaluation = evaluate_model(raw_model, run, info.device)
-                log.write({"kind": "eval", "step": step, **result.evaluation})
+            if (t.eval_every and step % t.eval_every == 0) or step == total_steps:
+                result.evaluation = _evaluate(raw_model, run, info, step, log)
     finally:
         bar.close()
         log.close()
     result.step = step
     return result
+
+
+def _evaluate(raw_model, run: RunConfig, info: DistInfo, step: int, log: MetricsLog) -> dict[str, Any] | None:
+    """Held-out and task metrics on the main rank; with FSDP2 every rank runs the forwards (the parameters are
+    sharded) and only the main rank keeps and logs the result."""
+    from trainer.evaluate import evaluate_model
+
+    if not (info.is_main or is_sharded(raw_model)):
+        return None
+    evaluation = evaluate_model(raw_model, run, info.device)
+    if not info.is_main:
+        return None
+    log.write({"kind": "eval", "step": step, **evaluation})
+    return evaluation
 
 
 def _save(out_dir, step, model, raw_model, optimizer, scheduler, reader, run, info) -> str | None:
