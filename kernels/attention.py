@@ -9,7 +9,7 @@ import torch
 
 from kernels.block_tables import kernel_block_ok
 from kernels.blocksparse_pattern import BlockSparsePattern
-from kernels.dispatch import triton_importable
+from kernels.dispatch import autocast_inputs, triton_importable
 
 ATTENTION_BACKENDS = ("auto", "reference", "sdpa", "flex", "triton")
 
@@ -18,6 +18,9 @@ def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: Bl
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError(f"attention expects q, k, v as [B, H, T, D]; got {tuple(q.shape)}, {tuple(k.shape)}, "
                          f"{tuple(v.shape)}")
+    if not q.dtype == k.dtype == v.dtype:
+        raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}; cast them, or call "
+                         "attention inside torch.autocast, which casts them")
     if k.shape != v.shape:
         raise ValueError(f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
     b, hq, t, d = q.shape
@@ -48,7 +51,9 @@ def resolve_attention_backend(backend: str, device: torch.device,
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, pattern: BlockSparsePattern | None,
               scale: float, backend: str = "auto") -> torch.Tensor:
-    """Causal attention: q [B, Hq, T, D], k/v [B, Hkv, T, D] -> [B, Hq, T, D]; pattern None = dense causal."""
+    """Causal attention: q [B, Hq, T, D], k/v [B, Hkv, T, D] -> [B, Hq, T, D]; pattern None = dense causal.
+    Inside torch.autocast the inputs are cast to its dtype first (kernels.dispatch.autocast_inputs)."""
+    q, k, v = autocast_inputs(q, k, v)
     _check_shapes(q, k, v, pattern)
     chosen = resolve_attention_backend(backend, q.device, pattern)
     if chosen == "reference":

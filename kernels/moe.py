@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from kernels.dispatch import require_triton, triton_importable
+from kernels.dispatch import autocast_inputs, require_triton, triton_importable
 
 if TYPE_CHECKING:
     from kernels.moe_triton import MoEKernelConfig
@@ -24,6 +24,9 @@ def _check_inputs(x, w_gate, w_up, w_down, topk_ids, topk_weights) -> None:
         raise ValueError(f"w_gate and w_up must both be [E, ffn, d={d_model}], got {tuple(w_gate.shape)} and "
                          f"{tuple(w_up.shape)}")
     num_experts, ffn, _ = w_gate.shape
+    if not x.dtype == w_gate.dtype == w_up.dtype == w_down.dtype:
+        raise ValueError(f"x and the expert weights must share a dtype, got {x.dtype}, {w_gate.dtype}, "
+                         f"{w_up.dtype}, {w_down.dtype}; cast them, or call moe_ffn inside torch.autocast")
     if tuple(w_down.shape) != (num_experts, d_model, ffn):
         raise ValueError(f"w_down must be [E, d, ffn] = {(num_experts, d_model, ffn)}, got {tuple(w_down.shape)}")
     if topk_ids.dim() != 2 or topk_ids.shape[0] != num_tokens or topk_ids.shape != topk_weights.shape:
@@ -47,7 +50,9 @@ def resolve_moe_backend(backend: str, device: torch.device) -> str:
 def moe_ffn(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, w_down: torch.Tensor,
             topk_ids: torch.Tensor, topk_weights: torch.Tensor, *, backend: str = "auto",
             config: MoEKernelConfig | None = None) -> torch.Tensor:
-    """sum_k topk_weights * SwiGLU_expert(x) -> [N, d]; config: a moe_triton.MoEKernelConfig for "triton"."""
+    """sum_k topk_weights * SwiGLU_expert(x) -> [N, d]; config: a moe_triton.MoEKernelConfig for "triton".
+    Inside torch.autocast, x, the expert weights and topk_weights are cast to its dtype first."""
+    x, w_gate, w_up, w_down, topk_weights = autocast_inputs(x, w_gate, w_up, w_down, topk_weights)
     _check_inputs(x, w_gate, w_up, w_down, topk_ids, topk_weights)
     chosen = resolve_moe_backend(backend, x.device)
     if chosen == "reference" or x.shape[0] == 0:

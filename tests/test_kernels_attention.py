@@ -160,3 +160,17 @@ def test_auto_backend_choice():
     assert resolve_attention_backend("auto", cuda, None) == "sdpa"
     assert resolve_attention_backend("auto", cpu, TOY) == "sdpa"
     assert resolve_attention_backend("reference", cuda, TOY) == "reference"
+
+
+@pytest.mark.parametrize("backend", ["triton", "sdpa", "reference"])
+def test_autocast_casts_mixed_inputs_like_a_matmul(backend):
+    """Under bf16/fp16 training, RoPE on the fp32 residual stream gives fp32 q/k beside a half-precision v:
+    inside autocast every backend casts them to the autocast dtype; outside it mixed dtypes are refused."""
+    q, k, v = make_qkv(1, 4, 2, 40, 16)
+    v_half = v.detach().half().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.float16):
+        got = run(lambda a, b, c: attention(a, b, c, pattern=TOY, scale=0.25, backend=backend), q, k, v_half)
+    assert got[0].dtype == torch.float16 and got[1].dtype == torch.float32 and got[3].dtype == torch.float16
+    assert_close(got, reference(q, k, v_half, TOY, 0.25), torch.float16)
+    with pytest.raises(ValueError, match="share a dtype"):
+        attention(q, k, v_half, pattern=TOY, scale=0.25, backend=backend)

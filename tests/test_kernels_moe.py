@@ -109,3 +109,17 @@ def test_gpu_triton_matches_reference(experts, top_k, dtype):
     want = reference(inputs)
     for g, r in zip(got, want):
         torch.testing.assert_close(g.float(), r.float(), atol=5e-2, rtol=5e-2)
+
+
+def test_autocast_casts_fp32_weights_and_gradients_return_in_fp32():
+    """A bf16/fp16 training step hands moe_ffn fp32 master weights: inside autocast they are cast (the fused kernel
+    then runs in half precision) and their gradients come back in fp32; outside autocast mixed dtypes are refused."""
+    inputs = make_moe(24, 4, 2, 16, 24)  # all fp32
+    with torch.autocast("cpu", dtype=torch.float16):
+        got = run(inputs, backend="triton")
+    assert got[0].dtype == torch.float16
+    assert all(g.dtype == torch.float32 for g in got[1:])  # grads of the fp32 leaves
+    assert_close(got, reference(inputs), torch.float16)
+    x, wg, wu, wd, ids, w = inputs
+    with pytest.raises(ValueError, match="share a dtype"):
+        moe_ffn(x.half(), wg, wu, wd, ids, w, backend="reference")

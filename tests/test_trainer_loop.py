@@ -201,6 +201,21 @@ def test_bf16_autocast_training_on_gpu(shards, tmp_path):
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0] - 1.0
 
 
+def test_bf16_autocast_on_cpu_trains_moe_and_blocksparse_layers(shards, tmp_path):
+    """The GPU's precision path on the CPU: bf16 autocast through MoE experts, blocksparse and dense attention,
+    with fp32 master weights and optimizer state."""
+    model = _tiny_model(n_experts=4, top_k=2, dense_every=2, block_size=4, local_blocks=2, vertical_stride=4)
+    bf16 = train(_run(shards, str(tmp_path / "bf16"), model=model, max_steps=20, lr=1e-2, precision="bf16",
+                      checkpoint_every=100))
+    fp32 = train(_run(shards, str(tmp_path / "fp32"), model=model, max_steps=2, checkpoint_every=100))
+    losses = list(bf16.losses.values())
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0] - 1.0
+    assert bf16.losses[1] != fp32.losses[1] and bf16.losses[1] == pytest.approx(fp32.losses[1], abs=0.05)
+    ckpt = load_checkpoint(bf16.checkpoint)
+    assert all(t.dtype == torch.float32 for t in ckpt["model"].values() if t.is_floating_point())
+    assert all(s["exp_avg"].dtype == torch.float32 for s in ckpt["optimizer"]["state"].values())
+
+
 GPU_JOB = textwrap.dedent('''
     import json, sys, torch, torch.distributed as dist
     from trainer.config import ModelConfig, RunConfig, TrainConfig
