@@ -4,7 +4,8 @@
 #   1. the machine: nvidia-smi, torch / triton versions
 #   2. the `gpu` tests of kernels and trainer with the kernels compiled (TRITON_INTERPRET=0), not interpreted:
 #      Triton and Flex attention (fp16/bf16, D 64/128, blocks 64/128) and fused MoE / RMSNorm vs the references,
-#      bf16 autocast training, torchrun over NCCL with DDP and FSDP2 (tests/test_trainer_loop.py)
+#      bf16 autocast training, torch.compile around the Triton kernels, torchrun over NCCL with DDP and FSDP2
+#      (tests/test_trainer_loop.py)
 #   3. benchmarks/kernels_gpu.py: blocksparse attention vs dense flash SDPA and FlexAttention (4K-32K), MoE vs
 #      the per-expert loop, RMSNorm, linear cross-entropy; each row is printed as soon as it is measured
 # The synth GPU test (tests/test_synth_generate.py) needs the curation stack and the 94 MB SmolLM2 package; it

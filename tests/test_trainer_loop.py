@@ -252,6 +252,18 @@ def test_torchrun_on_one_gpu_trains_over_nccl(parallel, shards, tmp_path):
     Decoder(_tiny_model(d_model=64, ffn_dim=128)).load_state_dict(ckpt["model"])  # whole tensors
 
 
+@pytest.mark.gpu
+def test_compiled_blocksparse_moe_model_on_gpu_trains_like_eager(shards, tmp_path):
+    """torch.compile around the Triton attention and MoE kernels (autograd Functions launching Triton) on a GPU."""
+    model = _tiny_model(d_model=64, ffn_dim=128, n_experts=4, top_k=2, dense_every=2, block_size=16,
+                        local_blocks=2, vertical_stride=4)
+    eager = train(_run(shards, str(tmp_path / "eager"), model=model, max_steps=3, checkpoint_every=100))
+    compiled = train(_run(shards, str(tmp_path / "compiled"), model=model, max_steps=3, checkpoint_every=100,
+                          compile=True))
+    for step in (1, 2, 3):
+        assert compiled.losses[step] == pytest.approx(eager.losses[step], abs=3e-2)
+
+
 def test_compiled_model_trains_like_eager(shards, tmp_path):
     eager = train(_run(shards, str(tmp_path / "eager"), max_steps=2, checkpoint_every=100))
     compiled = train(_run(shards, str(tmp_path / "compiled"), max_steps=2, checkpoint_every=100, compile=True))
