@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from curation.shards import doc_schema, rows_to_table, write_table_atomic
 from pipelines.ablate.cells import plan_cells
+from pipelines.ablate.dryrun import dry_run
 from pipelines.ablate.lineage import short
 from pipelines.ablate.plan import load_plan
 from pipelines.ablate.report import build_report
@@ -219,6 +220,7 @@ def test_dry_run_lists_cells_budgets_and_compute(ablation):
     from pipelines.cli import app
 
     root, plan, out, _, _ = ablation
+    before = _mtimes(out)
     res = CliRunner().invoke(app, ["ablate", str(root / "plan.toml"), "--dry-run", "--output", out])
     assert res.exit_code == 0, res.output
     cells = plan_cells(plan)
@@ -229,7 +231,22 @@ def test_dry_run_lists_cells_budgets_and_compute(ablation):
     assert "18 cells" in text and "estimated compute" in text
     assert f"{cells[0].params:,}" in text and f"{cells[0].tokens:,}" in text
     assert "recipe 'edu' cannot be mixed now" in text and "edu_score" in text
-    assert text.count("done") >= 12 and "cached" in text
+    assert text.count("done") >= 12 and "cached" in text and "stale" not in text
+    assert _mtimes(out) == before  # the dry run writes nothing under the output
+    # a result computed with another config is what the run would set aside and rerun: the dry run says so
+    path = os.path.join(out, "cells", "real", "xs", "seed-1", "result.json")
+    original = open(path, encoding="utf-8").read()
+    old = json.loads(original)
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(dict(old, lineage=dict(old["lineage"], config_hash="0" * 64)), fh)
+        state = dry_run(plan, out).state
+        assert state["real/xs/seed-1"] == "stale: reruns" and state["real/xs/seed-0"] == "done"
+        res = CliRunner().invoke(app, ["ablate", str(root / "plan.toml"), "--dry-run", "--output", out])
+        assert "stale: reruns" in res.output
+    finally:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(original)
 
 
 def test_a_cell_computed_with_another_config_is_set_aside_and_rerun(ablation):

@@ -1,20 +1,25 @@
-"""`assay ablate PLAN --dry-run`: the cells, their token budgets and estimated compute, and whether each
-recipe's pools can be read today, without mixing or training anything."""
+"""`assay ablate PLAN --dry-run`: the cells, their token budgets and estimated compute, whether each recipe's
+pools can be read today, and which cells a run would skip, without mixing or training anything.
+
+A cell counts as done only when its result exists and was computed with the config the run would use now
+(the same hash the run compares); a result from another config is "stale: reruns"."""
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 
 from pipelines.ablate.cells import Cell, plan_cells
 from pipelines.ablate.plan import Plan
-from pipelines.ablate.runner import mix_cache_dir, result_path
+from pipelines.ablate.runner import cell_config, mix_cache_dir, result_path, stored_config_hash
 
 
 @dataclass
 class DryRun:
     cells: list[Cell]
-    state: dict[str, str]  # cell key -> "done" | "to run" | "unavailable"
+    state: dict[str, str]  # cell key -> "done" | "stale: reruns" | "to run" | "unavailable"
     recipe_status: dict[str, str]  # recipe -> "ok" or the reason it cannot be mixed
+    eval_status: str  # "ok", or why the plan's eval sets cannot be built (the run would stop there)
     total_flops: float
     remaining_flops: float
 
@@ -41,20 +46,40 @@ def check_pools(recipe) -> str:
     return "ok"
 
 
+def eval_info_now(plan: Plan) -> tuple[dict | None, str]:
+    """The eval-set record a run would hash into each cell's config, built in a temporary folder (the dry run
+    writes nothing under the output); (None, reason) when the sets cannot be built."""
+    from pipelines.ablate.evalsets import build_eval_sets
+    from pipelines.config_loader import ConfigError
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="assay-dryrun-") as tmp:
+            return build_eval_sets(plan, tmp), "ok"
+    except ConfigError as exc:
+        return None, str(exc)
+
+
 def dry_run(plan: Plan, output: str | None = None) -> DryRun:
+    from pipelines.ablate.lineage import json_hash
+
     output = os.path.abspath(output or plan.output)
     cells = plan_cells(plan)
     status = {name: check_pools(next(c.resolved for c in cells if c.recipe == name)) for name in plan.recipes}
+    eval_info, eval_status = eval_info_now(plan)
     state = {}
     for cell in cells:
-        if os.path.isfile(result_path(output, cell)):
-            state[cell.key] = "done"
+        stored = stored_config_hash(output, cell)
+        current = json_hash(cell_config(plan, cell, eval_info)) if eval_info is not None else None
+        if stored and stored == current and os.path.isfile(result_path(output, cell)):
+            state[cell.key] = "done"  # the order of the run's own checks
         elif not status[cell.recipe].startswith("ok"):
             state[cell.key] = "unavailable"
+        elif stored and current and stored != current:
+            state[cell.key] = "stale: reruns"
         else:
             state[cell.key] = "to run"
-    remaining = sum(c.flops for c in cells if state[c.key] == "to run")
-    return DryRun(cells, state, status, sum(c.flops for c in cells), remaining)
+    remaining = sum(c.flops for c in cells if state[c.key] in ("to run", "stale: reruns"))
+    return DryRun(cells, state, status, eval_status, sum(c.flops for c in cells), remaining)
 
 
 def render(plan: Plan, result: DryRun, console, output: str | None = None) -> None:
@@ -83,5 +108,7 @@ def render(plan: Plan, result: DryRun, console, output: str | None = None) -> No
                           + (f"\n  needs: {needs}" if needs else ""))
         elif reason != "ok":
             console.print(f"recipe {name!r}: {reason}")
+    if result.eval_status != "ok":
+        console.print(f"[yellow]the eval sets cannot be built now (a run would stop):[/yellow] {result.eval_status}")
     console.print(f"estimated compute: {result.total_flops:.3g} FLOPs in all, {result.remaining_flops:.3g} "
                   "still to run (6 x parameters x training tokens; evaluation not counted)")

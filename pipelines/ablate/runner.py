@@ -78,7 +78,7 @@ def _run_plan(plan: Plan, output: str, log: Callable[[str], None]) -> RunSummary
     peak = None
     for cell in cells:
         expected = json_hash(cell_config(plan, cell, eval_info))
-        stored = _stored_config_hash(output, cell)
+        stored = stored_config_hash(output, cell)
         if stored == expected and os.path.isfile(result_path(output, cell)):
             summary.skipped.append(cell.key)
             continue
@@ -166,7 +166,7 @@ def cell_config(plan: Plan, cell: Cell, eval_info: dict) -> dict:
             "max_docs": plan.eval.max_docs}
 
 
-def _stored_config_hash(output: str, cell: Cell) -> str:
+def stored_config_hash(output: str, cell: Cell) -> str:
     """The config hash a cell's folder was started (or finished) with; "" for a new cell."""
     folder = cell_dir(output, cell.recipe, cell.size, cell.seed)
     for name, keys in ((RESULT_FILE, ("lineage", "config_hash")), (STARTED_FILE, ("config_hash",))):
