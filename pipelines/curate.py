@@ -80,11 +80,11 @@ def stage_order(cfg: RunConfig) -> list[str]:
     return order
 
 
-def chain_document_stages(docs, stages: list[Stage], progress_dir: str | None):
+def chain_document_stages(docs, stages: list[Stage], progress_dir: str | None, timeout_s: float = 0.0):
     """docs -> (kept, [rejected, ...]) through the per-document stages in order, fused into one DoFn."""
     if not stages:
         return docs, []
-    kept, dropped = apply_stages(docs, stages, progress_dir)
+    kept, dropped = apply_stages(docs, stages, progress_dir, timeout_s=timeout_s)
     return kept, [dropped]
 
 
@@ -96,7 +96,7 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig, staging: str, progress_dir:
         | "spread" >> beam.Reshuffle()
         | "read" >> beam.ParDo(ReadFn(cfg.input.reader, progress_dir)).with_outputs(REJECTED, main="docs")
     )
-    docs, dropped = chain_document_stages(read.docs, document_stages(cfg), progress_dir)
+    docs, dropped = chain_document_stages(read.docs, document_stages(cfg), progress_dir, cfg.runner.stage_timeout_s)
     rejected = [read[REJECTED], *dropped]
     if "dedup" in cfg.stages:
         if cfg.dedup.exact:

@@ -51,6 +51,13 @@ class RunnerConfig:
     mode: str = "multi_processing"  # or in_memory / multi_threading (local runner only)
     beam_args: list[str] = field(default_factory=list)
     progress: bool = True
+    #: seconds one document may spend in one per-document stage (langid, filters, PII, ...); a slower document goes
+    #: to the ledger as "timeout" instead of stalling its worker (0 = no limit; extract has its own extract.timeout_s)
+    stage_timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.stage_timeout_s < 0:
+            raise ValueError(f"runner.stage_timeout_s must be >= 0 (0 = no limit), got {self.stage_timeout_s}")
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Per-document stages run fused in one DoFn (StageChainFn). Every stage counts documents and UTF-8 bytes in
 and out, and every drop by reason, as Beam counters in the "assay" namespace; the funnel is built from those
 counters. A stage that raises on a document sends that document to the ledger ("stage_error") instead of
-failing the run.
+failing the run; one that takes longer than the chain's time limit on a document sends it there as "timeout".
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from curation.document import Document, Rejection
 from curation.stage import Stage
+from curation.timelimit import call_with_time_limit
 
 REJECTED = "rejected"
 NAMESPACE = "assay"
@@ -81,11 +82,12 @@ class StageChainFn(beam.DoFn):
     same as with one DoFn per stage. Kept documents go to the main output, Rejections to "rejected".
     """
 
-    def __init__(self, stages: list[Stage], progress_dir: str | None = None):
+    def __init__(self, stages: list[Stage], progress_dir: str | None = None, timeout_s: float = 0.0):
         if not stages:
             raise ValueError("StageChainFn needs at least one stage")
         self.stages = list(stages)
         self.progress_dir = progress_dir
+        self.timeout_s = timeout_s  # per stage and document; 0 = none
 
     def setup(self) -> None:
         for stage in self.stages:
@@ -99,7 +101,11 @@ class StageChainFn(beam.DoFn):
             c.docs_in.inc()
             c.bytes_in.inc(nbytes)
             try:
-                out = stage.process(doc)
+                out = call_with_time_limit(self.timeout_s, stage.process, doc)
+            except TimeoutError:
+                out = Rejection.of(doc, stage.name, "timeout",
+                                   detail=f"{stage.name} took longer than runner.stage_timeout_s = {self.timeout_s:g} s "
+                                          "on this document; raise it to keep such documents")
             except Exception as exc:  # one bad document must not stop the run: it goes to the ledger
                 out = Rejection.of(doc, stage.name, "stage_error",
                                    detail=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
@@ -163,8 +169,9 @@ class ReadFn(beam.DoFn):
             self.progress.flush()
 
 
-def apply_stages(docs, stages: list[Stage], progress_dir: str | None):
-    """docs -> (kept, rejected) through Stages in order, fused into one DoFn."""
+def apply_stages(docs, stages: list[Stage], progress_dir: str | None, timeout_s: float = 0.0):
+    """docs -> (kept, rejected) through Stages in order, fused into one DoFn (each stage `timeout_s` per document)."""
     label = "stages:" + "+".join(stage.name for stage in stages)
-    out = docs | label >> beam.ParDo(StageChainFn(stages, progress_dir)).with_outputs(REJECTED, main="kept")
+    fn = StageChainFn(stages, progress_dir, timeout_s)
+    out = docs | label >> beam.ParDo(fn).with_outputs(REJECTED, main="kept")
     return out.kept, out[REJECTED]

@@ -15,6 +15,8 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from curation.document import Document
+from curation.stage import Stage
 from pipelines.curate import run_curation
 from pipelines.curate_config import SAMPLE_DIR, RunConfig
 
@@ -149,3 +151,43 @@ def test_killed_run_rerun_gives_identical_output(tmp_path):
     run_curation(cfg)
     assert shard_bytes(out) == expected
     assert not (out / ".staging").exists()
+
+
+class SlowOnMarkedDocs(Stage):
+    """A stage whose Python loop runs ~forever on documents that ask for it, like a filter on a pathological page."""
+
+    name = "slow_filter"
+
+    def process(self, doc: Document) -> Document:
+        if "SLOW" in doc.text:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                pass
+        return doc
+
+
+def test_a_document_past_the_stage_time_limit_goes_to_the_ledger_and_the_rest_flow_on():
+    """runner.stage_timeout_s bounds each per-document stage, not only extraction: a Beam pipeline with a stage
+    that would spin for 30 s on one document drops it as "timeout" after 0.3 s and keeps the others."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.stage_fn import apply_stages
+
+    docs = [Document(id=f"d{i}", text=f"fine document {i}", source="t") for i in range(4)]
+    docs.insert(2, Document(id="slow", text="a SLOW one", source="t"))
+    start = time.monotonic()
+    with beam.Pipeline() as p:
+        kept, rejected = apply_stages(p | beam.Create(docs), [SlowOnMarkedDocs()], None, timeout_s=0.3)
+        assert_that(kept | "ids" >> beam.Map(lambda d: d.id), equal_to([f"d{i}" for i in range(4)]), label="kept")
+        assert_that(rejected | "why" >> beam.Map(lambda r: (r.id, r.stage, r.reason, "stage_timeout_s" in r.detail)),
+                    equal_to([("slow", "slow_filter", "timeout", True)]), label="rejected")
+    assert time.monotonic() - start < 20
+
+
+def test_stage_time_limit_config_is_checked():
+    from pipelines.curate_config import RunnerConfig
+
+    assert RunnerConfig().stage_timeout_s == 120.0
+    with pytest.raises(ValueError, match="stage_timeout_s must be >= 0"):
+        RunnerConfig(stage_timeout_s=-1)
