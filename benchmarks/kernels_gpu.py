@@ -171,6 +171,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu-memory", action="store_true", help="only the CPU memory measurement")
     parser.add_argument("--seq-lens", default="4096,8192,16384,32768")
+    parser.add_argument("--sections", default="moe,rmsnorm,linear_ce,attention",
+                        help="GPU sections to run, in this order (the quick ones first, so a time limit that stops "
+                             "the run still leaves their rows)")
     parser.add_argument("--rows", type=int, default=4096)
     parser.add_argument("--vocab", type=int, default=32064)
     parser.add_argument("--dim", type=int, default=256)
@@ -184,16 +187,20 @@ def main() -> None:
         print(f"machine: CPU, {datetime.date.today()}")
         cpu_memory(args.rows, args.vocab, args.dim)
         return
+    sections = {"attention": lambda: bench_attention([int(s) for s in args.seq_lens.split(",")]),
+                "moe": bench_moe, "rmsnorm": bench_rmsnorm, "linear_ce": bench_linear_ce_gpu}
+    chosen = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in sections]
+    if unknown:
+        sys.exit(f"kernels_gpu.py: unknown section(s) {unknown}; choose from {', '.join(sections)}")
     import torch
 
     if not torch.cuda.is_available():
         sys.exit("kernels_gpu.py: no CUDA GPU found. Run it on a GPU machine, or run "
                  "`python benchmarks/kernels_gpu.py --cpu-memory` for the CPU memory measurement.")
     print(f"machine: {torch.cuda.get_device_name()}, torch {torch.__version__}, {datetime.date.today()}")
-    bench_attention([int(s) for s in args.seq_lens.split(",")])
-    bench_moe()
-    bench_rmsnorm()
-    bench_linear_ce_gpu()
+    for name in chosen:
+        sections[name]()
 
 
 if __name__ == "__main__":
