@@ -148,6 +148,12 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, KV_COUNT, KV_INDEX,
     tl.store(DQ + q_off, (dq * sm_scale).to(DQ.dtype.element_ty), mask=m_ok[:, None] & d_ok[None, :])
 
 
+def tile_cap(head_dim: int) -> int:
+    """The largest square tile whose backward fits an H100/H200 SM's 227 KB of shared memory at this head dim
+    (measured by scripts/kernels_cross_compile.py: 64 up to head dim 128, 32 beyond)."""
+    return MAX_KERNEL_TILE if triton.next_power_of_2(head_dim) <= 128 else 32
+
+
 def _launch_params(q: torch.Tensor, head_dim: int) -> dict:
     block_d = max(16, triton.next_power_of_2(head_dim))
     precision = "ieee" if q.dtype == torch.float32 else None
@@ -200,8 +206,9 @@ def triton_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern:
                      scale: float, *, dense_block_size: int = DENSE_BLOCK_SIZE,
                      max_tile: int = MAX_KERNEL_TILE) -> torch.Tensor:
     """Blocksparse (or dense causal, pattern None) flash attention; visits only the pattern's blocks, in tiles
-    of at most `max_tile` tokens (the largest power of two dividing the pattern's block)."""
+    of at most `max_tile` tokens (the largest power of two dividing the pattern's block; 32 above head dim 128)."""
     block = pattern.block_size if pattern is not None else dense_block_size
+    max_tile = min(max_tile, tile_cap(q.shape[-1]))
     tile = kernel_tile(block, max_tile)
     if tile is None:
         raise ValueError(f"the Triton attention kernel needs a block size that is a multiple of 16 (its tiles "

@@ -130,7 +130,7 @@ def _cases(quick: bool, max_tile: int):
 
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
     for name, dtype in dtypes.items():
-        for head_dim in (64, 128):
+        for head_dim in ((64, 128) if quick or name == "fp16" else (64, 96, 128, 256)):
             for block in ((64,) if quick or name == "fp16" else (32, 64, 128)):
                 yield f"attention {name} d={head_dim} block={block}", attention_case(dtype, head_dim, block)
         yield f"moe {name}", moe_case(dtype)

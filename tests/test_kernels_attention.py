@@ -62,6 +62,21 @@ def test_triton_tiles_larger_blocks_exactly(block, local, stride, max_tile, seq)
     assert_close(got, reference(q, k, v, pattern, 0.3), torch.float32)
 
 
+def test_head_dims_above_128_use_32_token_tiles_and_stay_exact():
+    """Past head dim 128 a 64-token tile's backward no longer fits an H100 SM (kernels_cross_compile.py), so the
+    tile drops to 32: a 64-token pattern block at head dim 160 (padded to 256) gives the reference's numbers."""
+    from kernels.attention_triton import tile_cap
+
+    assert tile_cap(64) == tile_cap(96) == tile_cap(128) == 64 and tile_cap(160) == tile_cap(256) == 32
+    pattern = BlockSparsePattern(block_size=64, local_blocks=1, vertical_stride=2, num_heads=2)
+    q, k, v = make_qkv(1, 2, 1, 150, 160)
+    got = run(lambda a, b, c: triton_attention(a, b, c, pattern, 160 ** -0.5), q, k, v)
+    assert_close(got, reference(q, k, v, pattern, 160 ** -0.5), torch.float32)
+    from kernels.block_tables import _CACHE  # the tables the call built: (pattern, T, H, tile, device)
+
+    assert (pattern, 150, 2, 32, "cpu") in _CACHE
+
+
 def test_triton_fp16_and_odd_head_dim():
     q, k, v = make_qkv(1, 4, 2, 33, 24, dtype=torch.float16)
     got = run(lambda a, b, c: triton_attention(a, b, c, TOY, 24 ** -0.5), q, k, v)
