@@ -204,11 +204,12 @@ class _BlockSparseAttention(torch.autograd.Function):
 
 def triton_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: BlockSparsePattern | None,
                      scale: float, *, dense_block_size: int = DENSE_BLOCK_SIZE,
-                     max_tile: int = MAX_KERNEL_TILE) -> torch.Tensor:
+                     max_tile: int | None = None) -> torch.Tensor:
     """Blocksparse (or dense causal, pattern None) flash attention; visits only the pattern's blocks, in tiles
-    of at most `max_tile` tokens (the largest power of two dividing the pattern's block; 32 above head dim 128)."""
+    of at most `max_tile` tokens (the largest power of two dividing the pattern's block). max_tile None: the
+    largest that fits an H100/H200 SM at this head dim (`tile_cap`: 64, or 32 above head dim 128)."""
     block = pattern.block_size if pattern is not None else dense_block_size
-    max_tile = min(max_tile, tile_cap(q.shape[-1]))
+    max_tile = tile_cap(q.shape[-1]) if max_tile is None else max_tile
     tile = kernel_tile(block, max_tile)
     if tile is None:
         raise ValueError(f"the Triton attention kernel needs a block size that is a multiple of 16 (its tiles "

@@ -90,7 +90,7 @@ def _install(arch: int, compiled: list) -> None:
     kernels.dispatch.triton_runs_on = lambda device: True  # the launch wrappers' CUDA check
 
 
-def _cases(quick: bool, max_tile: int):
+def _cases(quick: bool, max_tile: int | None):
     """(case name, callable running one forward+backward through the launch code) for each configuration."""
     import torch
 
@@ -172,9 +172,9 @@ def _report(name: str, case: str, kernel, arch: int) -> KernelReport:
     return rep
 
 
-def cross_compile(arch: int, quick: bool = False, max_tile: int = 64, only: str = "") -> list[KernelReport]:
+def cross_compile(arch: int, quick: bool = False, max_tile: int | None = None, only: str = "") -> list[KernelReport]:
     """Compile each kernel of each case for sm_<arch>; one report per distinct kernel of a case.
-    `only` keeps the cases whose name contains it; `max_tile` is the attention kernel's tile cap."""
+    `only` keeps the cases whose name contains it; `max_tile` overrides the attention kernel's tile cap."""
     if os.environ.get("TRITON_INTERPRET") == "1":
         raise SystemExit("unset TRITON_INTERPRET (or set it to 0): the interpreter compiles nothing")
     compiled: list = []
@@ -204,8 +204,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one block size and one RMSNorm width")
     parser.add_argument("--json", action="store_true", help="one JSON object per kernel instead of a table")
     parser.add_argument("--only", default="", help="only the cases whose name contains this, e.g. 'attention'")
-    parser.add_argument("--max-tile", type=int, default=64,
-                        help="attention tile cap (kernels.block_tables.MAX_KERNEL_TILE); 128 shows why it is 64")
+    parser.add_argument("--max-tile", type=int, default=None,
+                        help="override the attention tile cap (kernels.attention_triton.tile_cap: 64, or 32 above "
+                             "head dim 128); 128 shows why it is 64")
     args = parser.parse_args()
     reports = cross_compile(args.arch, args.quick, args.max_tile, args.only)
     if args.json:
