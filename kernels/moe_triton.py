@@ -25,6 +25,14 @@ class MoEKernelConfig:
     block_k: int = 32
     num_warps: int = 4
 
+    def __post_init__(self) -> None:
+        for name in ("block_m", "block_n", "block_k"):
+            value = getattr(self, name)
+            if value < 16 or value & (value - 1):
+                raise ValueError(f"MoEKernelConfig.{name} must be a power of two >= 16 (tl.dot's minimum), got {value}")
+        if self.num_warps not in (1, 2, 4, 8, 16):
+            raise ValueError(f"MoEKernelConfig.num_warps must be 1, 2, 4, 8 or 16, got {self.num_warps}")
+
 
 @triton.jit
 def _moe_gate_up_fwd(X, WG, WU, G, U, H, SORTED, BLOCK_EXPERT, num_pairs, top_k, d_model, ffn,

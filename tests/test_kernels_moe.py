@@ -123,3 +123,12 @@ def test_autocast_casts_fp32_weights_and_gradients_return_in_fp32():
     x, wg, wu, wd, ids, w = inputs
     with pytest.raises(ValueError, match="share a dtype"):
         moe_ffn(x.half(), wg, wu, wd, ids, w, backend="reference")
+
+
+def test_kernel_config_is_checked():
+    from kernels.moe_triton import MoEKernelConfig
+
+    with pytest.raises(ValueError, match="block_k must be a power of two >= 16"):
+        MoEKernelConfig(block_k=24)
+    with pytest.raises(ValueError, match="num_warps"):
+        MoEKernelConfig(num_warps=3)
