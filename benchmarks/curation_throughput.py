@@ -32,6 +32,7 @@ cache).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import glob
 import json
@@ -166,6 +167,22 @@ class FastTextLanguageKeep:
         return lang in LANGUAGES and score >= LID_THRESHOLD
 
 
+@contextlib.contextmanager
+def _stderr_to(path: str):
+    """Point file descriptor 2 at `path` for a while: forked worker processes inherit it, so their logs land there."""
+    sys.stderr.flush()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    saved = os.dup(2)
+    with open(path, "ab") as fh:
+        os.dup2(fh.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run_datatrove(corpus: str, workers: int, scratch: str, timeout: float = 60.0) -> tuple[float, int]:
     """(seconds, documents that reached MinHash) for LocalPipelineExecutor over the same JSONL files."""
     from datatrove.executor import LocalPipelineExecutor
@@ -197,7 +214,8 @@ def run_datatrove(corpus: str, workers: int, scratch: str, timeout: float = 60.0
         tasks=workers, workers=workers, logging_dir=os.path.join(scratch, "logs"),
     )
     start = time.perf_counter()
-    stats = executor.run()
+    with _stderr_to(os.path.join(scratch, "stderr.log")):  # its workers print every step's stats there
+        stats = executor.run()
     seconds = time.perf_counter() - start
     minhash = stats.stats[-1].stats
     return seconds, int(minhash["total"].total) if "total" in minhash else 0
@@ -239,7 +257,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     from loguru import logger
 
-    logger.remove()  # datatrove logs every step in the parent process
+    logger.remove()  # datatrove logs every step in the parent process; its workers' stderr goes to a file
 
     folder = tempfile.mkdtemp(prefix="assay-curation-bench-")
     try:
