@@ -14,12 +14,14 @@
 #   OUT=/tmp/gpu-check scripts/gpu_check.sh                 # both parts; logs under $OUT (default out/gpu-check)
 #   scripts/gpu_check.sh tests                              # only the tests (about 3-5 min: Triton and Flex compile)
 #   SEQ_LENS=4096,16384 BENCH_TIMEOUT=240 scripts/gpu_check.sh bench
+# Through the device tool, whose $OUT comes back: `scripts/gpu_check.sh tests` with timeout_s ~330, then
+# `scripts/gpu_check.sh bench` the same way (the logs land in its $OUT; nothing needs carrying).
 # Each part stops at its timeout (TEST_TIMEOUT, BENCH_TIMEOUT: 300 s each), so both fit a 10-minute window; where
 # one command may run only so long, run the parts as two commands. Exit status: the tests' (the benchmark's is
 # in its log).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-out/gpu-check}
+OUT=${OUT:-out/gpu-check}  # the device tool sets OUT to the folder it brings back
 PY=${PYTHON:-python3}
 part=${1:-all}
 case "$part" in all|tests|bench) ;; *) echo "usage: scripts/gpu_check.sh [all|tests|bench]" >&2; exit 2;; esac
