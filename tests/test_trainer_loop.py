@@ -145,8 +145,10 @@ DISTRIBUTED_SCRIPT = textwrap.dedent('''
     full = train(run, resume=False)
     part = train(run_config("part", stop_after=3), resume=False)
     resumed = train(run_config("part"))  # continues from the step-2 checkpoint
-    print("RESULT", info.rank, json.dumps({"full": full.losses, "part": part.losses, "resumed": resumed.losses,
-                                           "evaluated": full.evaluation is not None}))
+    # one file per rank: two processes printing to one pipe can interleave their lines
+    with open(os.path.join(out, f"result-{info.rank}.json"), "w") as fh:
+        json.dump({"full": full.losses, "part": part.losses, "resumed": resumed.losses,
+                   "evaluated": full.evaluation is not None}, fh)
 ''')
 
 
@@ -179,8 +181,7 @@ def test_two_cpu_processes_match_single_process_gradients_and_resume_exactly(par
     grads = torch.load(out / "grads.pt")
     for name, p in raw.named_parameters():
         assert torch.allclose(grads[name], p.grad, atol=1e-6, rtol=1e-4), name
-    lines = sorted(line.split(" ", 2) for line in proc.stdout.splitlines() if line.startswith("RESULT"))
-    results = [json.loads(line[2]) for line in lines]  # rank 0, rank 1
+    results = [json.loads((out / f"result-{rank}.json").read_text()) for rank in (0, 1)]
     assert len(results) == 2 and results[0]["full"] == results[1]["full"]  # losses averaged over ranks
     full, part, resumed = results[0]["full"], results[0]["part"], results[0]["resumed"]
     assert list(full) == ["1", "2", "3", "4"] and list(resumed) == ["3", "4"]
