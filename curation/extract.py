@@ -16,7 +16,6 @@ import pyarrow as pa
 
 from curation.document import Document, Rejection
 from curation.stage import Stage
-from curation.timelimit import call_with_time_limit
 
 
 @dataclass
@@ -37,11 +36,13 @@ class ExtractConfig:
 
 class ExtractText(Stage):
     name = "extract"
+    time_limit_key = "extract.timeout_s"
 
     def __init__(self, cfg: ExtractConfig | None = None):
         self.cfg = cfg or ExtractConfig()
         if self.cfg.engine not in ("trafilatura", "resiliparse"):
             raise ValueError(f"extract.engine must be 'trafilatura' or 'resiliparse', got {self.cfg.engine!r}")
+        self.time_limit_s = self.cfg.timeout_s  # its own, tighter than the runner's (process_limited applies it)
         self._extract = None
 
     def setup(self) -> None:
@@ -58,6 +59,9 @@ class ExtractText(Stage):
     def columns(self) -> dict[str, pa.DataType]:
         return {"html_chars": pa.int64()}
 
+    def timeout_signals(self, doc: Document) -> dict:
+        return {"html_chars": len(doc.text)} if doc.mime == "text/html" else {}
+
     def process(self, doc: Document) -> Document | Rejection:
         if self._extract is None:
             self.setup()
@@ -66,13 +70,7 @@ class ExtractText(Stage):
             html_chars = None
         else:
             html_chars = len(doc.text)
-            try:
-                text = call_with_time_limit(self.cfg.timeout_s, self._extract, doc.text).strip() \
-                    if doc.text.strip() else ""
-            except TimeoutError:
-                return Rejection.of(doc, self.name, "timeout", html_chars=html_chars,
-                                    detail=f"{self.cfg.engine} took longer than extract.timeout_s = "
-                                           f"{self.cfg.timeout_s:g} s on this page; raise it to keep such pages")
+            text = self._extract(doc.text).strip() if doc.text.strip() else ""
         if len(text) < self.cfg.min_chars:
             return Rejection.of(doc.with_text(text), self.name, "empty",
                                 detail="no main text found on the page", html_chars=html_chars)

@@ -18,7 +18,6 @@ from apache_beam.pvalue import TaggedOutput
 
 from curation.document import Document, Rejection
 from curation.stage import Stage
-from curation.timelimit import call_with_time_limit
 
 REJECTED = "rejected"
 NAMESPACE = "assay"
@@ -101,11 +100,7 @@ class StageChainFn(beam.DoFn):
             c.docs_in.inc()
             c.bytes_in.inc(nbytes)
             try:
-                out = call_with_time_limit(self.timeout_s, stage.process, doc)
-            except TimeoutError:
-                out = Rejection.of(doc, stage.name, "timeout",
-                                   detail=f"{stage.name} took longer than runner.stage_timeout_s = {self.timeout_s:g} s "
-                                          "on this document; raise it to keep such documents")
+                out = stage.process_limited(doc, self.timeout_s)
             except Exception as exc:  # one bad document must not stop the run: it goes to the ledger
                 out = Rejection.of(doc, stage.name, "stage_error",
                                    detail=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")

@@ -77,10 +77,11 @@ def test_extraction_past_its_limit_is_a_timeout_rejection():
 
     html = source_listing(2000).decode()
     slow = ExtractText(ExtractConfig(timeout_s=0.05))
-    out = slow.process(Document(id="p", text=html, mime="text/html"))
+    out = slow.process_limited(Document(id="p", text=html, mime="text/html"), default_limit_s=600)
     assert isinstance(out, Rejection) and (out.stage, out.reason) == ("extract", "timeout")
     assert out.signals["html_chars"] == len(html)
-    kept = ExtractText(ExtractConfig(timeout_s=0)).process(Document(id="p", text=html, mime="text/html"))
+    assert "extract.timeout_s = 0.05" in out.detail  # its own limit, not the runner's default
+    kept = ExtractText(ExtractConfig(timeout_s=0)).process_limited(Document(id="p", text=html, mime="text/html"), 0.05)
     assert isinstance(kept, Document) and "pub fn" in kept.text
     with pytest.raises(ValueError, match="timeout_s"):
         ExtractConfig(timeout_s=-1)
