@@ -6,6 +6,7 @@ torchrun everything degrades to a single process with no process group.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: str = "cpu"
-    launched: bool = False  # under torchrun, in a process group (even of one process)
+    launched: bool = False  # under torchrun, in its process group (even of one process)
 
     @property
     def is_main(self) -> bool:
@@ -28,7 +29,7 @@ class DistInfo:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1 or self.launched
+        return self.launched
 
 
 def init_distributed() -> DistInfo:
@@ -42,7 +43,15 @@ def init_distributed() -> DistInfo:
         torch.cuda.set_device(local)
     if launched and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")
+        # left to interpreter teardown, the group's threads can abort the process ("terminate called without an
+        # active exception") after all the work is done, failing the torchrun job
+        atexit.register(_close_process_group)
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=device, launched=launched)
+
+
+def _close_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def wrap_model(model: torch.nn.Module, info: DistInfo, parallel: str) -> torch.nn.Module:
