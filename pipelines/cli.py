@@ -39,6 +39,9 @@ cli_ablate.register(app)
 from pipelines import cli_synth  # noqa: E402
 
 cli_synth.register(app)
+from pipelines import cli_evaluate  # noqa: E402
+
+cli_evaluate.register(app)
 # (other areas add `from pipelines import cli_X` + `cli_X.register(app)` here)
 # ---------------------------------------------------------------------------------------------------
 

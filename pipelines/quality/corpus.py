@@ -1,0 +1,83 @@
+"""A labelled corpus: WARC files plus manifest.jsonl, one labelled row per WARC record.
+
+The layout is the one data/sample/ and data/quality/{train,eval}/ use (docs/quality.md). Older category
+names of the sample (doc, index) are read as the quality corpus's (edu, nav), so both corpora evaluate alike.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass
+
+MANIFEST = "manifest.jsonl"
+#: the sample's category names -> the quality corpus's
+CATEGORY_ALIASES = {"doc": "edu", "index": "nav"}
+
+
+@dataclass(frozen=True)
+class LabelledPage:
+    record_id: str
+    url: str
+    category: str
+    source: str
+    language: str
+    near_duplicate_of: str | None = None
+    near_duplicate_jaccard: float | None = None
+    exact_duplicate_of: str | None = None
+
+    @property
+    def duplicate_of(self) -> str | None:
+        return self.exact_duplicate_of or self.near_duplicate_of
+
+    @property
+    def jaccard(self) -> float | None:
+        return 1.0 if self.exact_duplicate_of else self.near_duplicate_jaccard
+
+
+@dataclass
+class LabelledCorpus:
+    directory: str
+    pages: list[LabelledPage]
+
+    @property
+    def warc_files(self) -> list[str]:
+        return sorted(glob.glob(os.path.join(self.directory, "*.warc.gz")) +
+                      glob.glob(os.path.join(self.directory, "*.warc")))
+
+    def by_url(self) -> dict[str, LabelledPage]:
+        return {p.url: p for p in self.pages}
+
+
+def load_corpus(directory: str) -> LabelledCorpus:
+    """Read DIR/manifest.jsonl; a missing file or a row without its labels is a clear error."""
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{directory}: no {MANIFEST}; a labelled corpus is WARC files plus a manifest "
+                                "(build one with scripts/build_quality_corpus.py, see docs/quality.md)")
+    pages: list[LabelledPage] = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                category = CATEGORY_ALIASES.get(row["category"], row["category"])
+                pages.append(LabelledPage(
+                    record_id=row["record_id"], url=row["url"], category=category,
+                    source=row.get("source_package") or "", language=row.get("language") or "",
+                    near_duplicate_of=row.get("near_duplicate_of"),
+                    near_duplicate_jaccard=row.get("near_duplicate_jaccard"),
+                    exact_duplicate_of=row.get("exact_duplicate_of")))
+            except (KeyError, json.JSONDecodeError) as exc:
+                raise ValueError(f"{path}:{n}: not a labelled row ({exc}); each row needs record_id, url and "
+                                 "category") from None
+    if not pages:
+        raise ValueError(f"{path}: no labelled rows")
+    ids = [p.record_id for p in pages]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: record_id values repeat; every WARC record needs its own id")
+    corpus = LabelledCorpus(os.path.abspath(directory), pages)
+    if not corpus.warc_files:
+        raise FileNotFoundError(f"{directory}: a manifest but no *.warc.gz files beside it")
+    return corpus

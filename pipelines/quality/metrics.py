@@ -1,0 +1,149 @@
+"""Score a run against a labelled corpus: keep rates, precision/recall/F1, false drops, dedup recall.
+
+Recall counts distinct content once: a page and its copies at or above `merge_jaccard` (exact copies
+included) are one unit, kept when any member is kept, so dedup dropping the second copy is not a false drop.
+Copies below `merge_jaccard` are distinct pages and count on their own. Dedup is judged only on pairs whose
+two pages both reached the dedup step (a filter that dropped one of them says nothing about dedup).
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from pipelines.quality.corpus import LabelledCorpus, LabelledPage
+from pipelines.quality.outcome import KEPT, Outcome
+
+DEDUP_STAGES = ("exact_dedup", "fuzzy_dedup")
+#: (label, low, high): a pair falls in the bin when low <= jaccard < high; exact copies have their own bin
+JACCARD_BINS = [("<=0.3", 0.0, 0.3000001), ("0.3-0.5", 0.3000001, 0.5), ("0.5-0.7", 0.5, 0.7),
+                ("0.7-0.8", 0.7, 0.8), ("0.8-0.9", 0.8, 0.9), ("0.9-1.0", 0.9, 1.0000001)]
+EXACT_BIN = "exact"
+MISSING = Outcome("missing", "no kept row and no ledger row for this record")
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class EvalSettings:
+    keep: tuple[str, ...] = ("edu",)  # the categories the config means to keep
+    merge_jaccard: float = 0.8  # copies at or above this are the same content
+
+
+@dataclass
+class QualityReport:
+    corpus: str
+    settings: dict
+    categories: dict = field(default_factory=dict)  # category -> {pages, kept, kept_share, dropped_by}
+    keep_metrics: dict = field(default_factory=dict)  # precision, recall, f1, units, units_kept, kept_pages
+    false_drops: list = field(default_factory=list)  # [{stage, reason, count, examples: [{id, url, source}]}]
+    dedup: dict = field(default_factory=dict)  # bin -> {pairs, eligible, caught, rate}
+    missing: list = field(default_factory=list)  # record ids with no outcome at all (silent loss)
+    unlabelled: int = 0  # outcomes whose id is not in the manifest
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _root(page: LabelledPage, by_url: dict[str, LabelledPage], merge: float) -> str:
+    """The url of the unit a page belongs to: follow copy -> original links while the copy is close enough."""
+    seen = set()
+    while page.duplicate_of and (page.jaccard or 0.0) >= merge and page.duplicate_of in by_url:
+        if page.url in seen:  # a cycle in the manifest: stop rather than loop
+            break
+        seen.add(page.url)
+        page = by_url[page.duplicate_of]
+    return page.url
+
+
+def _bin_of(page: LabelledPage) -> str | None:
+    if page.exact_duplicate_of:
+        return EXACT_BIN
+    if page.near_duplicate_of is None or page.near_duplicate_jaccard is None:
+        return None
+    for label, low, high in JACCARD_BINS:
+        if low <= page.near_duplicate_jaccard < high:
+            return label
+    return None
+
+
+def score(corpus: LabelledCorpus, outcomes: dict[str, Outcome], settings: EvalSettings) -> QualityReport:
+    by_url = corpus.by_url()
+    outcome_of = {p.url: outcomes.get(p.record_id, MISSING) for p in corpus.pages}
+    report = QualityReport(corpus=corpus.directory, settings={"keep": list(settings.keep),
+                                                             "merge_jaccard": settings.merge_jaccard})
+    labelled_ids = {p.record_id for p in corpus.pages}
+    report.unlabelled = sum(1 for rid in outcomes if rid not in labelled_ids)
+    report.missing = [p.record_id for p in corpus.pages if p.record_id not in outcomes]
+
+    # per category
+    per_cat: dict[str, dict] = {}
+    for page in corpus.pages:
+        row = per_cat.setdefault(page.category, {"pages": 0, "kept": 0, "dropped_by": Counter()})
+        row["pages"] += 1
+        out = outcome_of[page.url]
+        if out.kept:
+            row["kept"] += 1
+        else:
+            row["dropped_by"][out.stage] += 1
+    for cat, row in sorted(per_cat.items()):
+        report.categories[cat] = {"pages": row["pages"], "kept": row["kept"],
+                                  "kept_share": round(row["kept"] / row["pages"], 4),
+                                  "dropped_by": dict(row["dropped_by"].most_common())}
+
+    # precision / recall / F1 of the kept set for the categories meant to be kept
+    keep = set(settings.keep)
+    kept_pages = [p for p in corpus.pages if outcome_of[p.url].kept]
+    kept_good = sum(1 for p in kept_pages if p.category in keep)
+    units: dict[str, list[LabelledPage]] = defaultdict(list)
+    for page in corpus.pages:
+        if page.category in keep:
+            units[_root(page, by_url, settings.merge_jaccard)].append(page)
+    units_kept = sum(1 for members in units.values() if any(outcome_of[m.url].kept for m in members))
+    precision = kept_good / len(kept_pages) if kept_pages else 0.0
+    recall = units_kept / len(units) if units else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    report.keep_metrics = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+                           "kept_pages": len(kept_pages), "kept_in_keep_set": kept_good,
+                           "units": len(units), "units_kept": units_kept}
+
+    # every false drop, grouped by the stage and reason that dropped the unit's original page
+    groups: dict[tuple[str, str], list[LabelledPage]] = defaultdict(list)
+    for root, members in units.items():
+        if any(outcome_of[m.url].kept for m in members):
+            continue
+        first = by_url.get(root, members[0])
+        out = outcome_of[first.url]
+        groups[(out.stage, out.reason)].append(first)
+    for (stage, reason), pages in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        report.false_drops.append({
+            "stage": stage, "reason": reason, "count": len(pages),
+            "examples": [{"id": p.record_id, "url": p.url, "source": p.source} for p in pages[:MAX_EXAMPLES]],
+            "ids": [p.record_id for p in pages]})
+
+    # dedup recall per Jaccard bin
+    bins = {label: {"pairs": 0, "eligible": 0, "caught": 0} for label, _, _ in JACCARD_BINS}
+    bins[EXACT_BIN] = {"pairs": 0, "eligible": 0, "caught": 0}
+    for page in corpus.pages:
+        label = _bin_of(page)
+        if label is None or page.duplicate_of not in by_url:
+            continue
+        pair = (outcome_of[page.url], outcome_of[page.duplicate_of])
+        row = bins[label]
+        row["pairs"] += 1
+        if all(o.kept or o.stage in DEDUP_STAGES for o in pair):
+            row["eligible"] += 1
+            if any(o.stage in DEDUP_STAGES for o in pair):
+                row["caught"] += 1
+    for row in bins.values():
+        row["rate"] = round(row["caught"] / row["eligible"], 4) if row["eligible"] else None
+    report.dedup = bins
+    return report
+
+
+def dedup_rate(report: QualityReport, low: float) -> tuple[int, int]:
+    """(caught, eligible) over the near-duplicate bins at or above `low`, exact copies excluded."""
+    caught = eligible = 0
+    for label, lo, _ in JACCARD_BINS:
+        if lo >= low - 1e-9:
+            caught += report.dedup[label]["caught"]
+            eligible += report.dedup[label]["eligible"]
+    return caught, eligible
