@@ -99,7 +99,7 @@ def evaluate(
     model: str = typer.Option(..., help="a model folder from `assay classify train`"),
     labels: str = typer.Option(..., help="the label folder it was trained from"),
     split: str = typer.Option("test", help="split to report on"),
-    policy: str = typer.Option("best_f1", help="threshold policy: best_f1 or precision:P (e.g. precision:0.9)"),
+    policy: str = typer.Option("best_f1", help="threshold policy: best_f1, precision:P (e.g. precision:0.9) or recall:R (highest threshold keeping recall R, e.g. recall:0.97)"),
     report: str = typer.Option(None, help="folder for metrics.json, pr_curve.png, score_histogram.png"),
 ) -> None:
     """Held-out metrics (ROC-AUC, P/R/F1 per threshold, Spearman, confusion, per source/domain); the policy's

@@ -39,6 +39,17 @@ def test_target_precision_is_the_lowest_threshold_reaching_it(target):
     assert all(at_threshold(truth, scores, t)["precision"] < target for t in lower)
 
 
+@pytest.mark.parametrize("target", [0.8, 0.9, 0.97])
+def test_target_recall_is_the_highest_threshold_keeping_it(target):
+    truth, scores = _scored(5)
+    choice = choose_threshold(truth, scores, ThresholdPolicy("target_recall", target_recall=target))
+    at = at_threshold(truth, scores, choice["threshold"])
+    assert at["recall"] >= target and at["recall"] == pytest.approx(choice["recall"])
+    higher = [t for t in np.unique(scores) if t > choice["threshold"]]
+    assert all(at_threshold(truth, scores, t)["recall"] < target for t in higher)
+    assert ThresholdPolicy.parse(f"recall:{target}") == ThresholdPolicy("target_recall", target_recall=target)
+
+
 def test_unreachable_precision_is_a_clear_error():
     truth, scores = _scored(3)
     scores = np.where(truth == 1, 0.5, scores)  # positives never rank above the best negatives
