@@ -533,9 +533,10 @@ def render_mail(raw: bytes) -> tuple[bytes, str, str] | None:
 
 
 def collect_mails(root: Path, cfg: SampleConfig, lid: LanguageID) -> list[Page]:
-    """Spam (spam-1, spam-2) and ham mailing-list posts (easy-ham-*, hard-ham-1) as archive pages."""
+    """Spam (spam-1) and ham mailing-list posts (easy-ham-*, hard-ham-1) as archive pages. The spam-2 folder is
+    reserved for independent evaluation and never read."""
     data = root / "spam-assassin" / "package" / "data"
-    groups = {"spam": (["spam-1", "spam-2"], cfg.n_spam), "mailing_list": (["easy-ham-1", "easy-ham-2",
+    groups = {"spam": (["spam-1"], cfg.n_spam), "mailing_list": (["easy-ham-1", "easy-ham-2",
                                                                                 "hard-ham-1"], cfg.n_ham)}
     pages = []
     for category, (dirs, wanted) in groups.items():
