@@ -43,6 +43,10 @@ LEDGER_SCHEMA = pa.schema(
 
 #: Ledger rows keep at most this much text; `text_chars` keeps the real length.
 LEDGER_TEXT_LIMIT = 200_000
+#: the views of a document's text a stage can judge (Document.view)
+TEXT_VIEWS = ("text", "prose")
+#: below this much prose a page is judged on all of its text (a page that is nearly all code)
+MIN_PROSE_CHARS = 200
 
 
 @dataclass
@@ -59,19 +63,41 @@ class Document:
     date: str = ""
     mime: str = "text/plain"
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the text without its code blocks and tables, set by extraction when it knows them: what language ID and
+    #: the prose-view filters judge (code and tables are what documentation is made of, and web-text rules
+    #: punish them). Never written to shards; None means "judge `text`".
+    prose: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def domain(self) -> str:
         return domain_of(self.url)
 
-    def with_text(self, text: str, mime: str | None = None) -> "Document":
-        """A copy with new text (stages never mutate their input: Beam may reuse it)."""
-        return Document(self.id, text, self.source, self.url, self.date, mime or self.mime, dict(self.meta))
+    def view(self, name: str) -> str:
+        """The text a stage judges: "text" (all of it) or "prose" (without code blocks and tables, when
+        extraction found at least MIN_PROSE_CHARS of prose; else all of it)."""
+        if name == "text":
+            return self.text
+        if name != "prose":
+            raise ValueError(f"unknown text view {name!r}; choose from {TEXT_VIEWS}")
+        if self.prose is None or len(self.prose) < MIN_PROSE_CHARS:
+            return self.text
+        return self.prose
+
+    def with_text(self, text: str, mime: str | None = None, prose: str | None = None) -> "Document":
+        """A copy with new text (stages never mutate their input: Beam may reuse it); its prose view is
+        `prose` (None: unknown for the new text)."""
+        return Document(self.id, text, self.source, self.url, self.date, mime or self.mime, dict(self.meta), prose)
 
     def with_meta(self, **signals: Any) -> "Document":
         meta = dict(self.meta)
         meta.update(signals)
-        return Document(self.id, self.text, self.source, self.url, self.date, self.mime, meta)
+        return Document(self.id, self.text, self.source, self.url, self.date, self.mime, meta, self.prose)
+
+    def without_prose(self) -> "Document":
+        """The same document without its transient prose view (before a shuffle: it is never written)."""
+        if self.prose is None:
+            return self
+        return Document(self.id, self.text, self.source, self.url, self.date, self.mime, self.meta)
 
     def to_row(self) -> dict[str, Any]:
         row = {"id": self.id, "text": self.text, "source": self.source, "url": self.url,

@@ -1,7 +1,12 @@
-"""Main-text extraction from HTML with trafilatura (resiliparse when installed and asked for).
+"""Main-text extraction from HTML with resiliparse (the default) or trafilatura, plus the page's own signals.
 
 Boilerplate (navigation, footers, cookie banners) is what makes web text bad training data; extraction
 keeps the article body. A page with nothing left is rejected as "empty" rather than passed on blank.
+
+Besides the text, extraction records what only the HTML shows and later filters need: the prose view (the
+text without code blocks and tables), `link_share` (how much of the page's visible text is link text: menus,
+indexes and tables of contents are mostly links) and the page's `title` and first `heading` (release notes
+name themselves there). docs/quality.md has the numbers behind each.
 
 trafilatura 1.x (the version datatrove pins) keeps the HTML source's hard line wraps inside paragraphs and
 breaks lines around inline <code>, which makes prose look like short broken lines to the FineWeb and C4
@@ -20,7 +25,9 @@ from curation.stage import Stage
 
 @dataclass
 class ExtractConfig:
-    engine: str = "trafilatura"  # or "resiliparse" (if installed)
+    #: "resiliparse" (default: keeps the main text of documentation pages that trafilatura cuts, ~9x faster;
+    #: docs/quality.md) or "trafilatura"
+    engine: str = "resiliparse"
     include_tables: bool = True
     include_comments: bool = False
     favor_precision: bool = False
@@ -47,17 +54,14 @@ class ExtractText(Stage):
 
     def setup(self) -> None:
         if self.cfg.engine == "resiliparse":
-            try:
-                from resiliparse.extract.html2text import extract_plain_text
-            except ImportError as exc:  # pragma: no cover - depends on the optional package
-                raise RuntimeError("extract.engine = 'resiliparse' needs `pip install resiliparse`") from exc
-            self._extract = lambda html: extract_plain_text(html, main_content=True)
+            self._extract = _resiliparse_text(self.cfg)
         else:
             self._extract = _trafilatura_xml_text(self.cfg)
 
     @property
     def columns(self) -> dict[str, pa.DataType]:
-        return {"html_chars": pa.int64()}
+        return {"html_chars": pa.int64(), "prose_share": pa.float64(), "link_share": pa.float64(),
+                "title": pa.string(), "heading": pa.string()}
 
     def timeout_signals(self, doc: Document) -> dict:
         return {"html_chars": len(doc.text)} if doc.mime == "text/html" else {}
@@ -65,20 +69,81 @@ class ExtractText(Stage):
     def process(self, doc: Document) -> Document | Rejection:
         if self._extract is None:
             self.setup()
+        prose = None
+        page: dict = {}
         if doc.mime != "text/html":
             text = doc.text.strip()
             html_chars = None
         else:
             html_chars = len(doc.text)
-            text = self._extract(doc.text).strip() if doc.text.strip() else ""
+            text, prose, page = self._extract(doc.text) if doc.text.strip() else ("", None, {})
+            text = text.strip()
         if len(text) < self.cfg.min_chars:
             return Rejection.of(doc.with_text(text), self.name, "empty",
-                                detail="no main text found on the page", html_chars=html_chars)
-        return doc.with_text(text, mime="text/plain").with_meta(html_chars=html_chars)
+                                detail="no main text found on the page", html_chars=html_chars, **page)
+        return doc.with_text(text, mime="text/plain", prose=prose).with_meta(
+            html_chars=html_chars, prose_share=round(len(prose) / len(text), 4) if prose is not None else None,
+            **page)
+
+
+#: elements left out of the prose view: code blocks and tables (inline <code> stays: it is part of a sentence)
+NON_PROSE_ELEMENTS = ["pre", "table"]
+
+
+def _resiliparse_text(cfg: ExtractConfig):
+    """html -> (text, prose) with resiliparse's main-content extraction, parsing the page once for both."""
+    try:
+        from resiliparse.extract.html2text import extract_plain_text
+        from resiliparse.parse.html import HTMLTree
+    except ImportError as exc:  # pragma: no cover - resiliparse is a dependency; a broken install lands here
+        raise RuntimeError("extract.engine = 'resiliparse' needs the resiliparse package: `pip install resiliparse`, "
+                           "or set extract.engine = \"trafilatura\"") from exc
+    options = dict(main_content=True, alt_texts=False, comments=cfg.include_comments, form_fields=False)
+
+    def run(html: str) -> tuple[str, str, dict]:
+        tree = HTMLTree.parse(html)
+        text = extract_plain_text(tree, **options)
+        prose = extract_plain_text(tree, skip_elements=NON_PROSE_ELEMENTS, **options)
+        return _squeeze_blank_lines(text), _squeeze_blank_lines(prose), _page_signals(tree)
+
+    return run
+
+
+def page_signals(html: str) -> dict:
+    """link_share, title and heading of an HTML page (see the module docstring)."""
+    from resiliparse.parse.html import HTMLTree
+
+    return _page_signals(HTMLTree.parse(html))
+
+
+def _visible_chars(text: str) -> int:
+    return len(text) - sum(text.count(c) for c in " \n\t\r\xa0")
+
+
+def _page_signals(tree) -> dict:
+    from resiliparse.extract.html2text import extract_plain_text
+
+    body = tree.body
+    if body is None:
+        return {"link_share": None, "title": tree.title or None, "heading": None}
+    # two C-side passes (whole page, and without <a> elements) rather than walking every anchor in Python,
+    # which costs ~40 ms on a documentation page with a large menu
+    options = dict(main_content=False, alt_texts=False, form_fields=False)
+    visible = _visible_chars(extract_plain_text(tree, **options))
+    linked = visible - _visible_chars(extract_plain_text(tree, skip_elements=["a"], **options))
+    heading = body.query_selector("h1")
+    return {"link_share": round(min(max(linked, 0) / visible, 1.0), 4) if visible else None,
+            "title": " ".join((tree.title or "").split()) or None,
+            "heading": " ".join(heading.text.split()) or None if heading is not None else None}
+
+
+def _squeeze_blank_lines(text: str) -> str:
+    """One line per block, like the trafilatura path: resiliparse separates paragraphs by blank lines."""
+    return "\n".join(line.rstrip() for line in text.split("\n") if line.strip())
 
 
 def _trafilatura_xml_text(cfg: ExtractConfig):
-    """html -> text through trafilatura's XML output, as `trafilatura.extract(output_format="xml")` gives it.
+    """html -> (text, prose) through trafilatura's XML output, as `trafilatura.extract(output_format="xml")` gives it.
 
     `extract` also computes a SimHash fingerprint of every page for its XML header (about 40% of its time on
     documentation pages); we never read it. So we run the same two steps `extract` runs (bare_extraction,
@@ -91,15 +156,15 @@ def _trafilatura_xml_text(cfg: ExtractConfig):
                         comments=cfg.include_comments, tables=cfg.include_tables, dedup=False,
                         with_metadata=False)
 
-    def run(html: str) -> str:
+    def run(html: str) -> tuple[str, str, dict]:
         try:
             document = bare_extraction(html, options=options, as_dict=False)
         except RuntimeError:  # trafilatura's own processing timeout: nothing extracted, like `extract`
             document = None
         if document is None:
-            return ""
+            return "", "", page_signals(html)
         xml = determine_returnstring(document, options)
-        return xml_to_text(xml) if xml else ""
+        return (*(xml_to_text_and_prose(xml) if xml else ("", "")), page_signals(html))
 
     return run
 
@@ -122,13 +187,19 @@ def _block(el) -> str:
 
 def xml_to_text(xml: str) -> str:
     """trafilatura's XML -> plain text, one line per block; code blocks keep their own line breaks."""
+    return xml_to_text_and_prose(xml)[0]
+
+
+def xml_to_text_and_prose(xml: str) -> tuple[str, str]:
+    """trafilatura's XML -> (text, prose): the text as above, and the same without code blocks and tables."""
     from lxml import etree
 
     try:
         root = etree.fromstring(xml.encode("utf-8"))
     except etree.XMLSyntaxError:
-        return ""
+        return "", ""
     lines: list[str] = []
+    prose: list[str] = []
     for container in root.iter("main", "comments"):
         for el in container:
             if el.tag == "code":
@@ -136,7 +207,9 @@ def xml_to_text(xml: str) -> str:
                 if code.strip():
                     lines.append(code)
             elif el.tag == "list":
-                lines += [f"- {t}" for t in (_block(item) for item in el.iter("item")) if t]
+                items = [f"- {t}" for t in (_block(item) for item in el.iter("item")) if t]
+                lines += items
+                prose += items
             elif el.tag == "table":
                 for row in el.iter("row"):
                     cells = [_block(cell) for cell in row.iter("cell")]
@@ -146,4 +219,5 @@ def xml_to_text(xml: str) -> str:
                 text = _block(el)
                 if text:
                     lines.append(text)
-    return "\n".join(lines)
+                    prose.append(text)
+    return "\n".join(lines), "\n".join(prose)

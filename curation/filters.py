@@ -7,26 +7,62 @@ exactly. Each wrapper records which rule fired as the ledger reason. datatrove's
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
-from curation.document import Document, Rejection
+from curation.document import TEXT_VIEWS, Document, Rejection
+from curation.page_filters import PAGE_FILTERS
 from curation.stage import Stage
 from curation.word_cache import DEFAULT_MAX_WORDS, warm_words
 
-#: FineWeb's order and defaults, with two changes measured on the sample corpus (docs/curation.md):
-#: - Gopher's "80% of words contain a letter" rule counts words split on whitespace; datatrove's spaCy
-#:   tokenizer also counts every punctuation mark as a word, so technical prose scores ~0.75 there and
-#:   half of real documentation was dropped. 0.7 on spaCy tokens keeps 90% of documentation pages.
-#: - C4's curly-bracket rule drops every page that shows code, which an educational corpus wants.
-DEFAULT_FILTERS: dict[str, dict[str, Any]] = {
-    "gopher_repetition": {},
-    "gopher_quality": {"max_non_alpha_words_ratio": 0.7},
-    "c4_quality": {"filter_no_terminal_punct": False, "filter_curly_bracket": False},
-    "fineweb_quality": {},
+#: Filter profiles: the filters in the order they run, their datatrove arguments, and the text view they judge.
+#: - "fineweb": FineWeb's filters as datatrove runs them, on the whole extracted text (C4 without its
+#:   terminal-punctuation line rule, as FineWeb ran it). Decisions equal datatrove's (tests/test_curation_stages.py).
+#: - "assay" (the default): the same datatrove filters judging the prose view (code blocks and tables left out:
+#:   their repeated n-grams, symbol-heavy lines and unterminated lines are what documentation is made of) with
+#:   thresholds chosen on the training split of the quality corpus (scripts/tune_filter_thresholds.py, whose
+#:   table is in docs/quality.md):
+#:   * Gopher's "80% of words contain a letter" rule counts words split on whitespace; datatrove's spaCy
+#:     tokenizer also counts every punctuation mark as a word, so technical prose scores ~0.75 there; 0.7.
+#:   * C4's curly-bracket rule drops every page that shows code, which an educational corpus wants.
+#:   It runs assay's own page filters first (curation/page_filters.py): release notes by their title, and
+#:   link-heavy pages (menus, indexes, landing pages), which datatrove has no filter for.
+PROFILES: dict[str, dict[str, Any]] = {
+    "fineweb": {
+        "view": "text",
+        "filters": {
+            "gopher_repetition": {},
+            "gopher_quality": {},
+            "c4_quality": {"filter_no_terminal_punct": False},
+            "fineweb_quality": {},
+        },
+    },
+    "assay": {
+        "view": "prose",
+        "filters": {
+            "release_notes": {},
+            # share of the page's visible text that is link text; 0.4 drops 51% of train nav pages, 2% of edu
+            "link_density": {"max_link_share": 0.4},
+            # reference pages repeat signatures, option tables and "Parameters:/Returns:" lines: twice datatrove's
+            # n-gram fractions and 0.4 duplicated lines keep 98% of edu pages (defaults: 91%)
+            "gopher_repetition": {"dup_line_frac": 0.4, "dup_para_frac": 0.4, "dup_line_char_frac": 0.4 * 2 / 3,
+                                  "dup_para_char_frac": 0.4 * 2 / 3,
+                                  "dup_n_grams": ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2)),
+                                  "top_n_grams": ((2, 0.4), (3, 0.36), (4, 0.32))},
+            "gopher_quality": {"max_non_alpha_words_ratio": 0.7},
+            "c4_quality": {"filter_no_terminal_punct": False, "filter_curly_bracket": False},
+            # char_duplicates_ratio 0.01 drops a page whose repeated lines ("Note", "Example", "Default: None")
+            # add up to 1% of its characters: 73% of edu pages kept; 0.1 keeps 96%
+            "fineweb_quality": {"char_duplicates_ratio": 0.1},
+        },
+    },
 }
+DEFAULT_PROFILE = "assay"
+#: the default profile's filters and arguments (kept as a name for callers that read them)
+DEFAULT_FILTERS: dict[str, dict[str, Any]] = PROFILES[DEFAULT_PROFILE]["filters"]
 
 
 def _datatrove_filter_class(name: str):
@@ -39,16 +75,20 @@ def _datatrove_filter_class(name: str):
         "fineweb_quality": dt.FineWebQualityFilter,
     }
     if name not in classes:
-        raise ValueError(f"unknown filter {name!r}; choose from {sorted(classes)}")
+        raise ValueError(f"unknown filter {name!r}; choose from {sorted([*classes, *PAGE_FILTERS])}")
     return classes[name]
 
 
 @dataclass
 class FilterConfig:
-    """`enabled` lists the filters in the order they run; `params` overrides datatrove's arguments."""
+    """`profile` picks the filters, their arguments and the text view ("assay" or "fineweb"); `enabled` (empty:
+    the profile's) lists the filters in the order they run; `params` overrides datatrove's arguments; `view`
+    ("": the profile's) is "prose" or "text"."""
 
-    enabled: list[str] = field(default_factory=lambda: list(DEFAULT_FILTERS))
+    profile: str = DEFAULT_PROFILE
+    enabled: list[str] = field(default_factory=list)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    view: str = ""
     stats: bool = True  # compute datatrove's doc/word/line statistics as signal columns
     #: distinct words per language and worker process kept in spaCy's tokenizer cache, which makes datatrove's
     #: word tokenization about 4x faster with the same tokens (curation/word_cache.py); 0 turns it off
@@ -57,9 +97,19 @@ class FilterConfig:
     def __post_init__(self) -> None:
         if self.tokenizer_cache_words < 0:
             raise ValueError(f"filters.tokenizer_cache_words must be >= 0, got {self.tokenizer_cache_words}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"filters.profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
+        if self.view and self.view not in TEXT_VIEWS:
+            raise ValueError(f"filters.view must be one of {TEXT_VIEWS} (or empty for the profile's), got {self.view!r}")
+        if not self.enabled:
+            self.enabled = list(PROFILES[self.profile]["filters"])
+
+    @property
+    def text_view(self) -> str:
+        return self.view or PROFILES[self.profile]["view"]
 
     def kwargs_for(self, name: str) -> dict[str, Any]:
-        merged = dict(DEFAULT_FILTERS.get(name, {}))
+        merged = dict(PROFILES[self.profile]["filters"].get(name, {}))
         merged.update(self.params.get(name, {}))
         return merged
 
@@ -81,10 +131,11 @@ class DatatroveFilter(Stage):
     """One datatrove filter as a stage; one filter instance per document language."""
 
     def __init__(self, name: str, params: dict[str, Any] | None = None,
-                 tokenizer_cache_words: int = DEFAULT_MAX_WORDS):
+                 tokenizer_cache_words: int = DEFAULT_MAX_WORDS, view: str = "text"):
         self.name = name
         self.params = dict(params or {})
         self.tokenizer_cache_words = tokenizer_cache_words
+        self.view = view
         self._cls = _datatrove_filter_class(name)
         self._by_lang: dict[str, Any] = {}
 
@@ -97,16 +148,35 @@ class DatatroveFilter(Stage):
     def process(self, doc: Document) -> Document | Rejection:
         from datatrove.data import Document as DtDocument
 
-        dt_doc = DtDocument(text=doc.text, id=doc.id, metadata={})
+        judged = doc.view(self.view)
+        dt_doc = DtDocument(text=judged, id=doc.id, metadata={})
         dt_filter = self.filter_for(doc.meta.get("language"))
-        warm_words(dt_filter.language, doc.text, self.tokenizer_cache_words)
+        warm_words(dt_filter.language, judged, self.tokenizer_cache_words)
         verdict = dt_filter.filter(dt_doc)
         ok, reason = (verdict, "") if isinstance(verdict, bool) else (verdict[0], verdict[1])
         if not ok:
-            return Rejection.of(doc, self.name, reason or "filtered", detail=f"datatrove {self._cls.__name__}")
-        if dt_doc.text != doc.text:  # C4 drops lines (citations, javascript, policy lines) and keeps the rest
-            return doc.with_text(dt_doc.text)
+            view = "" if judged is doc.text else " on the prose view"
+            return Rejection.of(doc, self.name, reason or "filtered", detail=f"datatrove {self._cls.__name__}{view}")
+        if dt_doc.text != judged:  # C4 drops lines (citations, javascript, policy lines) and keeps the rest
+            return _drop_same_lines(doc, judged, dt_doc.text)
         return doc
+
+
+def _drop_same_lines(doc: Document, judged: str, kept: str) -> Document:
+    """Apply a filter's line removals, found on the judged view, to the whole text (and to the prose view)."""
+    if judged is doc.text:
+        return doc.with_text(kept)
+    before, after = Counter(judged.split("\n")), Counter(kept.split("\n"))
+    removed = before - after
+    if not removed:
+        return doc
+    lines = []
+    for line in doc.text.split("\n"):
+        if removed.get(line, 0) > 0:
+            removed[line] -= 1
+            continue
+        lines.append(line)
+    return doc.with_text("\n".join(lines), prose=kept)
 
 
 class TextStatistics(Stage):
@@ -114,8 +184,9 @@ class TextStatistics(Stage):
 
     name = "stats"
 
-    def __init__(self, tokenizer_cache_words: int = DEFAULT_MAX_WORDS):
+    def __init__(self, tokenizer_cache_words: int = DEFAULT_MAX_WORDS, view: str = "text"):
         self.tokenizer_cache_words = tokenizer_cache_words
+        self.view = view
         self._extractors = None
 
     def setup(self) -> None:
@@ -133,8 +204,9 @@ class TextStatistics(Stage):
         self.setup()
         from datatrove.data import Document as DtDocument
 
-        dt_doc = DtDocument(text=doc.text, id=doc.id, metadata={})
-        warm_words("en", doc.text, self.tokenizer_cache_words)  # WordStats tokenizes as English
+        judged = doc.view(self.view)
+        dt_doc = DtDocument(text=judged, id=doc.id, metadata={})
+        warm_words("en", judged, self.tokenizer_cache_words)  # WordStats tokenizes as English
         signals: dict[str, Any] = {}
         for extractor in self._extractors:
             for key, value in extractor.extract_stats(dt_doc).items():
@@ -154,6 +226,11 @@ STAT_KEYS = [
 
 
 def build_filter_stages(cfg: FilterConfig) -> list[Stage]:
-    stages: list[Stage] = [TextStatistics(cfg.tokenizer_cache_words)] if cfg.stats else []
-    stages += [DatatroveFilter(name, cfg.kwargs_for(name), cfg.tokenizer_cache_words) for name in cfg.enabled]
+    view = cfg.text_view
+    stages: list[Stage] = [TextStatistics(cfg.tokenizer_cache_words, view)] if cfg.stats else []
+    for name in cfg.enabled:
+        if name in PAGE_FILTERS:
+            stages.append(PAGE_FILTERS[name](**cfg.kwargs_for(name)))
+        else:
+            stages.append(DatatroveFilter(name, cfg.kwargs_for(name), cfg.tokenizer_cache_words, view))
     return stages

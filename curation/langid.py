@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from curation.document import Document, Rejection
+from curation.document import TEXT_VIEWS, Document, Rejection
 from curation.stage import Stage
 
 
@@ -35,6 +35,13 @@ class LangIdConfig:
     threshold: float = 0.65
     model_path: str = ""  # empty: the bundled lid.176.ftz
     max_chars: int = 5000  # the head of the text is enough for the model and keeps it fast
+    #: what the model reads: "prose" (the text without code blocks and tables, so an English page full of
+    #: code is not scored as an unsure language) or "text"
+    view: str = "prose"
+
+    def __post_init__(self) -> None:
+        if self.view not in TEXT_VIEWS:
+            raise ValueError(f"langid.view must be one of {TEXT_VIEWS}, got {self.view!r}")
 
 
 class LanguageIdentifier:
@@ -73,7 +80,7 @@ class IdentifyLanguage(Stage):
 
     def process(self, doc: Document) -> Document | Rejection:
         self.setup()
-        lang, score = self._lid.predict(doc.text, self.cfg.max_chars)
+        lang, score = self._lid.predict(doc.view(self.cfg.view), self.cfg.max_chars)
         doc = doc.with_meta(language=lang, language_score=round(score, 6))
         if self.cfg.languages and lang not in self.cfg.languages:
             return Rejection.of(doc, self.name, "language_not_kept",

@@ -115,7 +115,7 @@ class StageChainFn(beam.DoFn):
             c.bytes_out.inc(nbytes)
             progress.tick(kept=True)
             doc = out
-        yield doc
+        yield doc.without_prose()
 
     def teardown(self) -> None:
         for progress in getattr(self, "progress", []):

@@ -10,7 +10,7 @@ from datatrove.pipeline import filters as dt
 
 from curation.document import Document, Rejection
 from curation.extract import ExtractText
-from curation.filters import DEFAULT_FILTERS, DatatroveFilter, FilterConfig, TextStatistics, build_filter_stages
+from curation.filters import DEFAULT_FILTERS, PROFILES, DatatroveFilter, FilterConfig, TextStatistics, build_filter_stages
 from curation.langid import IdentifyLanguage, LangIdConfig, LanguageIdentifier
 from curation.pii import MaskPII
 from curation.stage import Stage
@@ -37,10 +37,18 @@ CLASSES = {"gopher_repetition": dt.GopherRepetitionFilter, "gopher_quality": dt.
            "c4_quality": dt.C4QualityFilter, "fineweb_quality": dt.FineWebQualityFilter}
 
 
+@pytest.mark.parametrize("profile", sorted(PROFILES))
 @pytest.mark.parametrize("name", list(DEFAULT_FILTERS))
-def test_filter_decisions_equal_datatrove_called_directly(name):
-    ours = DatatroveFilter(name, FilterConfig().kwargs_for(name))
-    theirs = CLASSES[name](**FilterConfig().kwargs_for(name))
+def test_filter_decisions_equal_datatrove_called_directly(name, profile):
+    """On the text view, each profile's filter decides exactly as datatrove's filter with the same arguments;
+    the fineweb profile's arguments are datatrove's defaults (C4 without its terminal-punctuation rule)."""
+    cfg = FilterConfig(profile=profile)
+    assert cfg.kwargs_for(name) == PROFILES[profile]["filters"][name]
+    if profile == "fineweb":
+        assert cfg.kwargs_for(name) == ({"filter_no_terminal_punct": False} if name == "c4_quality" else {})
+        assert cfg.text_view == "text"
+    ours = DatatroveFilter(name, cfg.kwargs_for(name))
+    theirs = CLASSES[name](**cfg.kwargs_for(name))
     texts = real_texts()
     assert len(texts) > 20
     decisions = []
@@ -143,7 +151,7 @@ def test_extraction_equals_trafilatura_extract_xml_on_sample_pages():
 
     from curation.extract import ExtractConfig, xml_to_text
 
-    cfg = ExtractConfig()
+    cfg = ExtractConfig(engine="trafilatura")
     stage = ExtractText(cfg)
     pages = sample_pages(8)
     assert len(pages) == 8
