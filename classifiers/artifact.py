@@ -22,6 +22,7 @@ from typing import Any
 
 from classifiers.base import TextClassifier
 from classifiers.kinds import KIND_NAMES, kind_class
+from classifiers.shipped import resolve_model_dir
 from curation.shards import write_bytes_atomic
 
 METADATA_FILE = "metadata.json"
@@ -84,6 +85,7 @@ def save_model(clf: TextClassifier, directory: str, label_source: dict[str, Any]
 
 
 def read_metadata(directory: str) -> dict[str, Any]:
+    directory = resolve_model_dir(directory)
     path = os.path.join(directory, METADATA_FILE)
     if not os.path.isdir(directory):
         raise ModelDirError(f"model directory {directory!r} does not exist: train one with `assay classify train`")
@@ -102,7 +104,9 @@ def read_metadata(directory: str) -> dict[str, Any]:
 
 
 def verify_model_dir(directory: str) -> dict[str, Any]:
-    """The metadata of a complete, unchanged model directory; ModelDirError (saying what to do) otherwise."""
+    """The metadata of a complete, unchanged model directory (or shipped model name); ModelDirError (saying
+    what to do) otherwise."""
+    directory = resolve_model_dir(directory)
     metadata = read_metadata(directory)
     kind = metadata.get("kind")
     if kind not in KIND_NAMES:
@@ -125,6 +129,7 @@ def verify_model_dir(directory: str) -> dict[str, Any]:
 
 def load_model(directory: str) -> tuple[TextClassifier, dict[str, Any]]:
     """A fitted classifier and its metadata, after checking the directory is complete and unchanged."""
+    directory = resolve_model_dir(directory)
     metadata = verify_model_dir(directory)
     kind = metadata["kind"]
     cls = kind_class(kind)
@@ -139,6 +144,7 @@ def load_model(directory: str) -> tuple[TextClassifier, dict[str, Any]]:
 
 def update_metadata(directory: str, **fields: Any) -> dict[str, Any]:
     """Merge fields (metrics, threshold) into metadata.json, atomically."""
+    directory = resolve_model_dir(directory)
     metadata = read_metadata(directory)
     metadata.update(fields)
     write_bytes_atomic(json.dumps(metadata, indent=2, sort_keys=True, default=float).encode(),

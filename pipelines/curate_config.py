@@ -60,6 +60,13 @@ class RunnerConfig:
             raise ValueError(f"runner.stage_timeout_s must be >= 0 (0 = no limit), got {self.stage_timeout_s}")
 
 
+#: the shipped educational-value and knowledge-level models (classifiers/shipped.py), by name
+DEFAULT_CLASSIFIERS: tuple[dict[str, Any], ...] = (
+    {"model_dir": "edu", "column": "edu_score", "mode": "drop"},
+    {"model_dir": "knowledge", "column": "knowledge_score", "mode": "drop"},
+)
+
+
 @dataclass
 class RunConfig:
     input: InputConfig = field(default_factory=InputConfig)
@@ -68,8 +75,10 @@ class RunConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     pii: PIIConfig = field(default_factory=PIIConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
-    #: classifier scoring stages, run after dedup: [{model_dir, column, threshold, mode}] (see docs/classifiers.md)
-    classifiers: list[dict[str, Any]] = field(default_factory=list)
+    #: classifier scoring stages, run after dedup: [{model_dir, column, threshold, mode}] (see docs/classifiers.md);
+    #: the default runs the two shipped models as drop stages at their stored thresholds; `classifiers = []` or
+    #: leaving "classifiers" out of `stages` turns them off
+    classifiers: list[dict[str, Any]] = field(default_factory=lambda: [dict(c) for c in DEFAULT_CLASSIFIERS])
     #: stages to run, in order; drop a name to skip that stage
     stages: list[str] = field(default_factory=lambda: ["extract", "langid", "filters", "pii", "dedup", "classifiers"])
     output: OutputConfig = field(default_factory=OutputConfig)

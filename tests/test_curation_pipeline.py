@@ -11,8 +11,9 @@ from pipelines.curate import run_curation
 from pipelines.curate_config import SAMPLE_DIR, RunConfig
 
 MANIFEST = SAMPLE_DIR / "manifest.jsonl"
-QUALITY_STAGES = {"extract", "langid", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality",
-                  "exact_dedup", "fuzzy_dedup"}
+QUALITY_STAGES = {"extract", "langid", "release_notes", "link_density", "gopher_repetition", "gopher_quality",
+                  "c4_quality", "fineweb_quality", "exact_dedup", "fuzzy_dedup", "classify:edu_score",
+                  "classify:knowledge_score"}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_near_duplicates_collapse_to_one(sample_run):
 
 def test_spam_and_index_pages_are_dropped_with_reasons(sample_run):
     _, con = sample_run
-    for category, min_share in (("spam", 0.6), ("index", 0.7), ("mailing_list", 0.8)):
+    for category, min_share in (("spam", 0.9), ("index", 0.8), ("mailing_list", 0.8), ("ephemeral", 0.7)):
         total = scalar(con, f"SELECT count(*) FROM manifest WHERE category = '{category}'")
         dropped = con.execute(f"""SELECT r.stage, r.reason FROM rejected r JOIN manifest m ON r.url = m.url
                                   WHERE m.category = '{category}'""").fetchall()
