@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
         out: str = typer.Option("out/quality", "--out", "-o", help="report folder"),
         run: Optional[str] = typer.Option(None, "--run", help="score this finished `assay run` output instead of running"),
         keep: list[str] = typer.Option(["edu"], "--keep", help="category the config means to keep (repeatable)"),
+        merge_jaccard: float = typer.Option(0.7, help="a page and its copies at or above this Jaccard count as one "
+                                                      "page for recall (the default dedup merges from about 0.7)"),
         workers: Optional[int] = typer.Option(None, help="local worker processes"),
         min_recall: Optional[float] = typer.Option(None, help="fail below this recall of the --keep categories"),
         min_precision: Optional[float] = typer.Option(None, help="fail below this precision of the kept set"),
@@ -38,7 +40,7 @@ def register(app: typer.Typer) -> None:
         max_kept: list[str] = typer.Option([], "--max-kept", help="CATEGORY=SHARE: fail when more is kept (repeatable)"),
         min_near_dup_recall: Optional[float] = typer.Option(None, help="fail when fewer near-duplicate pairs at Jaccard >= 0.8 are caught"),
         min_exact_dup_recall: Optional[float] = typer.Option(None, help="fail when fewer exact-duplicate pairs are caught"),
-        max_low_sim_merged: Optional[int] = typer.Option(None, help="fail when more pairs at Jaccard <= 0.3 are merged"),
+        max_low_sim_merged: Optional[int] = typer.Option(None, help="fail when dedup merges more page pairs whose measured Jaccard is <= 0.3 (0: never)"),
         progress: bool = typer.Option(False, help="live progress of the curation run"),
     ) -> None:
         from rich.console import Console
@@ -57,7 +59,7 @@ def register(app: typer.Typer) -> None:
                           min_exact_dup_recall, max_low_sim_merged)
             if workers:
                 cfg.runner.workers = workers
-            result = evaluate(cfg, corpus, out, EvalSettings(keep=tuple(keep)), gates, run_dir=run,
+            result = evaluate(cfg, corpus, out, EvalSettings(keep=tuple(keep), merge_jaccard=merge_jaccard), gates, run_dir=run,
                               show_progress=progress)
         except (ConfigError, ValueError, FileNotFoundError) as exc:
             console.print(f"[red]error:[/] {exc}", soft_wrap=True)

@@ -64,7 +64,8 @@ def check(report: QualityReport, gates: Gates) -> list[str]:
         elif row["rate"] < gates.min_exact_dup_recall:
             failures.append(f"exact-duplicate recall {row['rate']:.3f} < {gates.min_exact_dup_recall}")
     if gates.max_low_similarity_merged is not None:
-        merged = report.dedup[JACCARD_BINS[0][0]]["caught"]
+        low = JACCARD_BINS[0][0]
+        merged = max(report.dedup[low]["caught"], report.merges.get(low, 0))  # constructed pairs, every merge
         if merged > gates.max_low_similarity_merged:
             failures.append(f"{merged} pairs at Jaccard <= 0.3 were merged by dedup "
                             f"(> {gates.max_low_similarity_merged})")

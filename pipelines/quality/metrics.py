@@ -25,7 +25,9 @@ MAX_EXAMPLES = 5
 @dataclass
 class EvalSettings:
     keep: tuple[str, ...] = ("edu",)  # the categories the config means to keep
-    merge_jaccard: float = 0.8  # copies at or above this are the same content
+    #: copies at or above this are the same content: the default MinHash dedup (14 bands x 8 rows) merges pairs
+    #: from about 0.72 (its S-curve's midpoint), so pairs above 0.7 are the ones a dedup step exists to merge
+    merge_jaccard: float = 0.7
 
 
 @dataclass
@@ -36,6 +38,10 @@ class QualityReport:
     keep_metrics: dict = field(default_factory=dict)  # precision, recall, f1, units, units_kept, kept_pages
     false_drops: list = field(default_factory=list)  # [{stage, reason, count, examples: [{id, url, source}]}]
     dedup: dict = field(default_factory=dict)  # bin -> {pairs, eligible, caught, rate}
+    #: every merge the run's fuzzy dedup made, by the measured Jaccard of the merged pair: bin -> count, and
+    #: the least similar merges as examples (a merge at <= 0.3 is a wrong one)
+    merges: dict = field(default_factory=dict)
+    least_similar_merges: list = field(default_factory=list)  # [{id, url, survivor_url, jaccard}]
     missing: list = field(default_factory=list)  # record ids with no outcome at all (silent loss)
     unlabelled: int = 0  # outcomes whose id is not in the manifest
 
@@ -59,13 +65,19 @@ def _bin_of(page: LabelledPage) -> str | None:
         return EXACT_BIN
     if page.near_duplicate_of is None or page.near_duplicate_jaccard is None:
         return None
+    return jaccard_bin(page.near_duplicate_jaccard)
+
+
+def jaccard_bin(value: float) -> str:
     for label, low, high in JACCARD_BINS:
-        if low <= page.near_duplicate_jaccard < high:
+        if low <= value < high:
             return label
-    return None
+    return JACCARD_BINS[-1][0]
 
 
-def score(corpus: LabelledCorpus, outcomes: dict[str, Outcome], settings: EvalSettings) -> QualityReport:
+def score(corpus: LabelledCorpus, outcomes: dict[str, Outcome], settings: EvalSettings,
+          merges: list[tuple[str, str, float]] | None = None) -> QualityReport:
+    """`merges`: (dropped id, surviving id, Jaccard) of every fuzzy-dedup merge (outcome.read_merges)."""
     by_url = corpus.by_url()
     outcome_of = {p.url: outcomes.get(p.record_id, MISSING) for p in corpus.pages}
     report = QualityReport(corpus=corpus.directory, settings={"keep": list(settings.keep),
@@ -136,6 +148,15 @@ def score(corpus: LabelledCorpus, outcomes: dict[str, Outcome], settings: EvalSe
     for row in bins.values():
         row["rate"] = round(row["caught"] / row["eligible"], 4) if row["eligible"] else None
     report.dedup = bins
+
+    # every merge the run made, by how similar the merged pages really are
+    url_of = {p.record_id: p.url for p in corpus.pages}
+    report.merges = {label: 0 for label, _, _ in JACCARD_BINS}
+    for _, _, value in merges or []:
+        report.merges[jaccard_bin(value)] += 1
+    report.least_similar_merges = [{"id": rid, "url": url_of.get(rid, ""), "survivor_url": url_of.get(rep, ""),
+                                    "jaccard": value}
+                                   for rid, rep, value in sorted(merges or [], key=lambda m: m[2])[:MAX_EXAMPLES]]
     return report
 
 

@@ -1,6 +1,7 @@
 """What a curation run did with each document: kept, or dropped at which stage and why."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import pyarrow.parquet as pq
 from curation.shards import DOCS_DIR, LEDGER_DIR, shard_files
 
 KEPT = "kept"
+FUZZY_DEDUP = "fuzzy_dedup"
 
 
 @dataclass(frozen=True)
@@ -35,3 +37,28 @@ def read_outcomes(run_dir: str) -> dict[str, Outcome]:
         for rid in pq.read_table(path, columns=["id"]).column("id").to_pylist():
             outcomes[rid] = Outcome(KEPT)
     return outcomes
+
+
+def read_merges(run_dir: str) -> list[tuple[str, str, float]]:
+    """Every near-duplicate merge the run made, as (dropped id, surviving id, word-5-gram Jaccard of their texts).
+
+    A fuzzy-dedup ledger row names its cluster's representative, the page dedup kept (and a later stage may
+    still have dropped). Measuring each merged pair says whether dedup ever merges pages that are not
+    near-duplicates (clusters are transitive: A~B~C can merge C into a quite different A), on every page of
+    the corpus, not only on the constructed pairs."""
+    from curation.dedup import jaccard
+
+    texts: dict[str, str] = {}
+    dropped: list[tuple[str, str]] = []
+    for path in shard_files(os.path.join(run_dir, LEDGER_DIR)):
+        table = pq.read_table(path, columns=["id", "stage", "signals", "text"])
+        for rid, stage, signals, text in zip(*(table.column(c).to_pylist() for c in ("id", "stage", "signals", "text"))):
+            texts[rid] = text or ""
+            if stage == FUZZY_DEDUP and signals:
+                rep = json.loads(signals).get("minhash_cluster")
+                if rep:
+                    dropped.append((rid, str(rep)))
+    for path in shard_files(os.path.join(run_dir, DOCS_DIR)):
+        table = pq.read_table(path, columns=["id", "text"])
+        texts.update(zip(table.column("id").to_pylist(), (t or "" for t in table.column("text").to_pylist())))
+    return [(rid, rep, round(jaccard(texts[rid], texts[rep]), 4)) for rid, rep in sorted(dropped) if rep in texts]

@@ -32,6 +32,16 @@ def to_markdown(report: QualityReport, failures: list[str] | None = None) -> str
         row = report.dedup[label]
         rate = "-" if row["rate"] is None else f"{row['rate']:.3f}"
         lines.append(f"| {label} | {row['pairs']} | {row['eligible']} | {row['caught']} | {rate} |")
+    if report.merges:
+        lines += ["", "## Merges the run made, by the measured Jaccard of the merged pair", "",
+                  "Every page fuzzy dedup dropped, against the page it kept (word 5-grams of the extracted texts), "
+                  "over the whole corpus. A merge at <= 0.3 merged pages that are not near-duplicates.", "",
+                  "| Jaccard | merges |", "|---|---:|"]
+        lines += [f"| {label} | {n} |" for label, n in report.merges.items()]
+        if report.least_similar_merges:
+            lines += ["", "Least similar merges: " + "; ".join(
+                f"`{m['url'] or m['id']}` into `{m['survivor_url']}` ({m['jaccard']:.2f})"
+                for m in report.least_similar_merges[:3])]
     lines += ["", f"## False drops ({sum(g['count'] for g in report.false_drops)} pages meant to be kept)", ""]
     if report.false_drops:
         lines += ["| stage | reason | pages | examples |", "|---|---|---:|---|"]

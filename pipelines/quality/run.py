@@ -8,7 +8,7 @@ from pipelines.curate_config import RunConfig
 from pipelines.quality.corpus import load_corpus
 from pipelines.quality.gates import Gates, check
 from pipelines.quality.metrics import EvalSettings, QualityReport, score
-from pipelines.quality.outcome import read_outcomes
+from pipelines.quality.outcome import read_merges, read_outcomes
 from pipelines.quality.report import write_report
 
 RUN_SUBDIR = "run"
@@ -33,7 +33,7 @@ def evaluate(cfg: RunConfig, corpus_dir: str, out_dir: str, settings: EvalSettin
         cfg.input.paths = corpus.warc_files
         run_dir = os.path.join(os.path.abspath(out_dir), RUN_SUBDIR)
         run_curation(cfg, output=run_dir, show_progress=show_progress)
-    report = score(corpus, read_outcomes(run_dir), settings or EvalSettings())
+    report = score(corpus, read_outcomes(run_dir), settings or EvalSettings(), read_merges(run_dir))
     failures = check(report, gates or Gates())
     paths = write_report(report, out_dir, failures)
     return Evaluation(report, failures, paths, run_dir)
