@@ -10,7 +10,7 @@ from datatrove.pipeline import filters as dt
 
 from curation.document import Document, Rejection
 from curation.extract import ExtractText
-from curation.filters import DEFAULT_FILTERS, PROFILES, DatatroveFilter, FilterConfig, TextStatistics, build_filter_stages
+from curation.filters import PROFILES, DatatroveFilter, FilterConfig, TextStatistics, build_filter_stages
 from curation.langid import IdentifyLanguage, LangIdConfig, LanguageIdentifier
 from curation.pii import MaskPII
 from curation.stage import Stage
@@ -37,8 +37,13 @@ CLASSES = {"gopher_repetition": dt.GopherRepetitionFilter, "gopher_quality": dt.
            "c4_quality": dt.C4QualityFilter, "fineweb_quality": dt.FineWebQualityFilter}
 
 
+def test_both_profiles_run_all_four_datatrove_filters_in_fineweb_order():
+    for profile in PROFILES:
+        assert [n for n in PROFILES[profile]["filters"] if n in CLASSES] == list(CLASSES)
+
+
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-@pytest.mark.parametrize("name", list(DEFAULT_FILTERS))
+@pytest.mark.parametrize("name", list(CLASSES))
 def test_filter_decisions_equal_datatrove_called_directly(name, profile):
     """On the text view, each profile's filter decides exactly as datatrove's filter with the same arguments;
     the fineweb profile's arguments are datatrove's defaults (C4 without its terminal-punctuation rule)."""
