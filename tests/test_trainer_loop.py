@@ -55,12 +55,17 @@ def test_tiny_model_overfits_a_tiny_shard(shards, tmp_path):
 
 
 def test_resume_after_interruption_is_bit_identical(shards, tmp_path):
-    # MoE with SparseMixer sampling and input jitter: the resumed run must restore the RNG exactly
+    # MoE with SparseMixer sampling and input jitter: the resumed run must restore the RNG exactly. With the
+    # default peak_flops = 0 the run measures a matmul peak after restoring, which must not draw from the RNG
     model = _tiny_model(n_experts=4, top_k=2, norm="layer", input_jitter=0.01, aux_loss_coef=0.01)
-    full = train(_run(shards, str(tmp_path / "full"), model=model, grad_accum=2, micro_batch=2))
-    part = train(_run(shards, str(tmp_path / "part"), model=model, grad_accum=2, micro_batch=2, stop_after=5))
+    kw = dict(model=model, grad_accum=2, micro_batch=2, peak_flops=TrainConfig.peak_flops)
+    assert kw["peak_flops"] == 0.0
+    full = train(_run(shards, str(tmp_path / "full"), **kw))
+    configured = train(_run(shards, str(tmp_path / "configured"), **{**kw, "peak_flops": 1e11}))
+    assert configured.losses == full.losses  # measuring the peak changes nothing the model sees
+    part = train(_run(shards, str(tmp_path / "part"), **kw, stop_after=5))
     assert part.step == 5 and [os.path.basename(p) for p in list_checkpoints(str(tmp_path / "part"))] == ["step-0000003.pt"]
-    resumed = train(_run(shards, str(tmp_path / "part"), model=model, grad_accum=2, micro_batch=2))
+    resumed = train(_run(shards, str(tmp_path / "part"), **kw))
     assert sorted(resumed.losses) == [4, 5, 6, 7, 8]
     assert all(resumed.losses[s] == full.losses[s] for s in resumed.losses)  # exact equality
     a, b = load_checkpoint(full.checkpoint), load_checkpoint(resumed.checkpoint)
