@@ -50,6 +50,34 @@ def test_logits_match_transformers_both_ways(name):
         assert (back(tokens).logits - ours(tokens)).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("name", ["phi3", "phimoe"])
+def test_a_sliding_window_converts_exactly_up_to_its_length_and_longer_inputs_are_refused(name):
+    """Phi-3-mini's sliding_window (2047 of 4096) is never dropped silently: up to the window full causal
+    attention is the same computation (logits match transformers), past it the model refuses the input."""
+    torch.manual_seed(0)
+    hf_cfg = HF_CONFIGS[name]()
+    hf_cfg.sliding_window = 16
+    hf = AutoModelForCausalLM.from_config(hf_cfg).float().eval()
+    _randomize(hf, 1)
+    ours = from_hf(hf)
+    assert ours.cfg.sliding_window == 16
+    with torch.no_grad():
+        tokens = torch.randint(0, 97, (2, 16))
+        assert (ours(tokens) - hf(tokens).logits).abs().max().item() < 1e-4
+        longer = torch.randint(0, 97, (2, 24))
+        full_cfg = HF_CONFIGS[name]()  # the same weights without the window: past 16 tokens the logits differ
+        full = AutoModelForCausalLM.from_config(full_cfg).float().eval()
+        full.load_state_dict(hf.state_dict())
+        diff = (full(longer).logits - hf(longer).logits).abs().amax(dim=(0, 2))
+        assert diff[:16].max().item() < 1e-5 and diff[16:].max().item() > 1e-3
+        with pytest.raises(ValueError, match="sliding_window=16"):
+            ours(longer)
+    assert to_hf(ours, name).config.sliding_window == 16
+    with pytest.raises(ConfigError, match="sliding window"):
+        to_hf(Decoder(ModelConfig(vocab_size=97, d_model=32, n_layers=1, n_heads=4, n_kv_heads=2, ffn_dim=48,
+                                  max_seq_len=64, sliding_window=16)), "llama")
+
+
 def test_phi3_small_has_no_transformers_class():
     cfg = ModelConfig(mlp="geglu", norm="layer", bias=True, mup_attention=True)
     with pytest.raises(ConfigError, match="phi-3-small"):

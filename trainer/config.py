@@ -27,6 +27,10 @@ class ModelConfig:
     n_kv_heads: int = 4
     ffn_dim: int = 172
     max_seq_len: int = 256
+    #: a converted checkpoint's sliding attention window (Phi-3-mini: 2047): each token attends to the last
+    #: `sliding_window` positions. assay's attention is full causal, which equals it on sequences of at most
+    #: that many tokens, so longer inputs are refused rather than computed differently (0 = no window)
+    sliding_window: int = 0
     rope_theta: float = 10000.0
     norm: str = "rms"  # "rms" | "layer"
     norm_eps: float = 1e-5
@@ -73,6 +77,7 @@ class ModelConfig:
             (self.attn_backend in ("auto", "reference", "sdpa", "flex", "triton"), f"attn_backend {self.attn_backend!r} is not one of auto, reference, sdpa, flex, triton"),
             (self.moe_backend in ("auto", "reference", "triton"), f"moe_backend {self.moe_backend!r} is not one of auto, reference, triton"),
             (self.n_layers >= 1 and self.vocab_size >= 2, "n_layers must be >= 1 and vocab_size >= 2"),
+            (self.sliding_window >= 0, f"sliding_window must be >= 0 (0 = none), got {self.sliding_window}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -32,6 +32,9 @@ def config_from_hf(hf_config, family: str) -> ModelConfig:
         raise ConfigError("head_dim != hidden_size / num_attention_heads is not supported by assay's decoder")
     if c.rope_parameters.get("rope_type", "default") != "default" or c.rope_parameters.get("partial_rotary_factor", 1.0) != 1.0:
         raise ConfigError("only default full RoPE converts; scaled or partial rotary configs are not supported")
+    window = getattr(c, "sliding_window", None) or 0
+    if window and window < c.max_position_embeddings:  # shorter than the context: it changes the logits
+        common["sliding_window"] = int(window)
     if family == "llama":
         if bool(c.attention_bias) != bool(c.mlp_bias):
             raise ConfigError("Llama configs with attention_bias != mlp_bias are not supported")
@@ -58,6 +61,10 @@ def hf_config_from(cfg: ModelConfig, family: str):
                   intermediate_size=cfg.ffn_dim, max_position_embeddings=cfg.max_seq_len,
                   rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
                   rms_norm_eps=cfg.norm_eps, tie_word_embeddings=cfg.tie_embeddings, pad_token_id=None)
+    if cfg.sliding_window:
+        if family == "llama":
+            raise ConfigError("LlamaForCausalLM has no sliding window; set [model] sliding_window = 0")
+        common["sliding_window"] = cfg.sliding_window
     if family == "llama":
         from transformers import LlamaConfig
 
