@@ -31,6 +31,18 @@ Examples:\n
   assay eval out/train-mini/checkpoints/step-0001000.pt --data out/mix --task my_task.jsonl
 """
 
+EXPORT_HELP = """Export a checkpoint as a transformers folder: config.json, model.safetensors and the tokenizer.
+
+`AutoModelForCausalLM.from_pretrained(OUT)` and `AutoTokenizer.from_pretrained(OUT)` load it, so
+lm-evaluation-harness, vLLM and the rest of the ecosystem can run an assay proxy model. The family
+(phi3, phimoe or llama) follows the config; blocksparse and phi-3-small configs have no transformers class
+and are refused. The tokenizer is the one of the token shards the run trained on (or --data).
+
+Examples:\n
+  assay export out/train-mini --out out/train-mini-hf\n
+  assay export out/train-mini/checkpoints/step-0001000.pt --out hf/mini --family llama
+"""
+
 
 def _fail(message: str) -> None:
     from rich.console import Console
@@ -103,6 +115,29 @@ def register(app: typer.Typer) -> None:
         console.print(f"step {result.step}/{result.total_steps}  last loss {last:.4f}  checkpoint {result.checkpoint}")
         if result.evaluation:
             console.print_json(json.dumps(result.evaluation))
+
+    @app.command("export", help=EXPORT_HELP)
+    def export_cmd(
+        checkpoint: str = typer.Argument(..., help="a step-*.pt file or a training output folder"),
+        out: str = typer.Option(..., "--out", "-o", help="the folder to write"),
+        fmt: str = typer.Option("hf", "--format", help="hf (a transformers folder)"),
+        family: Optional[str] = typer.Option(None, help="phi3 | phimoe | llama (default: from the config)"),
+        data: Optional[str] = typer.Option(None, help="token-shard folder whose tokenizer to include "
+                                                      "(default: the one the model trained on)"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty --out folder"),
+    ) -> None:
+        from trainer.checkpoint import CheckpointError
+        from trainer.config import ConfigError
+        from trainer.export import export_checkpoint
+        from trainer.tokenizer import TokenizerError
+
+        try:
+            summary = export_checkpoint(checkpoint, out, fmt, family, data, overwrite)
+        except (CheckpointError, ConfigError, TokenizerError, FileNotFoundError, FileExistsError, ValueError) as exc:
+            _fail(str(exc))
+        note = "" if summary["tokenizer"] else " (no tokenizer: the run trained on synthetic tokens; pass --data)"
+        typer.echo(f"wrote {summary['out']}: {summary['family']}, step {summary['step']}, "
+                   f"{summary['parameters']:,} parameters{note}")
 
     @app.command("eval", help=EVAL_HELP)
     def eval_cmd(

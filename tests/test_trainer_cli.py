@@ -97,3 +97,33 @@ def test_eval_refuses_a_tokenizer_larger_than_the_model(tmp_path):
     assert runner.invoke(app, ["train", str(cfg)]).exit_code == 0
     result = runner.invoke(app, ["eval", str(tmp_path / "out"), "--data", data])
     assert result.exit_code == 2 and "trained on" in result.output
+
+
+def test_export_writes_a_transformers_folder_with_matching_logits_and_tokenizer(tmp_path):
+    """`assay export` -> AutoModelForCausalLM / AutoTokenizer.from_pretrained load it; same logits, same ids."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.export import compare_logits
+    from trainer.tokenizer import load_tokenizer
+
+    data = str(tmp_path / "data")
+    build_shards(data, seq_len=16, repeats=2)
+    cfg = _config(tmp_path / "run.toml", data, str(tmp_path / "out"), max_steps=3)
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", cfg]).exit_code == 0
+    hf_dir = str(tmp_path / "hf")
+    result = runner.invoke(app, ["export", str(tmp_path / "out"), "--out", hf_dir])
+    assert result.exit_code == 0, result.output
+    assert "phi3" in result.output and "step 3" in result.output
+    assert {"config.json", "model.safetensors", "tokenizer.json", "assay_export.json"} <= set(os.listdir(hf_dir))
+    assert AutoModelForCausalLM.from_pretrained(hf_dir).config.model_type == "phi3"
+    tokens = torch.randint(0, 300, (2, 16), generator=torch.Generator().manual_seed(0))
+    assert compare_logits(str(tmp_path / "out"), hf_dir, tokens) < 1e-4
+    text = "Water boils at one hundred degrees."
+    assert AutoTokenizer.from_pretrained(hf_dir)(text)["input_ids"] == load_tokenizer(f"{data}/tokenizer.json").encode(text).ids
+    # a second export into the same folder is refused unless asked for
+    again = runner.invoke(app, ["export", str(tmp_path / "out"), "--out", hf_dir])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert runner.invoke(app, ["export", str(tmp_path / "out"), "--out", hf_dir, "--overwrite"]).exit_code == 0
+    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n], "no staging folder left behind"

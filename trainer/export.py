@@ -1,0 +1,101 @@
+"""A checkpoint as a transformers folder (config.json, model.safetensors, tokenizer files).
+
+Why: a proxy model is only useful to the rest of the ecosystem (lm-evaluation-harness, vLLM, the HF hub
+tooling) in the layout `AutoModelForCausalLM.from_pretrained` reads. The weights go through
+trainer/convert.py (logits equal within 1e-4), the tokenizer is the one stored with the token shards the model
+was trained on, and the folder is written next to its destination and renamed into place, so a killed export
+never leaves a half-written model behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+
+import torch
+
+from trainer.config import ConfigError
+
+EXPORT_FORMATS = ("hf",)
+
+
+def default_family(cfg) -> str:
+    """The transformers class a config maps to: PhiMoE with experts, Phi3 without biases, else Llama."""
+    if cfg.n_experts:
+        return "phimoe"
+    return "llama" if cfg.bias else "phi3"
+
+
+def _tokenizer_file(data_dir: str | None) -> str | None:
+    from trainer.token_shards import MANIFEST_FILE
+
+    if not data_dir or data_dir == "synthetic" or not os.path.isfile(os.path.join(data_dir, MANIFEST_FILE)):
+        return None
+    with open(os.path.join(data_dir, MANIFEST_FILE), encoding="utf-8") as fh:
+        return os.path.join(data_dir, json.load(fh)["tokenizer"])
+
+
+def export_checkpoint(path: str, out_dir: str, fmt: str = "hf", family: str | None = None,
+                      data_dir: str | None = None, overwrite: bool = False) -> dict:
+    """Write checkpoint `path` (a step-*.pt file or a training output folder) to `out_dir`; returns a summary.
+
+    The tokenizer comes from `data_dir` (default: the token shards the run trained on); a run on synthetic
+    tokens has none, and the folder then holds the model only (said in the summary)."""
+    from trainer.checkpoint import load_checkpoint
+    from trainer.config import run_config_from_dict
+    from trainer.convert import to_hf
+    from trainer.model import Decoder
+    from trainer.tokenizer import eos_id, load_tokenizer
+
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"export format must be one of {EXPORT_FORMATS}, got {fmt!r}")
+    if os.path.exists(out_dir) and os.listdir(out_dir) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty; choose another --out or pass --overwrite")
+    ckpt = load_checkpoint(path)
+    run = run_config_from_dict(ckpt["config"])
+    model = Decoder(run.model)
+    model.load_state_dict(ckpt["model"])
+    family = family or default_family(run.model)
+    hf_model = to_hf(model.float().eval(), family)
+    tok_path = _tokenizer_file(data_dir if data_dir is not None else run.train.data)
+
+    parent = os.path.dirname(os.path.abspath(out_dir)) or "."
+    os.makedirs(parent, exist_ok=True)
+    staging = os.path.join(parent, f".{os.path.basename(os.path.abspath(out_dir))}.tmp-{uuid.uuid4().hex}")
+    try:
+        hf_model.save_pretrained(staging, safe_serialization=True)
+        if tok_path is not None:
+            from transformers import PreTrainedTokenizerFast
+
+            tok = load_tokenizer(tok_path)
+            eos = tok.id_to_token(eos_id(tok))
+            fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=eos,
+                                           model_max_length=run.model.max_seq_len)
+            fast.save_pretrained(staging)
+        with open(os.path.join(staging, "assay_export.json"), "w", encoding="utf-8") as fh:
+            json.dump({"checkpoint": os.path.abspath(path), "step": int(ckpt["step"]), "family": family,
+                       "tokenizer": tok_path}, fh, indent=2)
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"out": out_dir, "family": family, "step": int(ckpt["step"]), "tokenizer": tok_path is not None,
+            "parameters": sum(p.numel() for p in hf_model.parameters())}
+
+
+@torch.no_grad()
+def compare_logits(checkpoint: str, hf_dir: str, tokens: torch.Tensor) -> float:
+    """Largest absolute logit difference between a checkpoint and its exported folder on `tokens`."""
+    from transformers import AutoModelForCausalLM
+
+    from trainer.checkpoint import load_checkpoint
+    from trainer.config import run_config_from_dict
+    from trainer.model import Decoder
+
+    ckpt = load_checkpoint(checkpoint)
+    model = Decoder(run_config_from_dict(ckpt["config"]).model)
+    model.load_state_dict(ckpt["model"])
+    hf = AutoModelForCausalLM.from_pretrained(hf_dir).float().eval()
+    return (model.float().eval()(tokens) - hf(tokens).logits).abs().max().item()
