@@ -17,6 +17,7 @@ Examples:\n
   assay train --presets\n
   assay train my-run.toml --data out/mix --out-dir out/train-mini\n
   assay train run.toml --max-steps 20 --fresh\n
+  assay train run.toml --init-from out/train-hf     (start from a transformers folder)\n
   torchrun --nproc-per-node 2 -m pipelines.cli train run.toml     (DDP; gloo on CPU, NCCL on GPU)
 """
 
@@ -59,6 +60,9 @@ def register(app: typer.Typer) -> None:
         out_dir: Optional[str] = typer.Option(None, "--out-dir", "-o", help="output folder (overrides [train] out_dir)"),
         max_steps: Optional[int] = typer.Option(None, help="optimizer steps (overrides [train] max_steps)"),
         fresh: bool = typer.Option(False, "--fresh", help="ignore existing checkpoints in the output folder"),
+        init_from: Optional[str] = typer.Option(None, "--init-from", help="start from the weights of a transformers "
+                                                "folder (Phi3/PhiMoE/Llama, e.g. `assay export`); overrides "
+                                                "[train] init_from"),
         compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model"),
         progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="live progress bar"),
         presets: bool = typer.Option(False, "--presets", help="list model presets with sizes and FLOPs/token, then exit"),
@@ -92,6 +96,8 @@ def register(app: typer.Typer) -> None:
                 run.train.out_dir = out_dir
             if max_steps is not None:
                 run.train.max_steps = max_steps
+            if init_from is not None:
+                run.train.init_from = init_from
             if compile is not None:
                 run.train.compile = compile
             if progress is not None:

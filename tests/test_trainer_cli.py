@@ -127,3 +127,19 @@ def test_export_writes_a_transformers_folder_with_matching_logits_and_tokenizer(
     assert again.exit_code == 2 and "--overwrite" in again.output
     assert runner.invoke(app, ["export", str(tmp_path / "out"), "--out", hf_dir, "--overwrite"]).exit_code == 0
     assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n], "no staging folder left behind"
+
+    # and back: a fresh run started from the folder begins with exactly those weights (lr 0: nothing moves)
+    from trainer.checkpoint import load_checkpoint
+
+    init = _config(tmp_path / "init.toml", data, str(tmp_path / "init"), max_steps=1, lr=0.0)
+    result = runner.invoke(app, ["train", init, "--init-from", hf_dir])
+    assert result.exit_code == 0, result.output
+    a, b = load_checkpoint(str(tmp_path / "out"))["model"], load_checkpoint(str(tmp_path / "init"))["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(open(init).read().replace("d_model = 32", "d_model = 64").replace(str(tmp_path / "init"),
+                                                                                    str(tmp_path / "wrong")))
+    result = runner.invoke(app, ["train", str(wrong), "--init-from", hf_dir])
+    assert result.exit_code == 2 and "d_model" in result.output
+    result = runner.invoke(app, ["train", init, "--fresh", "--init-from", str(tmp_path)])
+    assert result.exit_code == 2 and "assay export" in result.output

@@ -124,6 +124,9 @@ class TrainConfig:
     stop_after: int = 0  # stop (as if killed) after this many steps of this invocation; 0 = run to max_steps
     synthetic_sequences: int = 256
     synthetic_seq_len: int = 64
+    #: a transformers folder (Phi3 / PhiMoE / Llama, e.g. from `assay export`) whose weights a fresh run starts
+    #: from; its architecture must equal [model]; ignored when the output folder has a checkpoint to resume
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "wsd", "constant"):

@@ -20,7 +20,7 @@ import torch
 
 from trainer.checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
                                 save_checkpoint, set_rng_state)
-from trainer.config import RunConfig, to_dict
+from trainer.config import ConfigError, RunConfig, to_dict
 from trainer.distributed import (DistInfo, gather_objects, gradient_sync, init_distributed, is_sharded,
                                  mean_across, min_across, wrap_model)
 from trainer.metrics import MetricsLog, ProgressBar
@@ -165,6 +165,30 @@ def _restore(ckpt_path: str, model, raw_model, optimizer, scheduler, reader, run
     return int(ckpt["step"])
 
 
+#: the [model] fields that decide the weights' shapes and meaning: a transformers folder must match them
+ARCHITECTURE_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "norm", "mlp", "bias",
+                       "lm_head_bias", "tie_embeddings", "n_experts", "top_k", "router", "rope_theta",
+                       "sliding_window", "dense_every")
+
+
+@torch.no_grad()
+def _init_from_hf(model: Decoder, folder: str) -> None:
+    """Load a transformers checkpoint folder's weights into `model` (its architecture must equal the config)."""
+    from transformers import AutoModelForCausalLM
+
+    from trainer.convert import from_hf
+
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise ConfigError(f"[train] init_from = {folder!r} is not a transformers folder (no config.json); "
+                          "write one with `assay export`")
+    source = from_hf(AutoModelForCausalLM.from_pretrained(folder).float())
+    differ = [f"{name}: {getattr(source.cfg, name)!r} there, {getattr(model.cfg, name)!r} in [model]"
+              for name in ARCHITECTURE_FIELDS if getattr(source.cfg, name) != getattr(model.cfg, name)]
+    if differ:
+        raise ConfigError(f"[train] init_from = {folder!r} does not match [model]: " + "; ".join(differ))
+    model.load_state_dict(source.state_dict())
+
+
 def _measured_peak(run: RunConfig, device: str) -> float:
     from trainer.peak import measure_matmul_peak
 
@@ -191,12 +215,15 @@ def train(run: RunConfig, resume: bool = True) -> TrainResult:
     total_steps = min(t.max_steps, available)
 
     torch.manual_seed(t.seed)  # identical initial weights on every rank
-    raw_model = Decoder(run.model).to(info.device)
+    raw_model = Decoder(run.model)
+    ckpt_path = latest_checkpoint(t.out_dir) if resume else None
+    if t.init_from and not ckpt_path:
+        _init_from_hf(raw_model, t.init_from)
+    raw_model = raw_model.to(info.device)
     torch.manual_seed(t.seed + info.rank)
     model = wrap_model(raw_model, info, t.parallel)
     optimizer = make_optimizer(model, run, info.device)
     scheduler = make_scheduler(optimizer, t, total_steps)
-    ckpt_path = latest_checkpoint(t.out_dir) if resume else None
     step = _restore(ckpt_path, model, raw_model, optimizer, scheduler, reader, run, info) if ckpt_path else 0
     forward = torch.compile(model) if t.compile else model
     model.train()
