@@ -6,11 +6,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+import torch
 from typer.testing import CliRunner
 
 from pipelines.cli import app
 from test_trainer_support import build_shards
-from trainer.checkpoint import latest_checkpoint
+from trainer.checkpoint import latest_checkpoint, load_checkpoint
 from trainer.metrics import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,9 +20,14 @@ MODEL = ('[model]\nvocab_size = 300\nd_model = 32\nn_layers = 2\nn_heads = 4\nn_
          'max_seq_len = 64\n')
 
 
-def _config(path, data, out, **train):
-    lines = [MODEL, "[train]", f'data = "{data}"', f'out_dir = "{out}"', "micro_batch = 2", "peak_flops = 1e11",
-             "progress = false", "warmup_steps = 2"]
+#: [model] additions: a blocksparse layer pattern, and MoE with SparseMixer routing and input jitter
+FAMILIES = {"dense": "", "blocksparse": "dense_every = 2\nblock_size = 4\nlocal_blocks = 2\nvertical_stride = 4\n",
+            "moe": "n_experts = 4\ntop_k = 2\nnorm = \"layer\"\ninput_jitter = 0.01\naux_loss_coef = 0.01\n"}
+
+
+def _config(path, data, out, model_extra="", default_peak=False, **train):
+    lines = [MODEL + model_extra, "[train]", f'data = "{data}"', f'out_dir = "{out}"', "micro_batch = 2",
+             "progress = false", "warmup_steps = 2"] + ([] if default_peak else ["peak_flops = 1e11"])
     lines += [f"{k} = {json.dumps(v)}" for k, v in train.items()]
     path.write_text("\n".join(lines) + "\n")
     return str(path)
@@ -60,10 +67,12 @@ def _ckpt_step(out: str) -> int:
     return int(os.path.basename(path)[5:12]) if path else 0
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, family):
+    """Every model family, with the config defaults (the matmul peak measured at start, not configured)."""
     total = 12
     common = dict(max_steps=400, checkpoint_every=1, keep_checkpoints=2, synthetic_sequences=2000,
-                  synthetic_seq_len=32)
+                  synthetic_seq_len=32, model_extra=FAMILIES[family], default_peak=True)
     runner = CliRunner()
     ref = _config(tmp_path / "ref.toml", "synthetic", str(tmp_path / "ref"), stop_after=total, **common)
     assert runner.invoke(app, ["train", ref]).exit_code == 0
@@ -84,6 +93,9 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     ref_losses = {r["step"]: r["loss"] for r in read_metrics(str(tmp_path / "ref" / "metrics.jsonl")) if r["kind"] == "train"}
     got = {r["step"]: r["loss"] for r in read_metrics(os.path.join(out, "metrics.jsonl")) if r["kind"] == "train"}
     assert sorted(got) == list(range(1, total + 1)) and got == ref_losses
+    a = load_checkpoint(latest_checkpoint(str(tmp_path / "ref")))["model"]
+    b = load_checkpoint(latest_checkpoint(out))["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_eval_refuses_a_tokenizer_larger_than_the_model(tmp_path):
@@ -101,7 +113,6 @@ def test_eval_refuses_a_tokenizer_larger_than_the_model(tmp_path):
 
 def test_export_writes_a_transformers_folder_with_matching_logits_and_tokenizer(tmp_path):
     """`assay export` -> AutoModelForCausalLM / AutoTokenizer.from_pretrained load it; same logits, same ids."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainer.export import compare_logits
@@ -129,8 +140,6 @@ def test_export_writes_a_transformers_folder_with_matching_logits_and_tokenizer(
     assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n], "no staging folder left behind"
 
     # and back: a fresh run started from the folder begins with exactly those weights (lr 0: nothing moves)
-    from trainer.checkpoint import load_checkpoint
-
     init = _config(tmp_path / "init.toml", data, str(tmp_path / "init"), max_steps=1, lr=0.0)
     result = runner.invoke(app, ["train", init, "--init-from", hf_dir])
     assert result.exit_code == 0, result.output
