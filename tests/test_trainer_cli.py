@@ -67,20 +67,28 @@ def _ckpt_step(out: str) -> int:
     return int(os.path.basename(path)[5:12]) if path else 0
 
 
+#: every run of the kill test is its own process with the same thread count: float sums over threads (MoE
+#: scatter, matmul) are reproducible for a fixed count, and pytest's own process may have changed torch's
+TRAIN_ENV = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _train_process(cfg: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "train", cfg], cwd=REPO, env=TRAIN_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, family):
     """Every model family, with the config defaults (the matmul peak measured at start, not configured)."""
     total = 12
     common = dict(max_steps=400, checkpoint_every=1, keep_checkpoints=2, synthetic_sequences=2000,
                   synthetic_seq_len=32, model_extra=FAMILIES[family], default_peak=True)
-    runner = CliRunner()
     ref = _config(tmp_path / "ref.toml", "synthetic", str(tmp_path / "ref"), stop_after=total, **common)
-    assert runner.invoke(app, ["train", ref]).exit_code == 0
+    proc = _train_process(ref)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
     out = str(tmp_path / "killed")
     cfg = _config(tmp_path / "run.toml", "synthetic", out, **common)
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "train", cfg], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": REPO}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = _train_process(cfg)
     deadline = time.time() + 120
     while time.time() < deadline and _ckpt_step(out) < 4:
         time.sleep(0.02)
@@ -89,7 +97,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, family):
     done = _ckpt_step(out)
     assert 4 <= done < total
     cfg = _config(tmp_path / "resume.toml", "synthetic", out, stop_after=total - done, **common)
-    assert runner.invoke(app, ["train", cfg]).exit_code == 0
+    proc = _train_process(cfg)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
     ref_losses = {r["step"]: r["loss"] for r in read_metrics(str(tmp_path / "ref" / "metrics.jsonl")) if r["kind"] == "train"}
     got = {r["step"]: r["loss"] for r in read_metrics(os.path.join(out, "metrics.jsonl")) if r["kind"] == "train"}
     assert sorted(got) == list(range(1, total + 1)) and got == ref_losses
