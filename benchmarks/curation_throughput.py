@@ -81,17 +81,10 @@ def folder_pages(folder: str, n_docs: int) -> list[tuple[str, str, str]]:
 
 def labelled_pages(corpus_dir: str):
     """(corpus, [(record id, url, html)]) of a labelled quality corpus (WARC + manifest.jsonl), each page once."""
-    from curation.document import Document
-    from curation.readers import ReaderConfig, read_input
-    from pipelines.quality.corpus import load_corpus
+    from pipelines.quality.corpus import labelled_documents, load_corpus
 
     corpus = load_corpus(corpus_dir)
-    labelled = {p.record_id for p in corpus.pages}
-    pages = [(d.id, d.url, d.text) for path in corpus.warc_files for d in read_input(path, ReaderConfig())
-             if isinstance(d, Document) and d.id in labelled]
-    if len(pages) != len(labelled):
-        raise SystemExit(f"{corpus_dir}: {len(labelled)} labelled records but {len(pages)} readable HTML pages")
-    return corpus, pages
+    return corpus, [(doc.id, doc.url, doc.text) for _, doc in labelled_documents(corpus)]
 
 
 def write_corpus(pages: list[tuple[str, str, str]], n_docs: int, n_files: int, folder: str) -> None:
@@ -362,10 +355,9 @@ def main() -> None:
                 print(f"  run {rep + 1} {side:17} {seconds:7.1f} s  {n_docs / seconds:7.2f} docs/s  kept {n_kept}",
                       flush=True)
         base = statistics.median(rates["datatrove"]) if "datatrove" in rates else None
-        cats = list(quality(labelled, set())["kept_share"]) if labelled else []
+        cats = sorted({p.category for p in labelled.pages}) if labelled else []
         print()
-        header = f"| side | docs/s | x datatrove | kept | edu P | edu R | edu F1 | " + " | ".join(cats) + " |"
-        print(header.replace("|  |", "|"))
+        print("| " + " | ".join(["side", "docs/s", "x datatrove", "kept", "edu P", "edu R", "edu F1", *cats]) + " |")
         print("|---|" + "---:|" * (6 + len(cats)))
         for side in sides:
             rate = statistics.median(rates[side])

@@ -28,14 +28,14 @@ import sys
 import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [REPO_ROOT, os.path.join(REPO_ROOT, "scripts")]
+sys.path.insert(0, REPO_ROOT)
 
 from classifiers.artifact import save_model, update_metadata  # noqa: E402
 from classifiers.config import FastTextConfig  # noqa: E402
 from classifiers.fasttext_kind import FastTextClassifier  # noqa: E402
 from classifiers.metrics import at_threshold, roc_auc  # noqa: E402
 from classifiers.shipped import SHIPPED, SHIPPED_DIR  # noqa: E402
-from quality_pages import english_pages  # noqa: E402
+from pipelines.quality.corpus import english_pages, load_corpus  # noqa: E402
 
 TARGET_RECALL = {"edu": 0.98, "knowledge": 0.98}  # per held-out fold
 FOLDS = 5
@@ -49,16 +49,16 @@ FASTTEXT = FastTextConfig(epoch=25, lr=0.2, dim=32, word_ngrams=2, min_count=2, 
                           split_punctuation=True, quantize=True, quantize_cutoff=100_000)
 
 
-def fold_of(row: dict) -> int:
+def fold_of(page) -> int:
     """Documentation pages fold by package (held-out sites); mail and chatter pages by their url."""
-    key = row["source_package"] if row["category"] in ("edu", "nav", "ephemeral") else row["url"]
+    key = page.source if page.category in ("edu", "nav", "ephemeral") else page.url
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % FOLDS
 
 
 def labelled(pages, task: str):
     pos, neg = TASKS[task]
-    rows = [(row, doc) for row, doc in pages if row["category"] in pos | neg]
-    return rows, np.array([1.0 if row["category"] in pos else 0.0 for row, _ in rows])
+    rows = [(page, doc) for page, doc in pages if page.category in pos | neg]
+    return rows, np.array([1.0 if page.category in pos else 0.0 for page, _ in rows])
 
 
 def fit(texts, y) -> FastTextClassifier:
@@ -68,7 +68,7 @@ def fit(texts, y) -> FastTextClassifier:
 
 
 def out_of_fold_scores(rows, y) -> np.ndarray:
-    folds = np.array([fold_of(row) for row, _ in rows])
+    folds = np.array([fold_of(page) for page, _ in rows])
     scores = np.zeros(len(rows))
     texts = [doc.text for _, doc in rows]
     for k in range(FOLDS):
@@ -97,7 +97,7 @@ def build(task: str, train_pages, eval_pages, train_dir: str) -> dict:
     rows, y = labelled(train_pages, task)
     print(f"{task}: {int(y.sum())} positives, {int(len(y) - y.sum())} negatives in train", file=sys.stderr)
     oof = out_of_fold_scores(rows, y)
-    folds = np.array([fold_of(row) for row, _ in rows])
+    folds = np.array([fold_of(page) for page, _ in rows])
     threshold, fold_recalls = worst_fold_threshold(y, oof, folds, TARGET_RECALL[task])
     choice = {**at_threshold(y, oof, threshold), "fold_recalls": fold_recalls}
     clf = fit([doc.text for _, doc in rows], y)
@@ -105,11 +105,11 @@ def build(task: str, train_pages, eval_pages, train_dir: str) -> dict:
     eval_scores = clf.score([doc.text for _, doc in eval_rows])
     per_negative = {}
     for category in sorted(TASKS[task][1]):
-        mask = np.array([row["category"] in ({category} | TASKS[task][0]) for row, _ in eval_rows])
+        mask = np.array([page.category in ({category} | TASKS[task][0]) for page, _ in eval_rows])
         if mask.any() and 0 < eval_y[mask].sum() < mask.sum():
             per_negative[category] = round(float(roc_auc(eval_y[mask], eval_scores[mask])), 4)
     if task == "edu":  # the goal in docs/quality.md: edu vs spam + nav
-        mask = np.array([row["category"] in {"edu", "spam", "nav"} for row, _ in eval_rows])
+        mask = np.array([page.category in {"edu", "spam", "nav"} for page, _ in eval_rows])
         per_negative["nav+spam"] = round(float(roc_auc(eval_y[mask], eval_scores[mask])), 4)
     metrics = {
         "source_held_out_train": {"roc_auc": round(float(roc_auc(y, oof)), 4), "folds": FOLDS,
@@ -126,7 +126,7 @@ def build(task: str, train_pages, eval_pages, train_dir: str) -> dict:
                     "spec": {"positive": sorted(pos), "negative": sorted(neg),
                              "built_by": "scripts/build_default_classifiers.py"},
                     "annotators": [], "train_rows": len(rows)}
-    data_hash = hashlib.sha256("\n".join(f"{row['record_id']}\t{label}" for (row, _), label
+    data_hash = hashlib.sha256("\n".join(f"{page.record_id}\t{label}" for (page, _), label
                                          in zip(rows, y)).encode()).hexdigest()
     model_dir = os.path.join(SHIPPED_DIR, SHIPPED[task])
     save_model(clf, model_dir, label_source, data_hash)
@@ -146,7 +146,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.train, "manifest.jsonl")):
         sys.exit(f"{args.train}: no train split; build it with scripts/build_quality_corpus.py --split train")
-    train_pages, eval_pages = english_pages(args.train), english_pages(args.eval)
+    train_pages, eval_pages = english_pages(load_corpus(args.train)), english_pages(load_corpus(args.eval))
     for task in args.task or sorted(TASKS):
         build(task, train_pages, eval_pages, args.train)
 

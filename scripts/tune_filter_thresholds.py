@@ -18,12 +18,11 @@ import sys
 from collections import Counter
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [REPO_ROOT, os.path.join(REPO_ROOT, "scripts")]
+sys.path.insert(0, REPO_ROOT)
 
 from curation.document import Rejection  # noqa: E402
-from curation.filters import DatatroveFilter  # noqa: E402
-from curation.page_filters import PAGE_FILTERS  # noqa: E402
-from quality_pages import english_pages  # noqa: E402
+from curation.filters import filter_stage  # noqa: E402
+from pipelines.quality.corpus import english_pages, load_corpus  # noqa: E402
 
 GOPHER_DUP_NGRAMS = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
 GOPHER_TOP_NGRAMS = ((2, 0.2), (3, 0.18), (4, 0.16))
@@ -63,7 +62,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if os.path.basename(os.path.normpath(args.corpus)) == "eval":
         sys.exit("tune on the train split only: the eval split is where the goals are measured")
-    docs = [(row["category"], doc) for row, doc in english_pages(args.corpus)]
+    docs = [(page.category, doc) for page, doc in english_pages(load_corpus(args.corpus))]
     totals = Counter(kind for kind, _ in docs)
     other = sum(n for kind, n in totals.items() if kind != "edu")
     print(f"{len(docs)} English pages after extraction and language ID: {dict(totals)}\n")
@@ -71,7 +70,7 @@ def main(argv=None) -> None:
           "|---|---|---:|---:|---:|---:|")
     for name, variants in CANDIDATES.items():
         for label, params in variants:
-            stage = PAGE_FILTERS[name](**params) if name in PAGE_FILTERS else DatatroveFilter(name, params, view="prose")
+            stage = filter_stage(name, params, view="prose")
             dropped = Counter(kind for kind, doc in docs if isinstance(stage(doc), Rejection))
             print(f"| {name} | {label} | {1 - dropped['edu'] / totals['edu']:.3f} | "
                   f"{sum(n for k, n in dropped.items() if k != 'edu') / other:.3f} | "

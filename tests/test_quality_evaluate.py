@@ -63,29 +63,14 @@ def test_shipped_classifiers_separate_held_out_sources():
 
     from classifiers.artifact import load_model
     from classifiers.metrics import roc_auc
-    from classifiers.shipped import resolve_model_dir
-    from curation.document import Document
-    from curation.extract import ExtractText
-    from curation.langid import IdentifyLanguage
-    from curation.readers import ReaderConfig, read_input
-    from pipelines.quality.corpus import load_corpus
+    from pipelines.quality.corpus import english_pages, load_corpus
 
-    corpus = load_corpus(str(EVAL))
-    label = {p.url: p for p in corpus.pages}
-    extract, langid = ExtractText(), IdentifyLanguage()
     texts: dict[str, list[str]] = {}
-    for path in corpus.warc_files:
-        for doc in read_input(path, ReaderConfig()):
-            page = label.get(getattr(doc, "url", None))
-            if page is None or page.duplicate_of or not isinstance(doc, Document):
-                continue
-            doc = extract(doc)
-            doc = langid(doc) if isinstance(doc, Document) else doc
-            if isinstance(doc, Document):
-                texts.setdefault(page.category, []).append(doc.text)
+    for page, doc in english_pages(load_corpus(str(EVAL))):
+        texts.setdefault(page.category, []).append(doc.text)
     for model, positive, negatives, goal in (("edu", "edu", ("spam", "nav"), 0.95),
                                              ("knowledge", "edu", ("ephemeral",), 0.90)):
-        clf, _ = load_model(resolve_model_dir(model))
+        clf, _ = load_model(model)
         neg = [t for c in negatives for t in texts[c]]
         scores = clf.score(texts[positive] + neg)
         y = np.array([1.0] * len(texts[positive]) + [0.0] * len(neg))

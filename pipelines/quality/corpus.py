@@ -81,3 +81,40 @@ def load_corpus(directory: str) -> LabelledCorpus:
     if not corpus.warc_files:
         raise FileNotFoundError(f"{directory}: a manifest but no *.warc.gz files beside it")
     return corpus
+
+
+def labelled_documents(corpus: LabelledCorpus):
+    """(LabelledPage, Document) for every labelled record of the corpus's WARC files, read as `assay run` reads
+    them; a labelled record the readers cannot give back is an error, never skipped."""
+    from curation.document import Document
+    from curation.readers import ReaderConfig, read_input
+
+    by_id = {p.record_id: p for p in corpus.pages}
+    seen = 0
+    for path in corpus.warc_files:
+        for doc in read_input(path, ReaderConfig()):
+            if isinstance(doc, Document) and doc.id in by_id:
+                seen += 1
+                yield by_id[doc.id], doc
+    if seen != len(by_id):
+        raise ValueError(f"{corpus.directory}: {len(by_id)} labelled records but the WARC files gave {seen}")
+
+
+def english_pages(corpus: LabelledCorpus, with_duplicates: bool = False):
+    """[(LabelledPage, Document)] of the pages the default pipeline's filters and classifiers judge: extracted
+    and identified as English with the default extraction and language-ID settings. Copies (exact and near
+    duplicates) are left out unless asked for."""
+    from curation.document import Document
+    from curation.extract import ExtractText
+    from curation.langid import IdentifyLanguage
+
+    extract, langid = ExtractText(), IdentifyLanguage()
+    out = []
+    for page, doc in labelled_documents(corpus):
+        if page.duplicate_of and not with_duplicates:
+            continue
+        doc = extract(doc)
+        doc = langid(doc) if isinstance(doc, Document) else doc
+        if isinstance(doc, Document):
+            out.append((page, doc))
+    return out
