@@ -61,8 +61,6 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_PROFILE = "assay"
-#: the default profile's filters and arguments (kept as a name for callers that read them)
-DEFAULT_FILTERS: dict[str, dict[str, Any]] = PROFILES[DEFAULT_PROFILE]["filters"]
 
 
 def _datatrove_filter_class(name: str):
@@ -228,9 +226,12 @@ STAT_KEYS = [
 def build_filter_stages(cfg: FilterConfig) -> list[Stage]:
     view = cfg.text_view
     stages: list[Stage] = [TextStatistics(cfg.tokenizer_cache_words, view)] if cfg.stats else []
-    for name in cfg.enabled:
-        if name in PAGE_FILTERS:
-            stages.append(PAGE_FILTERS[name](**cfg.kwargs_for(name)))
-        else:
-            stages.append(DatatroveFilter(name, cfg.kwargs_for(name), cfg.tokenizer_cache_words, view))
-    return stages
+    return stages + [filter_stage(name, cfg.kwargs_for(name), view, cfg.tokenizer_cache_words) for name in cfg.enabled]
+
+
+def filter_stage(name: str, params: dict[str, Any], view: str = "text",
+                 tokenizer_cache_words: int = DEFAULT_MAX_WORDS) -> Stage:
+    """One filter by name: one of assay's page filters, or a datatrove filter judging `view`."""
+    if name in PAGE_FILTERS:
+        return PAGE_FILTERS[name](**params)
+    return DatatroveFilter(name, params, tokenizer_cache_words, view)
