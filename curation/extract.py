@@ -125,16 +125,19 @@ def _page_signals(tree) -> dict:
 
     body = tree.body
     if body is None:
-        return {"link_share": None, "title": tree.title or None, "heading": None}
+        return {"link_share": None, "title": _one_line(tree.title), "heading": None}
     # two C-side passes (whole page, and without <a> elements) rather than walking every anchor in Python,
     # which costs ~40 ms on a documentation page with a large menu
     options = dict(main_content=False, alt_texts=False, form_fields=False)
     visible = _visible_chars(extract_plain_text(tree, **options))
     linked = visible - _visible_chars(extract_plain_text(tree, skip_elements=["a"], **options))
-    heading = body.query_selector("h1")
+    h1 = body.query_selector("h1")
     return {"link_share": round(min(max(linked, 0) / visible, 1.0), 4) if visible else None,
-            "title": " ".join((tree.title or "").split()) or None,
-            "heading": " ".join(heading.text.split()) or None if heading is not None else None}
+            "title": _one_line(tree.title), "heading": _one_line(h1.text if h1 is not None else None)}
+
+
+def _one_line(text: str | None) -> str | None:
+    return " ".join(text.split()) or None if text else None
 
 
 def _squeeze_blank_lines(text: str) -> str:
