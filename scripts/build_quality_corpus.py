@@ -40,6 +40,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESERVED = ("rust-doc", "octave-doc", "r-doc-html", "maxima-doc", "spam-2")
 
 
+def refuse_reserved(names) -> None:
+    """Stop the build when any package or folder name is a reserved source (checked before anything is read)."""
+    hits = sorted({n for n in names for r in RESERVED if r in n})
+    if hits:
+        raise RuntimeError(f"{', '.join(hits)}: reserved for independent evaluation; never build from it")
+
+
 @dataclass(frozen=True)
 class DocSource:
     """One documentation package: where its HTML lives, its public address, and which pages are what."""
@@ -324,7 +331,7 @@ def collect_mails(x: Path, split: str, cfg: CorpusConfig, lid) -> list[sample.Pa
               "mailing_list": (["easy-ham-1", "easy-ham-2", "hard-ham-1"], cfg.mail[split])}
     pages = []
     for category, (dirs, wanted) in groups.items():
-        assert not set(dirs) & set(RESERVED)
+        refuse_reserved(dirs)
         files = [p for d in dirs for p in sorted((data / d).glob("*.txt")) if _mail_split(p, cfg) == split]
         taken = 0
         for path in sample.stable_order(files, key=lambda p: f"{p.parent.name}/{p.name}"):
@@ -437,9 +444,8 @@ def exact_duplicates(edu: list[sample.Page], count: int, used: set[str]) -> list
 
 
 def build_split(split: str, cfg: CorpusConfig, x: Path, lid) -> list[dict]:
-    for src in SOURCES:
-        if any(r in src.package for r in RESERVED):
-            raise RuntimeError(f"{src.package} is reserved for independent evaluation; never build from it")
+    refuse_reserved([src.package for src in SOURCES] + [entry[0] for entry in NON_ENGLISH]
+                    + [package for entries in CHATTER.values() for package, *_ in entries])
     pages: list[sample.Page] = []
     for src in SOURCES:
         if src.split == split:

@@ -57,6 +57,13 @@ def test_eval_sources_are_not_train_sources_and_reserved_sources_are_never_read(
                          == "eval" for r in mails)
 
 
+def test_a_reserved_source_stops_the_build_before_anything_is_read():
+    corpus.refuse_reserved([src.package for src in corpus.SOURCES] + ["spam-1", "easy-ham-1"])
+    for name in ("rust-doc", "r-doc-html", "spam-2"):
+        with pytest.raises(RuntimeError, match="reserved"):
+            corpus.refuse_reserved(["python3.11-doc", name])
+
+
 def test_exact_duplicates_are_byte_identical_and_near_duplicates_span_the_jaccard_bins(manifest, payloads):
     by_url = {r["url"]: r for r in manifest}
     exact = [r for r in manifest if r["exact_duplicate_of"]]
