@@ -5,6 +5,7 @@ import json
 import os
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.shards import DOCS_DIR, LEDGER_DIR, shard_files
@@ -46,19 +47,25 @@ def read_merges(run_dir: str) -> list[tuple[str, str, float]]:
     still have dropped). Measuring each merged pair says whether dedup ever merges pages that are not
     near-duplicates (clusters are transitive: A~B~C can merge C into a quite different A), on every page of
     the corpus, not only on the constructed pairs."""
+    import pyarrow.compute as pc
+
     from curation.dedup import jaccard
 
-    texts: dict[str, str] = {}
+    ledger = shard_files(os.path.join(run_dir, LEDGER_DIR))
     dropped: list[tuple[str, str]] = []
-    for path in shard_files(os.path.join(run_dir, LEDGER_DIR)):
-        table = pq.read_table(path, columns=["id", "stage", "signals", "text"])
-        for rid, stage, signals, text in zip(*(table.column(c).to_pylist() for c in ("id", "stage", "signals", "text"))):
-            texts[rid] = text or ""
-            if stage == FUZZY_DEDUP and signals:
-                rep = json.loads(signals).get("minhash_cluster")
-                if rep:
-                    dropped.append((rid, str(rep)))
-    for path in shard_files(os.path.join(run_dir, DOCS_DIR)):
+    for path in ledger:
+        table = pq.read_table(path, columns=["id", "stage", "signals"])
+        table = table.filter(pc.equal(table.column("stage"), FUZZY_DEDUP))
+        for rid, signals in zip(table.column("id").to_pylist(), table.column("signals").to_pylist()):
+            rep = json.loads(signals).get("minhash_cluster") if signals else None
+            if rep:
+                dropped.append((rid, str(rep)))
+    if not dropped:
+        return []
+    wanted = pa.array(sorted({i for pair in dropped for i in pair}))
+    texts: dict[str, str] = {}  # only the merged pages' texts, not the whole run's
+    for path in ledger + shard_files(os.path.join(run_dir, DOCS_DIR)):
         table = pq.read_table(path, columns=["id", "text"])
+        table = table.filter(pc.is_in(table.column("id"), value_set=wanted))
         texts.update(zip(table.column("id").to_pylist(), (t or "" for t in table.column("text").to_pylist())))
     return [(rid, rep, round(jaccard(texts[rid], texts[rep]), 4)) for rid, rep in sorted(dropped) if rep in texts]
