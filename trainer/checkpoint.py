@@ -76,3 +76,16 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} not found; give a step-*.pt file or a training output folder")
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_trained_model(path: str, device: str = "cpu"):
+    """(Decoder in eval mode with the checkpoint's weights, its RunConfig, the checkpoint dict) for a checkpoint
+    file or a run folder: what evaluation, export and the ablation runner all start from."""
+    from trainer.config import run_config_from_dict
+    from trainer.model import Decoder
+
+    ckpt = load_checkpoint(path)
+    run = run_config_from_dict(ckpt["config"])
+    model = Decoder(run.model)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), run, ckpt

@@ -56,18 +56,12 @@ def evaluate_model(model, run: RunConfig, device, data_dir: str | None = None,
 def evaluate_checkpoint(path: str, data_dir: str | None = None, tasks: list[str] | None = None,
                         output: str | None = None, task_limit: int | None = None) -> dict[str, Any]:
     """Load a checkpoint (file or run folder), evaluate, optionally write the result JSON atomically."""
-    from trainer.checkpoint import load_checkpoint
-    from trainer.config import run_config_from_dict
-    from trainer.model import Decoder
+    from trainer.checkpoint import load_trained_model
 
-    ckpt = load_checkpoint(path)
-    run = run_config_from_dict(ckpt["config"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, run, ckpt = load_trained_model(path, device)
     if task_limit is not None:
         run.eval.task_limit = task_limit
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = Decoder(run.model).to(device)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
     result = {"checkpoint_step": ckpt["step"], **evaluate_model(model, run, device, data_dir, tasks)}
     if output:
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

@@ -13,8 +13,6 @@ import os
 import shutil
 import uuid
 
-import torch
-
 from trainer.config import ConfigError
 
 EXPORT_FORMATS = ("hf",)
@@ -42,22 +40,17 @@ def export_checkpoint(path: str, out_dir: str, fmt: str = "hf", family: str | No
 
     The tokenizer comes from `data_dir` (default: the token shards the run trained on); a run on synthetic
     tokens has none, and the folder then holds the model only (said in the summary)."""
-    from trainer.checkpoint import load_checkpoint
-    from trainer.config import run_config_from_dict
+    from trainer.checkpoint import load_trained_model
     from trainer.convert import to_hf
-    from trainer.model import Decoder
     from trainer.tokenizer import eos_id, load_tokenizer
 
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"export format must be one of {EXPORT_FORMATS}, got {fmt!r}")
     if os.path.exists(out_dir) and os.listdir(out_dir) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; choose another --out or pass --overwrite")
-    ckpt = load_checkpoint(path)
-    run = run_config_from_dict(ckpt["config"])
-    model = Decoder(run.model)
-    model.load_state_dict(ckpt["model"])
+    model, run, ckpt = load_trained_model(path)
     family = family or default_family(run.model)
-    hf_model = to_hf(model.float().eval(), family)
+    hf_model = to_hf(model.float(), family)
     tok_path = _tokenizer_file(data_dir if data_dir is not None else run.train.data)
 
     parent = os.path.dirname(os.path.abspath(out_dir)) or "."
@@ -83,19 +76,3 @@ def export_checkpoint(path: str, out_dir: str, fmt: str = "hf", family: str | No
         shutil.rmtree(staging, ignore_errors=True)
     return {"out": out_dir, "family": family, "step": int(ckpt["step"]), "tokenizer": tok_path is not None,
             "parameters": sum(p.numel() for p in hf_model.parameters())}
-
-
-@torch.no_grad()
-def compare_logits(checkpoint: str, hf_dir: str, tokens: torch.Tensor) -> float:
-    """Largest absolute logit difference between a checkpoint and its exported folder on `tokens`."""
-    from transformers import AutoModelForCausalLM
-
-    from trainer.checkpoint import load_checkpoint
-    from trainer.config import run_config_from_dict
-    from trainer.model import Decoder
-
-    ckpt = load_checkpoint(checkpoint)
-    model = Decoder(run_config_from_dict(ckpt["config"]).model)
-    model.load_state_dict(ckpt["model"])
-    hf = AutoModelForCausalLM.from_pretrained(hf_dir).float().eval()
-    return (model.float().eval()(tokens) - hf(tokens).logits).abs().max().item()

@@ -71,20 +71,14 @@ def evaluate_checkpoint_on_sets(path: str, data_dir: str, output: str, plan: Pla
     the tokenizer of the token shards it was trained on."""
     import torch
 
-    from trainer.checkpoint import load_checkpoint
-    from trainer.config import run_config_from_dict
+    from trainer.checkpoint import load_trained_model
     from trainer.eval_cloze import evaluate_cloze
     from trainer.eval_heldout import heldout_metrics
-    from trainer.model import Decoder
     from trainer.token_shards import TokenShardReader
     from trainer.tokenizer import eos_id, load_tokenizer
 
-    ckpt = load_checkpoint(path)
-    run = run_config_from_dict(ckpt["config"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = Decoder(run.model).to(device)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
+    model, run, _ = load_trained_model(path, device)
     reader = TokenShardReader(data_dir, verify=False)
     tok = load_tokenizer(reader.tokenizer_path)
     eos, seq_len = eos_id(tok), min(reader.seq_len, run.model.max_seq_len)
