@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
         max_kept: list[str] = typer.Option([], "--max-kept", help="CATEGORY=SHARE: fail when more is kept (repeatable)"),
         min_near_dup_recall: Optional[float] = typer.Option(None, help="fail when fewer near-duplicate pairs at Jaccard >= 0.8 are caught"),
         min_exact_dup_recall: Optional[float] = typer.Option(None, help="fail when fewer exact-duplicate pairs are caught"),
-        max_low_sim_merged: Optional[int] = typer.Option(None, help="fail when dedup merges more page pairs whose measured Jaccard is <= 0.3 (0: never)"),
+        max_low_sim_merged: Optional[int] = typer.Option(
+            None, help="fail when dedup merges more page pairs whose measured Jaccard is <= 0.3 (0: never)"),
         progress: bool = typer.Option(False, help="live progress of the curation run"),
     ) -> None:
         from rich.console import Console
@@ -59,8 +60,8 @@ def register(app: typer.Typer) -> None:
                           min_exact_dup_recall, max_low_sim_merged)
             if workers:
                 cfg.runner.workers = workers
-            result = evaluate(cfg, corpus, out, EvalSettings(keep=tuple(keep), merge_jaccard=merge_jaccard), gates, run_dir=run,
-                              show_progress=progress)
+            settings = EvalSettings(keep=tuple(keep), merge_jaccard=merge_jaccard)
+            result = evaluate(cfg, corpus, out, settings, gates, run_dir=run, show_progress=progress)
         except (ConfigError, ValueError, FileNotFoundError) as exc:
             console.print(f"[red]error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(2)
