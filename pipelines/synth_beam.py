@@ -24,6 +24,7 @@ from pipelines.dedup_beam import EXACT_COLUMNS, FUZZY_COLUMNS, ExactDedup, Fuzzy
 from pipelines.stage_fn import NAMESPACE, REJECTED, apply_stages
 from pipelines.write_beam import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
 from synth.config import BackendConfig, Sampling
+from synth.isolation import SandboxUnavailable
 
 STAGING = ".staging"
 #: Web documents joining the dedup get this id prefix: it sorts before any generated id, so when a
@@ -99,11 +100,14 @@ def _element_id(element) -> tuple[str, str]:
 
 def apply_fn(pcoll, fn, label: str):
     """Map with a function returning a Document, a Rejection, or a list of them; returns (docs, rejected).
-    An exception on one element becomes its ledger record ("stage_error"), not the end of the run."""
+    An exception on one element becomes its ledger record ("stage_error"), not the end of the run; only a
+    sandbox that cannot be applied stops it (fail closed)."""
 
     def run(element):
         try:
             out = fn(element)
+        except SandboxUnavailable:  # the machine cannot isolate model-written code: stop the run, not one row
+            raise
         except Exception as exc:
             element_id, source = _element_id(element)
             out = Rejection(stage=f"synth:{label}", reason="stage_error", id=element_id, source=source,

@@ -126,7 +126,9 @@ def run_textbooks(job: GenerateJobConfig, cfg, topics: list[str] | None = None, 
 def run_exercises(job: GenerateJobConfig, cfg) -> dict:
     """Exercises: answer programs in the sandbox, then the model, then verification; failures to the ledger."""
     from synth import exercises
+    from synth.sandbox import require_isolation
 
+    require_isolation(cfg.limits)  # fail closed on the driver, before any model call, when runs cannot be isolated
     specs = exercises.make_specs(cfg)
 
     def build(p):

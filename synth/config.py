@@ -75,12 +75,15 @@ class BackendConfig:
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Resource limits of one sandboxed program run."""
+    """Resource limits of one sandboxed program run, and the one (loudly named) way to run without OS
+    isolation on a machine that cannot provide it."""
 
     cpu_seconds: int = 5
     wall_seconds: float = 10.0
     memory_bytes: int = 512 * 1024 * 1024
     file_bytes: int = 1024 * 1024  # largest file it may write (stdout and stderr included)
-    max_processes: int = 64  # processes of the sandbox user (all concurrent sandboxes); enforced when unprivileged
+    max_processes: int = 64  # processes (and threads) of one run: each run has its own uid when we are root
     output_bytes: int = 64 * 1024  # stdout kept for the answer
     open_files: int = 64
+    disk_bytes: int = 16 * 1024 * 1024  # size of each private tmpfs (/work and /tmp)
+    unsafe_no_isolation: bool = False  # run with only rlimits and the audit hook; recorded in every affected row

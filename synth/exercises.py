@@ -150,9 +150,11 @@ def prepare(spec: ExerciseSpec, cfg: ExerciseConfig) -> PromptItem | Rejection:
     answer = result.stdout.strip()
     if not result.ok or not answer:
         return _reject(spec.id, f"sandbox_{result.status}" if not result.ok else "no_answer", result.reason(),
-                       spec.program, exercise_kind=spec.kind, problem=spec.problem)
+                       spec.program, exercise_kind=spec.kind, problem=spec.problem,
+                       sandbox_isolation=",".join(result.isolation))
     labels = {"exercise_kind": spec.kind, "topic": spec.kind, "answer": answer,
-              "verification": "reference_tests" if spec.kind == "code" else cfg.verify}
+              "verification": "reference_tests" if spec.kind == "code" else cfg.verify,
+              "sandbox_isolation": ",".join(result.isolation)}
     payload = {"problem": spec.problem, "function": spec.function, "inputs": spec.inputs}
     if spec.kind == "code":
         template, fields = get_template("exercise.code.v1"), {"problem": spec.problem}

@@ -37,6 +37,7 @@ SYNTH_COLUMNS: dict[str, pa.DataType] = {
     "exercise_kind": pa.string(),
     "answer": pa.string(),
     "verification": pa.string(),
+    "sandbox_isolation": pa.string(),  # the layers in force when the answer was computed (UNSAFE_... if opted out)
     "sections": pa.int64(),
 }
 

@@ -1,23 +1,19 @@
-"""Runs untrusted Python (model-written solutions, answer programs) in a locked-down child process.
+"""Runs untrusted Python (model-written solutions, answer programs) in an OS-enforced sandbox.
 
-Layers, each enforced even if another fails:
-* kernel resource limits (setrlimit in the child): CPU seconds (SIGXCPU), address space, largest file
-  written (SIGXFSZ; stdout and stderr are files, so this also caps output), open files, processes;
-* a wall-clock timeout; on expiry, or whenever the run ends, the child's whole process group is killed;
-* network: when we may (root, or unprivileged user namespaces), the child enters a new network namespace
-  (unshare CLONE_NEWNET) that has no interface but a down loopback, so no connection can succeed;
-* when we are root, the child drops to uid/gid 65534 (nobody): the kernel then refuses writes to every
-  path it does not own (its work directory is the only one it owns) and enforces the process limit;
-* an audit hook installed before the program runs (synth/sandbox_boot.py) refuses sockets, process
-  creation, ctypes, and reads/writes outside the work directory (world-writable places like /tmp
-  included), raising SandboxViolation;
-* a fresh temporary work directory as cwd and HOME, deleted afterwards; `python -I -S` (no user site,
-  no site-packages, no environment variables).
-`SandboxResult.status` says how a run ended; `isolation` lists which layers were in force.
+The isolation is the kernel's, applied by bubblewrap and checked before the first run (synth/isolation.py):
+user, PID, network, mount, IPC and UTS namespaces; a read-only view of only the interpreter; private tmpfs
+as /work and /tmp; a seccomp filter; no capabilities; a fresh uid per run when we are root; nothing
+outlives a run. On top: kernel resource limits (CPU seconds, address space, largest file written, open
+files, processes), a wall-clock timeout, and an audit-hook tripwire (synth/sandbox_boot.py) that turns
+plain attempts into a readable `blocked` status.
+
+It fails closed: when a layer cannot be applied, `run_python` raises SandboxUnavailable (naming the layer
+and the fix) and runs nothing. The only way past is the loudly named `unsafe_no_isolation` setting, whose
+runs list "UNSAFE_no_os_isolation" in `isolation` (and every row they produce records it).
+`SandboxResult.status` says how a run ended; `isolation` lists the layers that were in force.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 import shutil
@@ -28,12 +24,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from synth import isolation
 from synth.config import SandboxLimits
+from synth.isolation import SandboxUnavailable
 
-CLONE_NEWNET = 0x40000000
-CLONE_NEWUSER = 0x10000000
-NOBODY = 65534
 BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_boot.py")
+UNISOLATED_LAYERS = [isolation.UNSAFE, "rlimits", "timeout", "audit_hook", "private_workdir"]
+BWRAP_PROCESSES = 2  # bwrap's own process and the namespace's init, counted by the process limit
+
+__all__ = ["SandboxResult", "SandboxUnavailable", "require_isolation", "run_python"]
 
 
 @dataclass
@@ -55,62 +54,44 @@ class SandboxResult:
         return f"{self.status} (exit {self.returncode}, {self.seconds:.2f}s){': ' + tail[0] if tail else ''}"
 
 
-# Resolved once in the parent: between fork and exec the child must not take the dynamic loader's lock
-# (another thread of a Beam worker may hold it), so it only calls this already-looked-up function.
-_UNSHARE = ctypes.CDLL(None, use_errno=True).unshare
+def require_isolation(limits: SandboxLimits | None = None) -> list[str]:
+    """The layers runs will have; raises SandboxUnavailable when they cannot be applied. Call it before a job
+    starts, so a machine that cannot isolate stops the run at once rather than inside a worker."""
+    if (limits or SandboxLimits()).unsafe_no_isolation:
+        return list(UNISOLATED_LAYERS)
+    return list(isolation.verified_isolation().layers)
 
 
-def _unshare(flags: int) -> bool:
-    return _UNSHARE(flags) == 0
+def _own_processes() -> int:
+    """Processes of our uid now: unprivileged runs share it, so their process limit sits this far above."""
+    uid, count = os.getuid(), 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                count += os.stat(f"/proc/{entry}").st_uid == uid
+            except OSError:
+                continue
+    return count
 
 
-def _child_setup(limits: SandboxLimits, as_root: bool, drop: bool):
-    """preexec_fn: runs in the child between fork and exec. Order matters: unshare needs privileges, so it
-    comes before the uid drop; limits come last so the drop cannot be refused for lack of processes."""
+def child_setup(limits: SandboxLimits, uid: int | None, base_processes: int = 0):
+    """preexec_fn: runs in the child between fork and exec (of bwrap). Limits first, then the uid drop, then
+    the process limit, so the drop cannot be refused for lack of processes."""
+    nproc = limits.max_processes + BWRAP_PROCESSES + (base_processes if uid is None else 0)
 
     def setup() -> None:
-        if as_root:
-            _unshare(CLONE_NEWNET)
-        elif not _unshare(CLONE_NEWUSER | CLONE_NEWNET):
-            pass  # no user namespaces here: the audit hook still refuses sockets
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if drop:
+        if uid is not None:
             os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
+            os.setgid(uid)
+            os.setuid(uid)
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
     return setup
-
-
-def _world_executable(path: str) -> bool:
-    """True when a user with no special rights can run `path` (o+x on the file and every directory above)."""
-    path = os.path.realpath(path)
-    if not os.path.isfile(path) or not os.stat(path).st_mode & 0o001:
-        return False
-    parent = os.path.dirname(path)
-    while True:
-        if not os.stat(parent).st_mode & 0o001:
-            return False
-        if parent == "/":
-            return True
-        parent = os.path.dirname(parent)
-
-
-def sandbox_interpreter(as_root: bool) -> tuple[str, bool]:
-    """(python to run, whether to drop to nobody). Root drops privileges, so it needs an interpreter that
-    nobody may execute: ours if it is world-executable, else the system python3 (the program only needs
-    the standard library). Without one, the child stays root and the other layers still hold."""
-    if not as_root:
-        return sys.executable, False
-    for candidate in (sys.executable, "/usr/bin/python3"):
-        if _world_executable(candidate):
-            return os.path.realpath(candidate), True
-    return sys.executable, False
 
 
 def _read_capped(path: str, cap: int) -> tuple[str, bool]:
@@ -137,53 +118,92 @@ def _classify(returncode: int | None, timed_out: bool, stderr: str, over_cap: bo
     return "error"
 
 
-def run_python(source: str, limits: SandboxLimits | None = None) -> SandboxResult:
-    """Execute `source` with Python in a fresh sandbox; never raises for anything the program does."""
+def _prepare(root: str, source: str) -> tuple[str, str]:
+    """program.py and a copy of the boot script in the run's host folder (the unisolated path only)."""
+    program, boot = os.path.join(root, "program.py"), os.path.join(root, "boot.py")
+    with open(program, "w", encoding="utf-8") as fh:
+        fh.write(source)
+    shutil.copyfile(BOOT, boot)
+    return program, boot
+
+
+def _boot_source() -> bytes:
+    with open(BOOT, "rb") as fh:
+        return fh.read()
+
+
+def run_python(source: str, limits: SandboxLimits | None = None, *, tripwire: bool = True) -> SandboxResult:
+    """Execute `source` with Python in a fresh sandbox. Never raises for anything the program does; raises
+    SandboxUnavailable when the sandbox itself cannot be applied. `tripwire=False` leaves out the audit
+    hook, so tests can check that the OS layers hold on their own."""
     limits = limits or SandboxLimits()
-    as_root = os.geteuid() == 0
-    python, drop = sandbox_interpreter(as_root)
+    iso = None if limits.unsafe_no_isolation else isolation.verified_isolation()
     root = tempfile.mkdtemp(prefix="assay-sandbox-")
+    fds: list[int] = []
+    started_r, started_w = os.pipe()
+    status_r = -1
     try:
-        os.chmod(root, 0o755)
-        work = os.path.join(root, "work")
-        os.mkdir(work, 0o700)
-        if drop:
-            os.chown(work, NOBODY, NOBODY)
-        boot = os.path.join(root, "boot.py")  # a copy the unprivileged child can read wherever the repo lives
-        shutil.copyfile(BOOT, boot)
-        os.chmod(boot, 0o644)
-        program = os.path.join(root, "program.py")
-        with open(program, "w", encoding="utf-8") as fh:
-            fh.write(source)
         out_path, err_path = os.path.join(root, "stdout"), os.path.join(root, "stderr")
-        env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+        mode = "tripwire" if tripwire else "no-tripwire"
+        if iso is None:
+            program, boot = _prepare(root, source)
+            work = os.path.join(root, "work")
+            os.mkdir(work, 0o700)
+            cmd = [sys.executable, "-I", "-S", boot, work, program, mode, str(started_w)]
+            uid, base, cwd, layers = None, _own_processes(), work, list(UNISOLATED_LAYERS)
+            env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+        else:
+            status_r, status_w = os.pipe()
+            program_fd, boot_fd = isolation.data_fd(source.encode("utf-8")), isolation.data_fd(_boot_source())
+            sec = isolation.seccomp_fd()
+            fds += [status_w, program_fd, boot_fd, sec]
+            cmd = isolation.bwrap_command(iso.bwrap, iso.view, status_fd=status_w, seccomp_fd=sec,
+                                          disk_bytes=limits.disk_bytes, program_fd=program_fd, boot_fd=boot_fd,
+                                          started_fd=started_w, tripwire=tripwire)
+            uid = isolation.run_uid()
+            base = 0 if uid is not None else _own_processes()
+            cwd, env = root, {}
+            layers = list(iso.layers) + (["audit_hook"] if tripwire else [])
         start = time.perf_counter()
         timed_out = False
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             try:
-                proc = subprocess.Popen([python, "-I", "-S", boot, work, program], cwd=work, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, close_fds=True,
-                                        start_new_session=True, preexec_fn=_child_setup(limits, as_root, drop))
+                proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                        close_fds=True, pass_fds=(*fds, started_w), start_new_session=True,
+                                        preexec_fn=child_setup(limits, uid, base))
             except (OSError, subprocess.SubprocessError) as exc:  # e.g. the process limit is reached
                 return SandboxResult("start_failed", None, "", f"{type(exc).__name__}: {exc}",
-                                     time.perf_counter() - start)
+                                     time.perf_counter() - start, layers)
+            for fd in (*fds, started_w):
+                os.close(fd)
+            fds, started_w = [], -1
             try:
                 proc.wait(timeout=limits.wall_seconds)
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # the child and anything it left behind
+                    os.killpg(proc.pid, signal.SIGKILL)  # bwrap: its namespace's init dies with it, and all inside
                 except ProcessLookupError:
                     pass
                 proc.wait()
         seconds = time.perf_counter() - start
+        returncode = proc.returncode
         stdout, over = _read_capped(out_path, limits.output_bytes)
         stderr, _ = _read_capped(err_path, limits.output_bytes)
-        isolation = ["rlimits", "timeout", "audit_hook", "private_workdir"]
-        isolation += ["netns"] if as_root else ["userns_netns_if_permitted"]
-        isolation += ["uid_nobody"] if drop else []
-        return SandboxResult(_classify(proc.returncode, timed_out, stderr, over), proc.returncode, stdout, stderr,
-                             seconds, isolation)
+        if not isolation.wait_started(started_r, proc, 0):  # the sandbox was never set up: nothing ran
+            return SandboxResult("start_failed", returncode, "", f"sandbox set-up failed: {stderr.strip()[-500:]}",
+                                 seconds, layers)
+        over = over or any(os.path.getsize(p) >= limits.file_bytes for p in (out_path, err_path))
+        if iso is not None:
+            status = isolation.read_status(status_r)
+            if "exit-code" in status:
+                code = int(status["exit-code"])
+                returncode = -(code - 128) if code > 128 else code  # bwrap reports a signal as 128 + its number
+        return SandboxResult(_classify(returncode, timed_out, stderr, over), returncode, stdout, stderr, seconds,
+                             layers)
     finally:
+        for fd in (*fds, started_r, started_w, status_r):
+            if fd >= 0:
+                os.close(fd)
         shutil.rmtree(root, ignore_errors=True)

@@ -140,8 +140,8 @@ def test_exercises_keep_only_verified_items(tmp_path, backend):
     for r in ledger:
         assert r["stage"] == "synth:exercise" and r["reason"] in (
             "tests_failed", "sandbox_error", "sandbox_blocked", "sandbox_timeout", "sandbox_cpu_limit", "bad_output",
-            "empty_explanation")
-        assert r["detail"]
+            "empty_explanation"), (r["reason"], r["detail"])
+        assert r["detail"], r
 
     strict = ExerciseConfig(kinds=["arithmetic"], per_kind=2, verify="agree", limits=limits)
     run_exercises(_job(tmp_path / "agree", sampling=Sampling(max_new_tokens=16)), strict)

@@ -1,8 +1,10 @@
 """The sandbox: escape attempts fail safely and are recorded; exercise answers come from sandboxed runs."""
 import os
+import pathlib
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 
@@ -10,7 +12,7 @@ import pytest
 
 from synth import exercises
 from synth.config import SandboxLimits
-from synth.sandbox import _child_setup, run_python
+from synth.sandbox import run_python
 
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=3.0, file_bytes=200_000, output_bytes=20_000)
 
@@ -59,27 +61,23 @@ def test_network_is_refused_and_nothing_reaches_the_host(listener, code):
     assert accepted == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the network namespace layer is entered as root")
-def test_network_namespace_holds_even_without_the_audit_hook(listener):
-    """Defence in depth: plain python (no hook) started with the sandbox's child setup cannot connect."""
-    port, accepted = listener
-    code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20,
-                          preexec_fn=_child_setup(LIMITS, as_root=True, drop=False))
-    assert proc.returncode != 0
-    assert "Network is unreachable" in proc.stderr or "Connection refused" in proc.stderr
-    assert accepted == []
-
-
-def test_writes_outside_the_work_directory_are_refused(tmp_path):
-    target = tmp_path / f"escape-{uuid.uuid4().hex}"
+@pytest.mark.parametrize("tripwire", [True, False], ids=["tripwire", "os-only"])
+def test_writes_outside_the_work_directory_never_reach_the_host(tripwire):
+    """With the audit hook they are refused by name; without it the OS view has nowhere to write them."""
+    target = pathlib.Path("/var/tmp") / f"assay-escape-{uuid.uuid4().hex}"  # writable on the host, not in a run
     for code in (f"open({str(target)!r}, 'w').write('x')",
                  f"import os\nos.makedirs({str(target)!r})",
+                 "open('/usr/escaped.txt', 'w').write('x')",
                  "open('../escaped.txt', 'w').write('x')",
-                 f"import pathlib\npathlib.Path({str(target)!r}).write_text('x')"):
-        r = run_python(code, LIMITS)
-        assert r.status == "blocked", (code, r.stderr)
+                 f"import pathlib\npathlib.Path({str(target)!r}).write_text('x')",
+                 f"import sqlite3\nsqlite3.connect({str(target)!r}).execute('create table t(x)')",
+                 f"import os\nos.mkfifo({str(target)!r})"):
+        r = run_python(code, LIMITS, tripwire=tripwire)
+        assert not r.ok, (code, r.stdout)
+        if tripwire and "mkfifo" not in code:  # mkfifo raises no audit event: the OS refuses it
+            assert r.status == "blocked", (code, r.stderr)
         assert not target.exists()
+    assert not os.path.exists("/usr/escaped.txt")
 
 
 def test_reading_outside_is_refused():
@@ -125,10 +123,12 @@ def test_memory_limit():
     assert r.status == "memory_limit"
 
 
-def test_the_work_directory_is_removed_afterwards():
-    r = run_python("import os\nprint(os.getcwd())", LIMITS)
-    assert r.ok
-    assert not os.path.exists(r.stdout.strip())
+def test_nothing_of_a_run_is_left_on_the_host(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    r = run_python("open('/work/a', 'w').write('x')\nopen('/tmp/b', 'w').write('y')\nimport os\nprint(os.getcwd())",
+                   LIMITS)
+    assert r.ok and r.stdout.strip() == "/work", r.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- exercises: answers computed in the sandbox ------------------------------------------------------
@@ -182,3 +182,8 @@ def test_final_answer_parsing():
     assert exercises.final_answer("Answer: $1,400") == 1400
     assert exercises.final_answer("I think it is five") is None
     assert exercises.extract_code("Here:\n```python\ndef f(x):\n    return x\n```\nDone") == "def f(x):\n    return x\n"
+
+
+def test_a_program_that_does_not_compile_is_an_error_not_a_set_up_failure():
+    r = run_python("x = '\nprint(x)", LIMITS)
+    assert r.status == "error" and "SyntaxError" in r.stderr
