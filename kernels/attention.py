@@ -34,36 +34,47 @@ def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: Bl
 
 
 def resolve_attention_backend(backend: str, device: torch.device,
-                              pattern: BlockSparsePattern | None = None) -> str:
-    """Name the implementation `backend` means on `device` for `pattern` ("auto" resolved).
+                              pattern: BlockSparsePattern | None = None, window: int = 0) -> str:
+    """Name the implementation `backend` means on `device` for `pattern` and sliding `window` ("auto" resolved).
 
     On CUDA, dense causal attention goes to SDPA's flash kernel (nothing to skip, and flash is the fastest dense
-    kernel); a pattern goes to our Triton kernel when its block size suits it, else to FlexAttention.
+    kernel); a pattern goes to our Triton kernel when its block size suits it, else to FlexAttention. A sliding
+    window on CUDA goes to FlexAttention (it skips the blocks outside the window); the Triton kernel has none.
     """
     if backend not in ATTENTION_BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
+    if backend == "triton" and window > 0:
+        raise ValueError("the Triton attention kernel has no sliding window; use backend 'flex' or 'sdpa' for a "
+                         "model with sliding_window > 0 (or 'auto', which picks one)")
     if backend != "auto":
         return backend
-    if device.type != "cuda" or pattern is None:
+    if device.type != "cuda" or (pattern is None and window <= 0):
         return "sdpa"
+    if window > 0:
+        return "flex"
     return "triton" if triton_importable() and kernel_block_ok(pattern.block_size) else "flex"
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, pattern: BlockSparsePattern | None,
-              scale: float, backend: str = "auto") -> torch.Tensor:
+              scale: float, backend: str = "auto", window: int = 0) -> torch.Tensor:
     """Causal attention: q [B, Hq, T, D], k/v [B, Hkv, T, D] -> [B, Hq, T, D]; pattern None = dense causal.
+    `window` > 0: sliding-window attention as transformers' Phi3 defines it (query i sees keys j with
+    0 <= i - j < window), combined with the pattern when both are given.
     Inside torch.autocast the inputs are cast to its dtype first (kernels.dispatch.autocast_inputs)."""
     q, k, v = autocast_inputs(q, k, v)
     _check_shapes(q, k, v, pattern)
-    chosen = resolve_attention_backend(backend, q.device, pattern)
+    if window < 0:
+        raise ValueError(f"window must be >= 0 (0 = none), got {window}")
+    window = window if window < q.shape[2] else 0  # a window as long as the sequence cuts nothing
+    chosen = resolve_attention_backend(backend, q.device, pattern, window)
     if chosen == "reference":
         from kernels.attention_reference import reference_attention
-        return reference_attention(q, k, v, pattern, scale)
+        return reference_attention(q, k, v, pattern, scale, window)
     if chosen == "sdpa":
         from kernels.attention_reference import sdpa_attention
-        return sdpa_attention(q, k, v, pattern, scale)
+        return sdpa_attention(q, k, v, pattern, scale, window)
     if chosen == "flex":
         from kernels.attention_flex import flex_attention_path
-        return flex_attention_path(q, k, v, pattern, scale)
+        return flex_attention_path(q, k, v, pattern, scale, window=window)
     from kernels.attention_triton import triton_attention
     return triton_attention(q, k, v, pattern, scale)

@@ -189,3 +189,55 @@ def test_autocast_casts_mixed_inputs_like_a_matmul(backend):
     assert_close(got, reference(q, k, v_half, TOY, 0.25), torch.float16)
     with pytest.raises(ValueError, match="share a dtype"):
         attention(q, k, v_half, pattern=TOY, scale=0.25, backend=backend)
+
+
+# --- sliding window (Phi-3-mini: token i sees keys j with i - j < window) -------------------------------
+
+def test_reference_sliding_window_is_the_per_position_rule():
+    q, k, v = (t.detach() for t in make_qkv(1, 2, 1, 12, 4))
+    out = attention(q, k, v, pattern=None, scale=0.5, backend="reference", window=5)
+    for h in range(2):
+        for i in range(12):
+            lo = max(0, i - 4)
+            weights = torch.softmax((k[0, 0, lo:i + 1] @ q[0, h, i]) * 0.5, dim=0)
+            torch.testing.assert_close(out[0, h, i], weights @ v[0, 0, lo:i + 1])
+
+
+@pytest.mark.parametrize("pattern,window,seq", [(None, 7, 45), (None, 16, 48), (None, 33, 70), (TOY, 20, 48),
+                                                (None, 100, 40)])
+def test_sliding_window_backends_match_reference(pattern, window, seq):
+    """Windows cutting through blocks (7, 33), on a block edge (16), with a blocksparse pattern, and one
+    longer than the sequence (full causal)."""
+    q, k, v = make_qkv(2, 4, 2, seq, 16)
+    want = run(lambda a, b, c: attention(a, b, c, pattern=pattern, scale=0.25, backend="reference", window=window),
+               *(t.detach().clone().requires_grad_() for t in (q, k, v)))
+    got = run(lambda a, b, c: attention(a, b, c, pattern=pattern, scale=0.25, backend="sdpa", window=window), q, k, v)
+    assert_close(got, want, torch.float32)
+    with torch.no_grad():
+        flex = attention(q.detach(), k.detach(), v.detach(), pattern=pattern, scale=0.25, backend="flex",
+                         window=window)
+    torch.testing.assert_close(flex, want[0], **TOL[torch.float32])
+    if window < seq:  # and the window really changes the result
+        full = attention(q.detach(), k.detach(), v.detach(), pattern=pattern, scale=0.25, backend="reference")
+        assert (full - want[0]).abs().max() > 1e-3
+
+
+def test_flex_block_mask_skips_blocks_outside_the_window():
+    from kernels.attention_flex import flex_block_mask
+
+    mask = flex_block_mask(None, 512, 1, "cpu", window=128)  # 128-token blocks: each row keeps 2 blocks
+    dense = mask.to_dense()[0, 0]
+    assert dense.sum(dim=-1).tolist() == [1, 2, 2, 2]
+
+
+def test_triton_refuses_a_window_and_auto_avoids_it():
+    from kernels.attention import resolve_attention_backend
+
+    q, k, v = (t.detach() for t in make_qkv(1, 4, 2, 32, 16))
+    with pytest.raises(ValueError, match="no sliding window"):
+        attention(q, k, v, pattern=None, scale=0.25, backend="triton", window=8)
+    assert resolve_attention_backend("auto", torch.device("cuda"), None, window=8) == "flex"
+    assert resolve_attention_backend("auto", torch.device("cuda"), TOY, window=8) == "flex"
+    assert resolve_attention_backend("auto", torch.device("cpu"), None, window=8) == "sdpa"
+    with pytest.raises(ValueError, match="window must be >= 0"):
+        attention(q, k, v, pattern=None, scale=0.25, window=-1)

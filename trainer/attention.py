@@ -25,7 +25,7 @@ def layer_pattern(cfg: ModelConfig, layer_index: int) -> BlockSparsePattern | No
 
 
 class Attention(nn.Module):
-    """Fused QKV projection, RoPE, the layer's pattern, output projection."""
+    """Fused QKV projection, RoPE, the layer's pattern (and sliding window), output projection."""
 
     def __init__(self, cfg: ModelConfig, layer_index: int):
         super().__init__()
@@ -35,6 +35,7 @@ class Attention(nn.Module):
         self.pattern = layer_pattern(cfg, layer_index)
         self.scale = cfg.attention_scale
         self.backend = cfg.attn_backend
+        self.window = cfg.sliding_window
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -44,5 +45,5 @@ class Attention(nn.Module):
         k = k.view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
         v = v.view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        y = attention(q, k, v, pattern=self.pattern, scale=self.scale, backend=self.backend)
+        y = attention(q, k, v, pattern=self.pattern, scale=self.scale, backend=self.backend, window=self.window)
         return self.out(y.transpose(1, 2).reshape(b, t, -1))

@@ -27,9 +27,8 @@ class ModelConfig:
     n_kv_heads: int = 4
     ffn_dim: int = 172
     max_seq_len: int = 256
-    #: a converted checkpoint's sliding attention window (Phi-3-mini: 2047): each token attends to the last
-    #: `sliding_window` positions. assay's attention is full causal, which equals it on sequences of at most
-    #: that many tokens, so longer inputs are refused rather than computed differently (0 = no window)
+    #: sliding attention window (Phi-3-mini: 2047): token i attends to keys j with i - j < sliding_window,
+    #: as transformers' Phi3 defines it (0 = full causal attention)
     sliding_window: int = 0
     rope_theta: float = 10000.0
     norm: str = "rms"  # "rms" | "layer"

@@ -68,11 +68,6 @@ class Decoder(nn.Module):
         if t > self.cfg.max_seq_len:
             raise ValueError(f"sequence of {t} tokens exceeds max_seq_len={self.cfg.max_seq_len}; "
                              "raise [model] max_seq_len or shorten the data's seq_len")
-        if self.cfg.sliding_window and t > self.cfg.sliding_window:
-            raise ValueError(f"sequence of {t} tokens exceeds the model's sliding_window={self.cfg.sliding_window}: "
-                             "assay's attention is full causal, which equals sliding-window attention only up to "
-                             "that many tokens; shorten the data's seq_len to <= sliding_window, or set "
-                             "[model] sliding_window = 0 to train with full attention")
         x = self.embed(tokens)
         if self.cfg.embedding_multiplier != 1.0:
             x = x * self.cfg.embedding_multiplier
