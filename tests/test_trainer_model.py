@@ -79,6 +79,46 @@ def test_a_sliding_window_converts_and_matches_transformers_past_its_length(name
                                   max_seq_len=64, sliding_window=16)), "llama")
 
 
+def _longrope(cfg_fn):
+    """A tiny config with LongRoPE as phi-3.5 ships it: short and long factors, a 4x context extension."""
+    cfg = cfg_fn()
+    half = cfg.hidden_size // cfg.num_attention_heads // 2
+    cfg.max_position_embeddings = 64
+    cfg.original_max_position_embeddings = 16
+    cfg.rope_parameters = {"rope_type": "longrope", "rope_theta": 10000.0,
+                           "short_factor": [1.0 + 0.1 * i for i in range(half)],
+                           "long_factor": [1.0 + 1.5 * i for i in range(half)], "original_max_position_embeddings": 16}
+    return cfg
+
+
+@pytest.mark.parametrize("name", ["phi3"])
+def test_longrope_converts_and_matches_transformers_on_short_and_long_inputs(name):
+    torch.manual_seed(0)
+    hf = AutoModelForCausalLM.from_config(_longrope(HF_CONFIGS[name])).float().eval()
+    _randomize(hf, 1)
+    ours = from_hf(hf)
+    assert ours.cfg.rope_original_max_seq_len == 16 and len(ours.cfg.rope_long_factor) == ours.cfg.head_dim // 2
+    plain = AutoModelForCausalLM.from_config(HF_CONFIGS[name]()).float().eval()
+    plain.load_state_dict(hf.state_dict())
+    with torch.no_grad():
+        for length in (12, 16, 40):  # the short factors up to 16 tokens, the long ones past it
+            tokens = torch.randint(0, 97, (2, length))
+            expected = hf(tokens).logits
+            assert (ours(tokens) - expected).abs().max().item() < 1e-4, length
+            assert (plain(tokens).logits - expected).abs().max().item() > 1e-3  # LongRoPE changes the logits
+        back = to_hf(ours, name)
+        assert back.config.rope_parameters["rope_type"] == "longrope"
+        assert (back(tokens).logits - ours(tokens)).abs().max().item() < 1e-4
+    with pytest.raises(ConfigError, match="LongRoPE"):
+        ModelConfig(n_heads=4, d_model=32, rope_short_factor=[1.0], rope_long_factor=[1.0], rope_original_max_seq_len=8)
+    with pytest.raises(ConfigError, match="PhiMoE's LongRoPE"):  # refused clearly, never converted differently
+        cfg = _longrope(HF_CONFIGS["phimoe"])
+        cfg.rope_parameters.update(short_mscale=1.2, long_mscale=1.2)
+        from_hf(AutoModelForCausalLM.from_config(cfg))
+    with pytest.raises(ConfigError, match="family 'phi3'"):
+        to_hf(ours, "llama")
+
+
 def test_phi3_small_has_no_transformers_class():
     cfg = ModelConfig(mlp="geglu", norm="layer", bias=True, mup_attention=True)
     with pytest.raises(ConfigError, match="phi-3-small"):

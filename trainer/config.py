@@ -31,6 +31,14 @@ class ModelConfig:
     #: as transformers' Phi3 defines it (0 = full causal attention)
     sliding_window: int = 0
     rope_theta: float = 10000.0
+    #: LongRoPE (phi-3.5, Phi-3-*-128k), as transformers defines "longrope": per-frequency rescale factors,
+    #: `rope_short_factor` for sequences of at most `rope_original_max_seq_len` tokens and `rope_long_factor`
+    #: beyond it (head_dim / 2 values each), and cos/sin times `rope_attention_factor` (0 = the paper's
+    #: sqrt(1 + ln(s) / ln(original)), s = max_seq_len / original). Empty factor lists = plain RoPE.
+    rope_short_factor: list[float] = field(default_factory=list)
+    rope_long_factor: list[float] = field(default_factory=list)
+    rope_original_max_seq_len: int = 0
+    rope_attention_factor: float = 0.0
     norm: str = "rms"  # "rms" | "layer"
     norm_eps: float = 1e-5
     mlp: str = "swiglu"  # "swiglu" | "geglu" (phi-3-small: interleaved up-projection, quick-GELU, clamp)
@@ -77,6 +85,12 @@ class ModelConfig:
             (self.moe_backend in ("auto", "reference", "triton"), f"moe_backend {self.moe_backend!r} is not one of auto, reference, triton"),
             (self.n_layers >= 1 and self.vocab_size >= 2, "n_layers must be >= 1 and vocab_size >= 2"),
             (self.sliding_window >= 0, f"sliding_window must be >= 0 (0 = none), got {self.sliding_window}"),
+            (not (self.rope_short_factor or self.rope_long_factor)
+             or (len(self.rope_short_factor) == len(self.rope_long_factor) == self.head_dim // 2
+                 and self.rope_original_max_seq_len > 0),
+             f"LongRoPE needs rope_short_factor and rope_long_factor of head_dim / 2 = {self.head_dim // 2} values "
+             f"each and rope_original_max_seq_len > 0 (got {len(self.rope_short_factor)}, "
+             f"{len(self.rope_long_factor)}, {self.rope_original_max_seq_len})"),
         ]
         for ok, message in checks:
             if not ok:

@@ -30,8 +30,23 @@ def config_from_hf(hf_config, family: str) -> ModelConfig:
                   norm_eps=c.rms_norm_eps, tie_embeddings=bool(c.tie_word_embeddings))
     if getattr(c, "head_dim", None) not in (None, c.hidden_size // c.num_attention_heads):
         raise ConfigError("head_dim != hidden_size / num_attention_heads is not supported by assay's decoder")
-    if c.rope_parameters.get("rope_type", "default") != "default" or c.rope_parameters.get("partial_rotary_factor", 1.0) != 1.0:
-        raise ConfigError("only default full RoPE converts; scaled or partial rotary configs are not supported")
+    rope = c.rope_parameters
+    if rope.get("rope_type", "default") not in ("default", "longrope") or rope.get("partial_rotary_factor", 1.0) != 1.0:
+        raise ConfigError(f"RoPE type {rope.get('rope_type')!r} (partial factor {rope.get('partial_rotary_factor', 1.0)})"
+                          " does not convert: assay has default and LongRoPE, full rotary")
+    if rope.get("rope_type") == "longrope":
+        if family == "phimoe":  # its rotary class applies short/long_mscale and, in transformers, only short factors
+            raise ConfigError("PhiMoE's LongRoPE (short_mscale/long_mscale) does not convert; assay converts "
+                              "LongRoPE as Phi3ForCausalLM defines it")
+        original = rope.get("original_max_position_embeddings") or getattr(c, "original_max_position_embeddings", 0)
+        factor = rope.get("factor")
+        attention = rope.get("attention_factor")
+        if factor is not None and attention is None and original and factor != c.max_position_embeddings / original:
+            raise ConfigError("a LongRoPE 'factor' that differs from max_position_embeddings / "
+                              "original_max_position_embeddings is not supported; set attention_factor explicitly")
+        common.update(rope_short_factor=[float(x) for x in rope["short_factor"]],
+                      rope_long_factor=[float(x) for x in rope["long_factor"]],
+                      rope_original_max_seq_len=int(original), rope_attention_factor=float(attention or 0.0))
     window = getattr(c, "sliding_window", None) or 0
     if window and window < c.max_position_embeddings:  # shorter than the context: it changes the logits
         common["sliding_window"] = int(window)
@@ -61,6 +76,16 @@ def hf_config_from(cfg: ModelConfig, family: str):
                   intermediate_size=cfg.ffn_dim, max_position_embeddings=cfg.max_seq_len,
                   rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
                   rms_norm_eps=cfg.norm_eps, tie_word_embeddings=cfg.tie_embeddings, pad_token_id=None)
+    if cfg.rope_short_factor:
+        if family != "phi3":
+            raise ConfigError("assay converts LongRoPE as Phi3ForCausalLM defines it only; choose family 'phi3'")
+        common["rope_parameters"] = {"rope_type": "longrope", "rope_theta": cfg.rope_theta,
+                                     "short_factor": list(cfg.rope_short_factor),
+                                     "long_factor": list(cfg.rope_long_factor),
+                                     "original_max_position_embeddings": cfg.rope_original_max_seq_len}
+        if cfg.rope_attention_factor:
+            common["rope_parameters"]["attention_factor"] = cfg.rope_attention_factor
+        common["original_max_position_embeddings"] = cfg.rope_original_max_seq_len
     if cfg.sliding_window:
         if family == "llama":
             raise ConfigError("LlamaForCausalLM has no sliding window; set [model] sliding_window = 0")

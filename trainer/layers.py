@@ -1,6 +1,8 @@
 """The decoder's dense building blocks: norms, rotary embeddings and the two gated MLPs."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,17 +18,34 @@ def make_norm(cfg: ModelConfig) -> nn.Module:
 
 
 class RotaryEmbedding(nn.Module):
-    """Rotate-half RoPE (the Llama/transformers convention); cos/sin tables built once for max_seq_len."""
+    """Rotate-half RoPE (the Llama/transformers convention); cos/sin tables built once for max_seq_len.
 
-    def __init__(self, head_dim: int, theta: float, max_seq_len: int):
+    With LongRoPE factors (transformers' "longrope"), the frequencies are divided by the short factors for a
+    sequence of at most `original_max_seq_len` tokens and by the long factors for a longer one (the whole
+    sequence uses one set, as transformers chooses by the current length), and cos/sin are scaled by the
+    attention factor."""
+
+    def __init__(self, head_dim: int, theta: float, max_seq_len: int, short_factor=(), long_factor=(),
+                 original_max_seq_len: int = 0, attention_factor: float = 0.0):
         super().__init__()
-        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-        freqs = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)
-        emb = torch.cat((freqs, freqs), dim=-1)
-        self.register_buffer("cos", emb.cos(), persistent=False)
-        self.register_buffer("sin", emb.sin(), persistent=False)
+        self.original = original_max_seq_len if short_factor else 0
+        base = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+        positions = torch.arange(max_seq_len, dtype=torch.float32)
+        scale = 1.0
+        if self.original:
+            factor = max_seq_len / self.original
+            scale = attention_factor or (1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(self.original)))
+        for name, factors in (("", short_factor), ("long_", long_factor)):
+            if name and not self.original:
+                continue
+            inv_freq = base / torch.tensor(factors, dtype=torch.float32) if self.original else base
+            emb = torch.cat((torch.outer(positions, inv_freq),) * 2, dim=-1)
+            self.register_buffer(f"{name}cos", emb.cos() * scale, persistent=False)
+            self.register_buffer(f"{name}sin", emb.sin() * scale, persistent=False)
 
     def forward(self, seq_len: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.original and seq_len > self.original:
+            return self.long_cos[:seq_len].to(dtype), self.long_sin[:seq_len].to(dtype)
         return self.cos[:seq_len].to(dtype), self.sin[:seq_len].to(dtype)
 
 

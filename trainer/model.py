@@ -43,7 +43,8 @@ class Decoder(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.lm_head_bias)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
-        self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta, cfg.max_seq_len)
+        self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta, cfg.max_seq_len, cfg.rope_short_factor,
+                                    cfg.rope_long_factor, cfg.rope_original_max_seq_len, cfg.rope_attention_factor)
         self.reset_parameters()
 
     @torch.no_grad()
