@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         checkpoint: str = typer.Argument(..., help="a step-*.pt file or a training output folder"),
         out: str = typer.Option(..., "--out", "-o", help="the folder to write"),
         fmt: str = typer.Option("hf", "--format", help="hf (a transformers folder)"),
-        family: Optional[str] = typer.Option(None, help="phi3 | phimoe | llama (default: from the config)"),
+        family: Optional[str] = typer.Option(None, help="phi3 | phimoe | llama | phi3small (default: from the config; phi3small writes Phi-3-small's own layout)"),
         data: Optional[str] = typer.Option(None, help="token-shard folder whose tokenizer to include "
                                                       "(default: the one the model trained on)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty --out folder"),

@@ -2,7 +2,8 @@
 
 Why: a proxy model is only useful to the rest of the ecosystem (lm-evaluation-harness, vLLM, the HF hub
 tooling) in the layout `AutoModelForCausalLM.from_pretrained` reads. The weights go through
-trainer/convert.py (logits equal within 1e-4), the tokenizer is the one stored with the token shards the model
+trainer/convert.py (logits equal within 1e-4; Phi-3-small style models through trainer/convert_phi3_small.py,
+in the layout its remote code reads), the tokenizer is the one stored with the token shards the model
 was trained on, and the folder is written next to its destination and renamed into place, so a killed export
 never leaves a half-written model behind.
 """
@@ -19,7 +20,10 @@ EXPORT_FORMATS = ("hf",)
 
 
 def default_family(cfg) -> str:
-    """The transformers class a config maps to: PhiMoE with experts, Phi3 without biases, else Llama."""
+    """The class a config maps to: Phi-3-small's layout for GEGLU/blocksparse, PhiMoE with experts, Phi3
+    without biases, else Llama."""
+    if cfg.mlp == "geglu" or cfg.dense_every:
+        return "phi3small"
     if cfg.n_experts:
         return "phimoe"
     return "llama" if cfg.bias else "phi3"
@@ -50,14 +54,20 @@ def export_checkpoint(path: str, out_dir: str, fmt: str = "hf", family: str | No
         raise FileExistsError(f"{out_dir} exists and is not empty; choose another --out or pass --overwrite")
     model, run, ckpt = load_trained_model(path)
     family = family or default_family(run.model)
-    hf_model = to_hf(model.float(), family)
+    hf_model = None if family == "phi3small" else to_hf(model.float(), family)
     tok_path = _tokenizer_file(data_dir if data_dir is not None else run.train.data)
 
     parent = os.path.dirname(os.path.abspath(out_dir)) or "."
     os.makedirs(parent, exist_ok=True)
     staging = os.path.join(parent, f".{os.path.basename(os.path.abspath(out_dir))}.tmp-{uuid.uuid4().hex}")
     try:
-        hf_model.save_pretrained(staging, safe_serialization=True)
+        if hf_model is None:  # Phi-3-small has no transformers class: its reference layout, for its remote code
+            from trainer.convert_phi3_small import save_phi3_small_folder
+
+            parameters = save_phi3_small_folder(model.float(), staging)
+        else:
+            hf_model.save_pretrained(staging, safe_serialization=True)
+            parameters = sum(p.numel() for p in hf_model.parameters())
         if tok_path is not None:
             from transformers import PreTrainedTokenizerFast
 
@@ -75,4 +85,4 @@ def export_checkpoint(path: str, out_dir: str, fmt: str = "hf", family: str | No
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"out": out_dir, "family": family, "step": int(ckpt["step"]), "tokenizer": tok_path is not None,
-            "parameters": sum(p.numel() for p in hf_model.parameters())}
+            "parameters": parameters}
