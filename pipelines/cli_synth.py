@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import typer
 
 from synth.config import BackendConfig, Sampling  # plain dataclasses: the one place defaults live
+from synth.server import API_KEY_ENV, LOOPBACK, ServeConfig  # (standard library only: cheap to import)
 
 synth_app = typer.Typer(
     help=(
@@ -49,10 +50,11 @@ THREADS = typer.Option(BackendConfig.cpu_threads, help="torch CPU threads per wo
 def _clear_errors():
     """Known failures: one line saying what to do, exit status 2."""
     from synth.backends.openai_backend import BackendHTTPError
+    from synth.isolation import SandboxUnavailable
 
     try:
         yield
-    except (ValueError, FileNotFoundError, ImportError, BackendHTTPError) as exc:
+    except (ValueError, FileNotFoundError, ImportError, BackendHTTPError, SandboxUnavailable) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None
 
@@ -137,20 +139,29 @@ def exercises(
     seed: int = SEED, cache: str = CACHE, no_dedup: bool = NO_DEDUP, dedup_against: str = AGAINST,
     no_decontam: bool = NO_DECONTAM, ngram: int = NGRAM, eval_jsonl: list[str] = EVAL_JSONL, workers: int = WORKERS,
     threads: int = THREADS,
+    unsafe_no_isolation: bool = typer.Option(
+        False, "--unsafe-no-isolation",
+        help="DANGEROUS: run model-written code without the OS sandbox (bubblewrap namespaces, seccomp), with "
+             "only resource limits and an audit hook, for machines that cannot isolate. Every row records it."),
 ) -> None:
     """Reasoning exercises whose answers are computed in the sandbox; only verified ones are kept.
+
+    Programs run in an OS sandbox (bubblewrap: namespaces, seccomp, a fresh uid per run as root; see
+    docs/security.md). If it cannot be applied here the command stops before generating and says why.
 
     Example: assay synth exercises --kinds algebra,code --per-kind 100 --verify agree --model M --out out/ex
     """
     from pipelines.synth_generate import run_exercises
+    from synth.config import SandboxLimits
     from synth.exercises import ExerciseConfig
 
     with _clear_errors():
         job = _job(out, backend, model, gguf_file, base_url, served_model, device, batch_size, tensor_parallel_size,
                    max_model_len, max_new_tokens, temperature, top_p, seed, cache, no_dedup, dedup_against,
                    no_decontam, ngram, eval_jsonl, workers, threads)
+        limits = SandboxLimits(unsafe_no_isolation=unsafe_no_isolation)
         result = run_exercises(job, ExerciseConfig(**_given(kinds=_split(kinds), per_kind=per_kind, verify=verify,
-                                                            seed=seed)))
+                                                            seed=seed), limits=limits))
     _report(result, out)
 
 
@@ -251,31 +262,64 @@ def coverage(output: str = typer.Option(..., help="a synthetic output folder")) 
 def serve(
     model: str = typer.Option(..., help="local model directory or .gguf file"),
     gguf_file: str = GGUF,
-    host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8000, help="port (0 picks a free one)"),
+    host: str = typer.Option(ServeConfig.host, help="address to listen on (loopback by default; anything else "
+                                                    "exposes the model to the network: set an API key)"),
+    port: int = typer.Option(ServeConfig.port, help="port (0 picks a free one)"),
     served_model: str = typer.Option(None, help="model name clients send (default: the file name)"),
+    allowed_host: list[str] = typer.Option(None, "--allowed-host",
+                                           help="another Host header to accept (NAME or NAME:PORT), e.g. the name "
+                                                "clients use for a non-loopback --host; repeatable"),
+    max_body_bytes: int = typer.Option(ServeConfig.max_body_bytes, help="largest request body; bigger get 413"),
+    max_concurrent: int = typer.Option(ServeConfig.max_concurrent,
+                                       help="connections served at once; more get 503 with Retry-After"),
+    socket_timeout: float = typer.Option(ServeConfig.socket_timeout_s,
+                                         help="seconds a socket read or write may stall before the connection is "
+                                              "dropped (frees its slot)"),
+    api_key: str = typer.Option(None, envvar=API_KEY_ENV, show_envvar=True,
+                                help="require 'Authorization: Bearer KEY' on every request, /health included; "
+                                     f"prefer ${API_KEY_ENV} (a command-line value shows in ps). Clients: the "
+                                     "openai backend sends $OPENAI_API_KEY"),
     device: str = DEVICE, batch_size: int = BATCH, threads: int = THREADS,
 ) -> None:
     """An OpenAI-compatible chat-completions server for a local model (transformers backend, batched).
+
+    Hardened for a machine with a browser: binds 127.0.0.1, answers only Host headers naming the bound address
+    (421 otherwise; --allowed-host adds names), takes only JSON POSTs (415) within --max-body-bytes (413), serves
+    at most --max-concurrent connections (503 beyond), and with an API key refuses requests without it (401).
 
     Example: assay synth serve --model models/smollm2 --port 8000
     then:    assay synth textbooks --backend openai --base-url http://127.0.0.1:8000/v1 --topics t.txt --out out/tb
     """
     from synth.backends import make_backend
-    from synth.server import ServeConfig, make_server
+    from synth.server import make_server
 
     with _clear_errors():
+        cfg = ServeConfig(host=host, port=port, served_model=served_model, allowed_hosts=list(allowed_host or []),
+                          max_body_bytes=max_body_bytes, max_concurrent=max_concurrent, socket_timeout_s=socket_timeout,
+                          api_key=api_key or None)
         backend = make_backend(BackendConfig(model=model, gguf_file=gguf_file, device=device, batch_size=batch_size,
                                              cpu_threads=threads))
-        server = make_server(backend, ServeConfig(host=host, port=port, served_model=served_model))
+        server = make_server(backend, cfg)
     typer.echo(f"serving {backend.model_id} on http://{server.server_address[0]}:{server.server_address[1]}/v1",
                err=False)
+    _serve_notes(cfg)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _serve_notes(cfg: ServeConfig) -> None:
+    """What a non-default set-up means, on stderr (never the key itself)."""
+    if cfg.api_key:
+        typer.echo("requests need 'Authorization: Bearer KEY' (the API key given at start)", err=True)
+    if cfg.host.strip().lower() not in LOOPBACK:
+        typer.echo(f"warning: listening on {cfg.host}, reachable from the network"
+                   + ("" if cfg.api_key else f"; set ${API_KEY_ENV} to require a key"), err=True)
+        if not cfg.allowed_hosts:
+            typer.echo(f"only Host {cfg.host} is answered: add --allowed-host NAME for each name clients use", err=True)
 
 
 def register(app: typer.Typer) -> None:

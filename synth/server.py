@@ -7,20 +7,41 @@ vLLM's chat extensions for scoring are understood too: with `continue_final_mess
 `add_generation_prompt` false) the final assistant message is scored, not continued, and the response
 carries `prompt_logprobs` (null for the tokens before that message, which this server does not score).
 Bad requests get HTTP 400 with an OpenAI-style error body saying what to fix.
+
+Hardening (a web page in the user's browser can reach a local server, so every request is checked):
+- binds 127.0.0.1 by default;
+- the Host header must name the bound address (DNS-rebinding defence): for a loopback bind `localhost`,
+  `127.0.0.1` and `[::1]`, with or without the port; for any other bind the bound address and the names in
+  `allowed_hosts` (`--allowed-host`). Anything else, or no Host, gets 421;
+- POST needs `Content-Type: application/json` (415 otherwise: a cross-site text/plain form post skips the
+  CORS preflight) and a Content-Length within `max_body_bytes` (411 missing, 400 invalid, 413 too large,
+  answered without reading the body); no CORS headers are ever sent;
+- at most `max_concurrent` connections are served at once (one thread each); the next ones get a quick 503
+  with Retry-After from a short-lived thread and beyond that are closed unanswered. Each socket read or
+  write times out after `socket_timeout_s`, so a stalled client (or an idle keep-alive one) frees its slot;
+- with `api_key` (`--api-key` or $ASSAY_SERVE_API_KEY) every request, /health included, needs
+  `Authorization: Bearer KEY` (401 otherwise). The openai backend sends $OPENAI_API_KEY (its `api_key_env`).
+The key is never logged or echoed.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import queue
+import socket
 import threading
 import time
 import uuid
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from synth.backends.base import Backend
 from synth.config import Sampling
+
+API_KEY_ENV = "ASSAY_SERVE_API_KEY"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+DRAIN_LIMIT = 64 * 1024  # a busy (503) connection reads a body up to this size so closing does not reset it
 
 
 class RequestError(ValueError):
@@ -34,6 +55,15 @@ class ServeConfig:
     served_model: str | None = None  # default: the model file or directory name
     batch_wait_s: float = 0.02
     max_tokens_limit: int = 4096
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names accepted besides the bound address
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_concurrent: int = 64  # connections served at once; more get 503 + Retry-After
+    socket_timeout_s: float = 30.0  # per socket read/write: a stalled client loses its slot
+    api_key: str | None = field(default=None, repr=False)  # never in a repr, a log or an error message
+
+    def __post_init__(self):
+        if self.max_concurrent < 1 or self.max_body_bytes < 1 or self.socket_timeout_s <= 0:
+            raise ValueError("max_concurrent and max_body_bytes must be >= 1 and socket_timeout_s > 0")
 
 
 def parse_score_request(messages: list[dict], body: dict) -> tuple[list[dict], str]:
@@ -155,28 +185,170 @@ def score_response(score, model: str) -> dict:
             "usage": {"prompt_tokens": n_in, "completion_tokens": 0, "total_tokens": n_in}}
 
 
-def make_server(backend: Backend, cfg: ServeConfig) -> ThreadingHTTPServer:
+def error_body(status: int, message: str, kind: str) -> dict:
+    return {"error": {"message": message, "type": kind, "code": status}}
+
+
+def _host_name(host: str) -> str:
+    """An address as a Host header spells it: lower case, IPv6 in brackets."""
+    host = host.strip().lower()
+    return f"[{host}]" if host.count(":") > 1 and not host.startswith("[") else host
+
+
+def _has_port(entry: str) -> bool:
+    tail = entry.rsplit("]", 1)[-1]
+    return ":" in tail and tail.rsplit(":", 1)[1].isdigit()
+
+
+def accepted_hosts(bound: str, port: int, allowed=()) -> frozenset[str]:
+    """The Host header values this server answers: the bound address (every loopback name for a loopback bind)
+    and each allowed host, with or without the port; an allowed `name:port` entry only as given."""
+    names = {_host_name(bound)} - {""}
+    if bound.strip().lower() in LOOPBACK:
+        names |= {"localhost", "127.0.0.1", "[::1]"}
+    out = {value for name in names for value in (name, f"{name}:{port}")}
+    for entry in map(_host_name, allowed):
+        out |= {entry} if _has_port(entry) else {entry, f"{entry}:{port}"}
+    return frozenset(out - {""})
+
+
+def bearer_ok(header: str | None, key: str) -> bool:
+    """`Authorization: Bearer KEY`, compared in constant time."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+
+
+class _QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # quiet: one line per request would swamp batch jobs' logs
+        pass
+
+    def _send(self, status: int, payload: dict, headers: dict | None = None, close: bool = False) -> None:
+        """A JSON answer; `close` ends the connection (needed whenever the request body was left unread)."""
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if close:
+            self.send_header("Connection", "close")  # also sets self.close_connection
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, kind: str, headers: dict | None = None, close: bool = False) -> None:
+        self._send(status, error_body(status, message, kind), headers, close)
+
+
+class BusyHandler(_QuietHandler):
+    """What a connection gets while every slot is taken: one quick 503 with Retry-After, then close."""
+
+    timeout = 2.0
+
+    def _busy(self) -> None:
+        length = (self.headers.get("Content-Length") or "").strip()
+        if length.isascii() and length.isdigit() and int(length) <= DRAIN_LIMIT:
+            self.rfile.read(int(length))  # so closing does not reset the connection before the client reads
+        self._error(503, f"the server is busy: all {self.server.max_concurrent} request slots are in use; retry "
+                         "after the Retry-After seconds (or start it with a larger --max-concurrent)",
+                    "server_busy", {"Retry-After": "1"}, close=True)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _busy
+
+
+class BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, but at most `max_concurrent` serving at once; the next `max_concurrent`
+    connections are answered 503 by BusyHandler threads, and any beyond those are closed unanswered."""
+
+    def __init__(self, address, handler, max_concurrent: int):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.max_concurrent = max_concurrent
+        self.slots = threading.BoundedSemaphore(max_concurrent)
+        self.spare = threading.BoundedSemaphore(max_concurrent)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        for sem, handler in ((self.slots, self.RequestHandlerClass), (self.spare, BusyHandler)):
+            if sem.acquire(blocking=False):
+                try:
+                    threading.Thread(target=self._serve, args=(request, client_address, handler, sem),
+                                     daemon=True).start()
+                    return
+                except RuntimeError:  # no thread to be had: drop the connection
+                    sem.release()
+                    break
+        self.shutdown_request(request)
+
+    def _serve(self, request, client_address, handler, sem) -> None:
+        try:
+            try:
+                handler(request, client_address, self)
+            finally:
+                sem.release()  # before the socket closes: a client that saw the close finds the slot free
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+
+def make_server(backend: Backend, cfg: ServeConfig) -> BoundedServer:
     model_name = cfg.served_model or backend.model_id.split("@")[0]
     batcher = Batcher(backend, cfg.batch_wait_s, getattr(getattr(backend, "cfg", None), "batch_size", 8))
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(_QuietHandler):
+        timeout = cfg.socket_timeout_s
 
-        def log_message(self, fmt, *args):  # quiet: one line per request would swamp batch jobs' logs
-            pass
+        def handle_expect_100(self):
+            return True  # no early "100 Continue": _read_body sends it once the request passed every check
 
-        def _send(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+        def _refused(self) -> bool:
+            """Host and API-key checks, for every request; True when a refusal was sent."""
+            host = (self.headers.get("Host") or "").strip().lower()
+            if host not in self.server.accepted_hosts:
+                bound = f"{_host_name(self.server.server_address[0])}:{self.server.server_address[1]}"
+                what = f"Host {host[:100]!r} is not" if host else "a request without a Host header is"
+                self._error(421, f"{what} served here (DNS-rebinding protection); use http://{bound}/v1, or "
+                                 "start the server with --allowed-host NAME for a name clients use to reach it",
+                            "invalid_request_error", close=True)
+                return True
+            if cfg.api_key and not bearer_ok(self.headers.get("Authorization"), cfg.api_key):
+                self._error(401, "this server needs an API key: send 'Authorization: Bearer KEY' (the openai "
+                                 "backend sends $OPENAI_API_KEY) with the key the server was started with",
+                            "invalid_request_error", {"WWW-Authenticate": "Bearer"}, close=True)
+                return True
+            return False
 
-        def _error(self, status: int, message: str, kind: str) -> None:
-            self._send(status, {"error": {"message": message, "type": kind, "code": status}})
+        def _read_body(self) -> bytes | None:
+            """The body of a JSON POST within the size limit, or None once a 415/411/400/413 was sent (the body
+            is never read then, and the connection is closed)."""
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            lengths = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+            length = next(iter(lengths)) if len(lengths) == 1 else ""
+            if ctype != "application/json":
+                self._error(415, f"Content-Type must be application/json (got {ctype[:100] or 'none'}); send the "
+                                 "request as JSON", "invalid_request_error", close=True)
+            elif self.headers.get("Transfer-Encoding") or not lengths:
+                self._error(411, "send a Content-Length header (chunked bodies are not accepted)",
+                            "invalid_request_error", close=True)
+            elif not (length.isascii() and length.isdigit()):
+                self._error(400, "Content-Length must be one non-negative integer", "invalid_request_error",
+                            close=True)
+            elif int(length) > cfg.max_body_bytes:
+                self._error(413, f"the request body ({length} bytes) is over this server's limit of "
+                                 f"{cfg.max_body_bytes} bytes; send a shorter request or start the server with a "
+                                 "larger --max-body-bytes", "invalid_request_error", close=True)
+            else:
+                if (self.headers.get("Expect") or "").lower() == "100-continue":
+                    self.send_response_only(100)
+                    self.end_headers()
+                return self.rfile.read(int(length))
+            return None
 
         def do_GET(self):
+            if self._refused():
+                return
             if self.path.rstrip("/") in ("/v1/models", "/models"):
                 self._send(200, {"object": "list", "data": [{"id": model_name, "object": "model",
                                                              "owned_by": "assay"}]})
@@ -186,12 +358,16 @@ def make_server(backend: Backend, cfg: ServeConfig) -> ThreadingHTTPServer:
                 self._error(404, f"no route {self.path}; use /v1/chat/completions or /v1/models", "not_found")
 
         def do_POST(self):
+            if self._refused():
+                return
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-                self._error(404, f"no route {self.path}; POST /v1/chat/completions", "not_found")
+                self._error(404, f"no route {self.path}; POST /v1/chat/completions", "not_found", close=True)
+                return
+            raw = self._read_body()
+            if raw is None:
                 return
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = json.loads(raw or b"{}")
                 if not isinstance(body, dict):
                     raise RequestError("the request body must be a JSON object")
                 if body.get("model") not in (None, model_name):
@@ -215,4 +391,6 @@ def make_server(backend: Backend, cfg: ServeConfig) -> ThreadingHTTPServer:
             self._send(200, score_response(score, model_name) if scoring else
                        completion_response(comp, model_name, sampling))
 
-    return ThreadingHTTPServer((cfg.host, cfg.port), Handler)
+    server = BoundedServer((cfg.host, cfg.port), Handler, cfg.max_concurrent)
+    server.accepted_hosts = accepted_hosts(cfg.host, server.server_address[1], cfg.allowed_hosts)
+    return server

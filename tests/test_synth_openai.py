@@ -1,5 +1,6 @@
 """The openai backend against a real `assay synth serve` process (the tiny model behind an OpenAI-compatible
-server), plus a flaky fake server (in addition) for retries and bounded concurrency, and the vllm mapping."""
+server, requiring an API key from $ASSAY_SERVE_API_KEY), plus a flaky fake server (in addition) for retries and
+bounded concurrency, and the vllm mapping."""
 import json
 import os
 import re
@@ -19,24 +20,36 @@ from synth.tiny import GGUF_FILE, tiny_model_config, tiny_model_dir
 
 MSGS = [[{"role": "user", "content": "What is the capital of France?"}],
         [{"role": "user", "content": "Give one word that rhymes with cat."}]]
+KEY = "serve-key-3a9d41"  # the server takes it from $ASSAY_SERVE_API_KEY, the clients send $OPENAI_API_KEY
+AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def served(tmp_path_factory):
+    """(base URL, its first stdout line, its stderr log) of `assay synth serve` requiring KEY; the openai
+    backend in this module sends it."""
     log = tmp_path_factory.mktemp("serve") / "stderr.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", ASSAY_SERVE_API_KEY=KEY)
     with open(log, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "synth", "serve", "--model", tiny_model_dir(),
                                  "--gguf-file", GGUF_FILE, "--port", "0", "--batch-size", "4"],
                                 stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+    mp = pytest.MonkeyPatch()
     try:
         line = proc.stdout.readline()  # "serving MODEL on http://127.0.0.1:PORT/v1" once the model is loaded
         match = re.search(r"(http://127\.0\.0\.1:\d+/v1)", line)
         assert match, f"server did not start: {line!r} {log.read_text()[-2000:]}"
-        yield match.group(1)
+        mp.setenv("OPENAI_API_KEY", KEY)
+        yield match.group(1), line, log
     finally:
+        mp.undo()
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +79,24 @@ def test_server_refuses_bad_requests_with_a_clear_error(server):
     with pytest.raises(BackendHTTPError, match="HTTP 400.*not served here"):
         make_backend(BackendConfig(kind="openai", base_url=server, served_model="gpt-9", retries=0)).generate(
             MSGS[:1], Sampling(max_new_tokens=2))
-    bad = httpx.post(f"{server}/chat/completions", json={"messages": [{"role": "robot"}]}, timeout=30)
+    bad = httpx.post(f"{server}/chat/completions", json={"messages": [{"role": "robot"}]}, headers=AUTH, timeout=30)
     assert bad.status_code == 400 and "role" in bad.json()["error"]["message"]
-    assert httpx.post(f"{server}/chat/completions", content=b"{nope", timeout=30).status_code == 400
-    assert httpx.post(f"{server}/chat/completions", json={"messages": MSGS[0], "stream": True},
+    assert httpx.post(f"{server}/chat/completions", content=b"{nope", timeout=30,
+                      headers={**AUTH, "Content-Type": "application/json"}).status_code == 400
+    assert httpx.post(f"{server}/chat/completions", json={"messages": MSGS[0], "stream": True}, headers=AUTH,
                       timeout=30).status_code == 400
+
+
+def test_the_cli_server_takes_its_api_key_from_the_environment_and_never_shows_it(served, monkeypatch):
+    server, first_line, log = served
+    for headers in ({}, {"Authorization": "Bearer not-the-key"}):
+        refused = httpx.get(f"{server}/models", headers=headers, timeout=30)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+    assert httpx.get(f"{server}/models", headers=AUTH, timeout=30).status_code == 200
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(BackendHTTPError, match="HTTP 401.*API key"):
+        make_backend(BackendConfig(kind="openai", base_url=server, retries=0))
+    assert KEY not in first_line and KEY not in log.read_text(errors="replace")
 
 
 def test_unreachable_server_fails_after_retries():
@@ -198,7 +224,7 @@ def test_continuation_logprobs_in_process_and_through_the_server(server, local):
         assert r.logprob == pytest.approx(s.logprob, abs=1e-3)
     assert client.usage.requests == 3
     bad = httpx.post(f"{server}/chat/completions", json={"messages": QUESTION, "continue_final_message": True},
-                     timeout=30)
+                     headers=AUTH, timeout=30)
     assert bad.status_code == 400 and "final assistant message" in bad.json()["error"]["message"]
     client.close()
 

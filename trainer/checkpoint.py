@@ -2,11 +2,16 @@
 
 Files are `<out>/checkpoints/step-0000100.pt`, written to a temporary name and renamed, so a kill never
 leaves a half-written checkpoint that looks finished; the newest complete one is what a run resumes from.
+
+A checkpoint holds only tensors and plain containers (dicts, lists, tuples, numbers, strings): it is loaded with
+`torch.load(weights_only=True)`, so a tampered or foreign file cannot run code. Format 1 files (numpy RNG state
+pickled as an array) are refused with what to do; `upgrade_checkpoint` converts one you trust.
 """
 from __future__ import annotations
 
 import glob
 import os
+import pickle
 import random
 import re
 import uuid
@@ -16,6 +21,7 @@ import numpy as np
 import torch
 
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FORMAT = "assay-checkpoint-2"  # 2: weights_only-loadable (numpy RNG state as plain lists)
 _NAME = re.compile(r"step-(\d+)\.pt$")
 
 
@@ -23,8 +29,19 @@ class CheckpointError(ValueError):
     """A checkpoint is missing or does not fit the run; the message says what to do."""
 
 
+def _numpy_rng_state() -> dict[str, Any]:
+    """numpy's global RNG state with the key array as a list of ints (weights_only cannot load arrays)."""
+    state = np.random.get_state(legacy=False)
+    return {**state, "state": {"key": state["state"]["key"].tolist(), "pos": int(state["state"]["pos"])}}
+
+
+def _set_numpy_rng_state(state: dict[str, Any]) -> None:
+    key = np.asarray(state["state"]["key"], dtype=np.uint32)
+    np.random.set_state({**state, "state": {"key": key, "pos": state["state"]["pos"]}})
+
+
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": _numpy_rng_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -32,7 +49,7 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    _set_numpy_rng_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -75,7 +92,33 @@ def load_checkpoint(path: str) -> dict[str, Any]:
         path = found
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} not found; give a step-*.pt file or a training output folder")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        raise CheckpointError(
+            f"{path} holds Python objects{f' ({found.group(1)})' if found else ''} that a safe load (torch.load "
+            f"weights_only=True) refuses: it was written by an older assay (before {CHECKPOINT_FORMAT}) or by "
+            "something else. Retrain or resume from a newer checkpoint; if you trust the file, convert it once with "
+            f"python -c \"from trainer.checkpoint import upgrade_checkpoint; upgrade_checkpoint('{path}')\""
+        ) from None
+
+
+def upgrade_checkpoint(path: str) -> str:
+    """Rewrite a format-1 checkpoint you trust (it is unpickled in full, which can run code) in the current
+    format; returns the path. The RNG states are kept exactly, so a run resumed from it stays bit-identical."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    for rank in ckpt.get("ranks", []):
+        numpy_state = rank["rng"]["numpy"]
+        if isinstance(numpy_state, tuple):  # np.random.get_state()'s legacy tuple (name, key, pos, gauss...)
+            name, key, pos, has_gauss, gauss = numpy_state
+            rank["rng"]["numpy"] = {"bit_generator": name, "state": {"key": key.tolist(), "pos": int(pos)},
+                                    "has_gauss": int(has_gauss), "gauss": float(gauss)}
+    ckpt["format"] = CHECKPOINT_FORMAT
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def load_trained_model(path: str, device: str = "cpu"):
