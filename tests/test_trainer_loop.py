@@ -284,3 +284,23 @@ def test_phi3_small_style_model_trains_through_the_loop(shards, tmp_path):
     result = train(_run(shards, str(tmp_path / "small"), model=small, max_steps=20, lr=3e-2, checkpoint_every=100))
     losses = list(result.losses.values())
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0] - 0.5
+
+
+def test_compile_auto_compiles_long_cpu_runs_only(shards, tmp_path, monkeypatch):
+    """The default ("auto") compiles a CPU run long enough to repay the compile, and says so in the log."""
+    from trainer import compile_policy
+    from trainer.config import ConfigError, TrainConfig
+    from trainer.metrics import read_metrics
+
+    assert TrainConfig().compile == "auto"
+    long = compile_policy.AUTO_MIN_STEPS
+    assert compile_policy.should_compile("auto", "cpu", long) == compile_policy.can_compile_on_cpu()
+    assert not compile_policy.should_compile("auto", "cpu", long - 1)
+    assert not compile_policy.should_compile("auto", "cuda:0", long)
+    assert compile_policy.should_compile(True, "cuda:0", 1) and not compile_policy.should_compile(False, "cpu", long)
+    with pytest.raises(ConfigError, match="compile must be"):
+        TrainConfig(compile="yes")
+    monkeypatch.setattr(compile_policy, "AUTO_MIN_STEPS", 2)  # a short run counts as long here
+    train(_run(shards, str(tmp_path / "auto"), max_steps=2, checkpoint_every=100))
+    start = [r for r in read_metrics(str(tmp_path / "auto" / "metrics.jsonl")) if r["kind"] == "start"][0]
+    assert start["compiled"] is compile_policy.can_compile_on_cpu()

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
+from trainer.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
                                 save_checkpoint, set_rng_state)
+from trainer.compile_policy import should_compile
 from trainer.config import ConfigError, RunConfig, to_dict
 from trainer.distributed import (DistInfo, gather_objects, gradient_sync, init_distributed, is_sharded,
                                  mean_across, min_across, wrap_model)
@@ -168,6 +169,7 @@ def _restore(ckpt_path: str, model, raw_model, optimizer, scheduler, reader, run
 #: the [model] fields that decide the weights' shapes and meaning: a transformers folder must match them
 ARCHITECTURE_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "norm", "mlp", "bias",
                        "lm_head_bias", "tie_embeddings", "n_experts", "top_k", "router", "rope_theta",
+                       "rope_short_factor", "rope_long_factor", "rope_original_max_seq_len", "rope_attention_factor",
                        "sliding_window", "dense_every")
 
 
@@ -181,7 +183,12 @@ def _init_from_hf(model: Decoder, folder: str) -> None:
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise ConfigError(f"[train] init_from = {folder!r} is not a transformers folder (no config.json); "
                           "write one with `assay export`")
-    source = from_hf(AutoModelForCausalLM.from_pretrained(folder).float())
+    from trainer.convert_phi3_small import is_phi3_small_folder, load_phi3_small_folder
+
+    if is_phi3_small_folder(folder):  # no transformers class: read its reference layout directly
+        source = load_phi3_small_folder(folder)
+    else:
+        source = from_hf(AutoModelForCausalLM.from_pretrained(folder).float())
     differ = [f"{name}: {getattr(source.cfg, name)!r} there, {getattr(model.cfg, name)!r} in [model]"
               for name in ARCHITECTURE_FIELDS if getattr(source.cfg, name) != getattr(model.cfg, name)]
     if differ:
@@ -225,7 +232,8 @@ def train(run: RunConfig, resume: bool = True) -> TrainResult:
     optimizer = make_optimizer(model, run, info.device)
     scheduler = make_scheduler(optimizer, t, total_steps)
     step = _restore(ckpt_path, model, raw_model, optimizer, scheduler, reader, run, info) if ckpt_path else 0
-    forward = torch.compile(model) if t.compile else model
+    compiled = should_compile(t.compile, info.device, total_steps)
+    forward = torch.compile(model) if compiled else model
     model.train()
 
     tokens_per_step = per_step * seq_len * info.world_size
@@ -236,7 +244,8 @@ def train(run: RunConfig, resume: bool = True) -> TrainResult:
         os.makedirs(t.out_dir, exist_ok=True)
         _write_json_atomic(os.path.join(t.out_dir, "config.json"), to_dict(run))
         log.write({"kind": "start", "step": step, "model": describe(run.model, seq_len), "world_size": info.world_size,
-                   "peak_flops": peak_flops, "total_steps": total_steps, "resumed_from": ckpt_path})
+                   "peak_flops": peak_flops, "total_steps": total_steps, "resumed_from": ckpt_path,
+                   "compiled": compiled})
     bar = ProgressBar(total_steps, step, enabled=t.progress and info.is_main)
     result = TrainResult(out_dir=t.out_dir, step=step, total_steps=total_steps)
     ran = 0
@@ -291,7 +300,7 @@ def _save(out_dir, step, model, raw_model, optimizer, scheduler, reader, run, in
         return None
     payload = {"model": model_sd, "optimizer": optim_sd, "scheduler": scheduler.state_dict(), "step": step,
                "ranks": ranks, "world_size": info.world_size, "fingerprint": reader.fingerprint,
-               "config": to_dict(run), "format": "assay-checkpoint-1"}
+               "config": to_dict(run), "format": CHECKPOINT_FORMAT}
     return save_checkpoint(out_dir, step, payload, keep=run.train.keep_checkpoints)
 
 
