@@ -302,3 +302,20 @@ def test_exercise_rows_record_the_isolation():
                                       limits=SandboxLimits(unsafe_no_isolation=True))
     item = exercises.prepare(exercises.make_specs(unsafe)[0], unsafe)
     assert item.labels["sandbox_isolation"].startswith("UNSAFE_no_os_isolation")
+
+
+def test_the_exercises_command_stops_before_generating_when_it_cannot_isolate(fresh_check, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from synth.tiny import tiny_model_dir
+
+    monkeypatch.setattr(isolation, "find_bwrap", lambda: None)
+    out = tmp_path / "ex"
+    res = CliRunner().invoke(app, ["synth", "exercises", "--out", str(out), "--model", tiny_model_dir(),
+                                   "--kinds", "arithmetic", "--per-kind", "1"])
+    assert res.exit_code == 2, res.output
+    assert "isolation layer 'bubblewrap'" in res.output and "--unsafe-no-isolation" in res.output
+    assert not out.exists() or not any(out.rglob("*.parquet"))  # nothing generated, nothing written
+    res = CliRunner().invoke(app, ["synth", "exercises", "--help"])
+    assert "--unsafe-no-isolation" in res.output and "DANGEROUS" in res.output
