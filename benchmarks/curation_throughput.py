@@ -27,6 +27,12 @@ scores, without dedup and classifiers: this benchmark covers the per-document st
 
     .venv/bin/python benchmarks/curation_throughput.py [--corpus data/quality/eval] [--repeats 2] [--workers 2]
     .venv/bin/python benchmarks/curation_throughput.py --sample --docs 2145
+    .venv/bin/python benchmarks/curation_throughput.py --sides assay --repeats 1 --stages --scaling --memory
+
+`--stages` times each stage in one process (where a worker's time goes), `--scaling` runs the assay side
+with 1 and 2 workers in fresh processes, `--memory` measures its worker's peak RSS on the corpus and on the
+corpus repeated 10x with distinct ids (memory must stay flat outside the dedup shuffle, which this
+per-document benchmark does not run).
 """
 from __future__ import annotations
 
@@ -116,6 +122,71 @@ def read_ids(folder: str) -> set[str]:
 ASSAY_SIDES = {"assay": ("resiliparse", "prose", "assay"), "assay-trafilatura": ("trafilatura", "text", "fineweb")}
 
 
+def assay_stages(side: str, timeout: float = 60.0, cache_words: int | None = None) -> list:
+    """The side's per-document stages, in order (extraction, language ID, filters)."""
+    from curation.extract import ExtractConfig, ExtractText
+    from curation.filters import FilterConfig, build_filter_stages
+    from curation.langid import IdentifyLanguage, LangIdConfig
+
+    engine, view, profile = ASSAY_SIDES[side]
+    lid = LangIdConfig(languages=LANGUAGES, threshold=LID_THRESHOLD, max_chars=LID_MAX_CHARS, view=view)
+    filters = FilterConfig(profile=profile, stats=False)
+    if cache_words is not None:
+        filters.tokenizer_cache_words = cache_words
+    return [ExtractText(ExtractConfig(engine=engine, timeout_s=timeout)), IdentifyLanguage(lid)] + \
+        build_filter_stages(filters)
+
+
+def stage_times(corpus: str, side: str, timeout: float = 60.0) -> list[tuple[str, float, int, int]]:
+    """(stage, seconds, documents in, documents out) for each stage, one process, no Beam: where a worker's
+    time goes. MinHash band keys of the kept documents are the last row."""
+    from curation.dedup import MinHashConfig, MinHasher
+    from curation.document import Document
+
+    stages = assay_stages(side, timeout)
+    docs = []
+    for path in sorted(glob.glob(os.path.join(corpus, "*.jsonl"))):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                docs.append(Document(id=row["id"], text=row["text"], url=row["url"], mime="text/html"))
+    rows = []
+    for stage in stages:
+        stage.setup()
+        start, out = time.perf_counter(), []
+        for doc in docs:
+            res = stage.process(doc)
+            if isinstance(res, Document):
+                out.append(res)
+        rows.append((stage.name, time.perf_counter() - start, len(docs), len(out)))
+        docs = out
+    hasher = MinHasher(MinHashConfig())
+    start = time.perf_counter()
+    for doc in docs:
+        hasher.band_keys(doc.text)
+    rows.append(("minhash", time.perf_counter() - start, len(docs), len(docs)))
+    return rows
+
+
+def child_measure(corpus: str, workers: int, side: str, timeout: float) -> dict:
+    """Run one assay pass in a fresh process and report its time and the peak RSS of its largest worker (a
+    process's children's maxrss covers only its own descendants, so each measurement needs its own)."""
+    import subprocess
+
+    code = ("import json, resource, sys; sys.path.insert(0, %r); sys.argv = ['bench']\n"
+            "import benchmarks.curation_throughput as b\n"
+            "s, k = b.run_assay(%r, %d, %r, %r, None, %r)\n"
+            "print(json.dumps({'seconds': s, 'kept': k, "
+            "'worker_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
+            "'driver_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+            % (ROOT, corpus, workers, side, os.path.join(os.path.dirname(corpus), f"ids-child-{side}-{workers}"),
+               timeout))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=7200)
+    if out.returncode != 0:
+        raise SystemExit(f"measurement run failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run_assay(corpus: str, workers: int, side: str, ids_dir: str, cache_words: int | None = None,
               timeout: float = 60.0) -> tuple[float, int]:
     """(seconds, documents that reached MinHash) for the Beam pipeline over the JSONL files; the ids of those
@@ -125,9 +196,6 @@ def run_assay(corpus: str, workers: int, side: str, ids_dir: str, cache_words: i
     from apache_beam.metrics.metric import MetricsFilter
 
     from curation.dedup import MinHashConfig, MinHasher
-    from curation.extract import ExtractConfig, ExtractText
-    from curation.filters import FilterConfig, build_filter_stages
-    from curation.langid import IdentifyLanguage, LangIdConfig
     from curation.readers import ReaderConfig
     from pipelines.beam_options import build_options
     from pipelines.curate import chain_document_stages
@@ -146,13 +214,7 @@ def run_assay(corpus: str, workers: int, side: str, ids_dir: str, cache_words: i
             self.keys.inc(len(self.hasher.band_keys(doc.text)))
             yield doc.id
 
-    engine, view, profile = ASSAY_SIDES[side]
-    lid = LangIdConfig(languages=LANGUAGES, threshold=LID_THRESHOLD, max_chars=LID_MAX_CHARS, view=view)
-    filters = FilterConfig(profile=profile, stats=False)
-    if cache_words is not None:
-        filters.tokenizer_cache_words = cache_words
-    stages = ([ExtractText(ExtractConfig(engine=engine, timeout_s=timeout)), IdentifyLanguage(lid)]
-              + build_filter_stages(filters))
+    stages = assay_stages(side, timeout, cache_words)
     files = sorted(glob.glob(os.path.join(corpus, "*.jsonl")))
     shutil.rmtree(ids_dir, ignore_errors=True)
     runner, options = build_options("local", workers, "multi_processing")
@@ -308,6 +370,13 @@ def main() -> None:
     parser.add_argument("--tokenizer-cache-words", type=int, default=None,
                         help="assay's filters.tokenizer_cache_words (default: the config default; 0 turns the "
                              "word cache off)")
+    parser.add_argument("--stages", action="store_true",
+                        help="also time each assay stage in one process (no Beam): seconds, ms/doc, docs in/out")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also run the assay side with 1 and 2 workers (fresh processes): docs/s, efficiency")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure the assay side's peak worker RSS (1 worker) on the corpus and on it "
+                             "repeated 10x with distinct ids")
     args = parser.parse_args()
     sides = [x.strip() for x in args.sides.split(",") if x.strip()]
     unknown = [x for x in sides if x != "datatrove" and x not in ASSAY_SIDES]
@@ -373,6 +442,34 @@ def main() -> None:
         if labelled:
             print("\nkept shares per category of the labelled corpus; edu recall counts a page and its copies at "
                   "Jaccard >= 0.7 once (no dedup runs here)")
+        extra = [x for x in sides if x != "datatrove"]
+        if args.stages:
+            for side in extra:
+                rows = stage_times(corpus_dir, side, args.extract_timeout)
+                total = sum(r[1] for r in rows)
+                print(f"\nper stage, {side} (one process, {n_docs} documents; {total:.1f} s in all)")
+                print("| stage | s | ms/doc in | share | in | out |\n|---|---:|---:|---:|---:|---:|")
+                for name, sec, n_in, n_out in rows:
+                    print(f"| {name} | {sec:.2f} | {1000 * sec / max(n_in, 1):.2f} | {100 * sec / total:.0f}% "
+                          f"| {n_in} | {n_out} |")
+        if args.scaling:
+            side = extra[0] if extra else "assay"
+            one = child_measure(corpus_dir, 1, side, args.extract_timeout)
+            two = child_measure(corpus_dir, 2, side, args.extract_timeout)
+            r1, r2 = n_docs / one["seconds"], n_docs / two["seconds"]
+            print(f"\nscaling, {side}: 1 worker {r1:.2f} docs/s, 2 workers {r2:.2f} docs/s: {r2 / r1:.2f}x "
+                  f"(efficiency {100 * r2 / (2 * r1):.0f}%; {os.cpu_count()} cores)")
+        if args.memory:
+            side = extra[0] if extra else "assay"
+            big = os.path.join(folder, "corpus-10x")
+            write_corpus(pages, 10 * n_docs, args.files, big)
+            small_m = child_measure(corpus_dir, 1, side, args.extract_timeout)
+            big_m = child_measure(big, 1, side, args.extract_timeout)
+            growth = big_m["worker_rss_mb"] / small_m["worker_rss_mb"] - 1
+            print(f"\npeak RSS of the worker, {side}, 1 worker: {small_m['worker_rss_mb']:.0f} MB on {n_docs} "
+                  f"documents, {big_m['worker_rss_mb']:.0f} MB on {10 * n_docs} ({100 * growth:+.1f}%); "
+                  f"driver {small_m['driver_rss_mb']:.0f} / {big_m['driver_rss_mb']:.0f} MB; "
+                  f"{10 * n_docs / big_m['seconds']:.2f} docs/s on the 10x corpus")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
