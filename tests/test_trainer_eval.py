@@ -111,7 +111,8 @@ def test_mmlu_rows_become_cloze_items(tmp_path):
     task = load_task(f"mmlu:{path}")
     assert task.name == "mmlu" and len(task.items) == 1 and len(task.skipped) == 1  # header dropped silently
     item = task.items[0]
-    assert item.context == "Question: What is 2 + 2?\nAnswer:" and item.choices == [" 3", " 4", " 5", " 22"]
+    assert item.context == "Question: What is 2 + 2?\nAnswer:" and item.choices == ["3", "4", "5", "22"]
+    assert item.delimiter == " "  # scored as " 3" etc.; acc_norm divides by len("3"), as lm-evaluation-harness does
     assert item.gold == 1
 
 

@@ -8,7 +8,9 @@ together and split where the context's tokens end (trailing spaces of the contex
 as the harness does. Malformed lines are skipped and reported with their reason, never fatal.
 
 MMLU in cloze form (`"mmlu"`, or `"mmlu:PATH"`) reads data/eval/mmlu.jsonl.gz (question, answer_a..d, correct_answer, topic):
-context "Question: ...\\nAnswer:", choices the four answer texts with a leading space.
+context "Question: ...\\nAnswer:", choices the four answer texts, joined to the context by a space (the item's
+`delimiter`, the harness's `target_delimiter`): the space is scored but not counted in acc_norm's length, so acc
+and acc_norm equal lm-evaluation-harness's on the same questions (tests/test_lm_eval_harness.py).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class ClozeItem:
     choices: list[str]
     gold: int
     id: str = ""
+    delimiter: str = ""  # put before each choice when scoring, not counted in acc_norm's length (target_delimiter)
 
 
 @dataclass
@@ -54,9 +57,9 @@ def _mmlu_item(rec: dict) -> ClozeItem:
     answer = str(rec.get("correct_answer", "")).strip().lower()
     if answer not in letters or not isinstance(rec.get("question"), str):
         raise ValueError("needs 'question' and 'correct_answer' in A-D")
-    choices = [" " + str(rec[f"answer_{x}"]).strip() for x in letters]
+    choices = [str(rec[f"answer_{x}"]).strip() for x in letters]
     return ClozeItem(f"Question: {rec['question'].strip()}\nAnswer:", choices, letters.index(answer),
-                     str(rec.get("topic", "")))
+                     str(rec.get("topic", "")), delimiter=" ")
 
 
 def load_task(spec: str, limit: int = 0) -> ClozeTask:
@@ -125,7 +128,7 @@ def evaluate_cloze(model, tokenizer, task: ClozeTask, max_len: int, device, pref
     skipped = list(task.skipped)
     kept, requests = [], []
     for n, item in enumerate(task.items):
-        pairs = [encode_pair(tokenizer, item.context, choice, prefix) for choice in item.choices]
+        pairs = [encode_pair(tokenizer, item.context, item.delimiter + choice, prefix) for choice in item.choices]
         if any(not ctx or not cont or len(cont) > max_len for ctx, cont in pairs):
             skipped.append(f"item {item.id or n}: a choice encodes to no tokens or to more than max_len")
             continue
@@ -135,7 +138,7 @@ def evaluate_cloze(model, tokenizer, task: ClozeTask, max_len: int, device, pref
     correct = correct_norm = 0
     for item in kept:
         scores, flat = flat[:len(item.choices)], flat[len(item.choices):]
-        norm = [s / len(c) for s, c in zip(scores, item.choices)]
+        norm = [s / len(c) if c else float("-inf") for s, c in zip(scores, item.choices)]  # "" only after a delimiter
         correct += int(max(range(len(scores)), key=scores.__getitem__) == item.gold)
         correct_norm += int(max(range(len(norm)), key=norm.__getitem__) == item.gold)
     model.train(was_training)
