@@ -1,7 +1,8 @@
 """Beam runner and options from assay's runner config plus any Beam flags the user passes through.
 
 "local" means Beam's FnApiRunner, run in worker processes: Beam's default DirectRunner first tries to
-download a Prism binary, which must never happen here. Any other runner name (DataflowRunner,
+download a Prism binary, which must never happen here. "dask" is Beam's DaskRunner against a
+`dask.distributed` scheduler (`--dask_client_address`; `assay run` starts a local cluster without one). Any other runner name (DataflowRunner,
 FlinkRunner, SparkRunner, ...) is handed to Beam unchanged with the user's flags.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 
 
 LOCAL_NAMES = {"local", "fnapi", "FnApiRunner"}
+DASK_NAMES = {"dask", "DaskRunner"}
 WORKER_LOG_ENV = "ASSAY_WORKER_LOG_LEVEL"
 
 
@@ -47,6 +49,13 @@ def build_options(runner: str, workers: int = 2, mode: str = "multi_processing",
         worker = environments.SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -m pipelines.beam_worker")
         options = PipelineOptions([f"--direct_num_workers={workers}", "--direct_running_mode=in_memory", *args])
         return FnApiRunner(default_environment=worker), options
+    if runner in DASK_NAMES:
+        from apache_beam.runners.dask.dask_runner import DaskRunner
+
+        if not any(a.startswith("--dask_client_address") for a in args):
+            raise ValueError("the dask runner needs a scheduler address: pass --dask-address tcp://HOST:PORT, or "
+                             "leave it out of `assay run` to start a local cluster")
+        return DaskRunner(), PipelineOptions(args)
     options = PipelineOptions([f"--runner={runner}", *args])
     if options.view_as(StandardOptions).runner in (None, "DirectRunner", "PrismRunner"):
         raise ValueError(f"runner {runner!r} would download Prism; use runner = 'local' for local runs")

@@ -1,4 +1,4 @@
-"""The classifier stage of `assay run`: score every document with a saved model via RunInference, put the
+"""The classifier stage of `assay run`: score every document with a saved model (its RunInference model handler, batched after a GroupByKey so the same code runs on every Beam runner), put the
 score into `doc.meta[column]`, and (mode "drop") send documents below the threshold to the ledger with the
 score and threshold that decided them.
 
@@ -10,6 +10,7 @@ score and threshold that decided them.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -87,17 +88,50 @@ class _Decide(beam.DoFn):
         yield doc.with_meta(**{column: score})
 
 
+#: documents are spread over this many keys to be scored in batches (bounds one key's group)
+SCORE_BUCKETS = 256
+
+
+class _ScoreBatches(beam.DoFn):
+    """(bucket, documents) -> PredictionResults, scored `max_batch_size` at a time with the RunInference
+    handler, the model loaded once per DoFn instance. Batching after a GroupByKey, not with RunInference's
+    BatchElements, because that emits its last batch from finish_bundle, which the DaskRunner drops."""
+
+    def __init__(self, handler, batch_size: int):
+        self.handler, self.batch_size = handler, batch_size
+        self.model = None
+
+    def setup(self) -> None:
+        self.model = self.handler.load_model()
+
+    def process(self, element):
+        batch = []
+        for doc in element[1]:
+            batch.append(doc)
+            if len(batch) >= self.batch_size:
+                yield from self.handler.run_inference(batch, self.model)
+                batch = []
+        if batch:
+            yield from self.handler.run_inference(batch, self.model)
+
+
+def _bucket(doc) -> tuple[int, object]:
+    return zlib.crc32(doc.id.encode("utf-8")) % SCORE_BUCKETS, doc
+
+
 def apply_classifier_stage(docs, cfg: ClassifierStageConfig):
     """docs (PCollection[Document]) -> (kept PCollection[Document], PCollection[Rejection])."""
-    from apache_beam.ml.inference.base import RunInference
-
     from classifiers.inference import handler_for
+    from pipelines.stage_fn import split_outputs
 
     threshold = resolve_threshold(cfg)
     handler = handler_for(cfg.model_dir, max_batch_size=cfg.max_batch_size)
+    batch_size = cfg.max_batch_size or handler.batch_elements_kwargs().get("max_batch_size", 64)
     outputs = (
         docs
-        | f"{cfg.stage_name}|score" >> RunInference(handler)
+        | f"{cfg.stage_name}|bucket" >> beam.Map(_bucket)
+        | f"{cfg.stage_name}|batch" >> beam.GroupByKey()
+        | f"{cfg.stage_name}|score" >> beam.ParDo(_ScoreBatches(handler, batch_size))
         | f"{cfg.stage_name}|decide" >> beam.ParDo(_Decide(cfg, threshold)).with_outputs(REJECTED, main="kept")
     )
-    return outputs.kept, outputs[REJECTED]
+    return split_outputs(outputs, cfg.stage_name)

@@ -17,6 +17,7 @@ signal), DIR/rejected/*.parquet (the ledger), DIR/stats/ (funnel.json and histog
 Examples:\n
   assay run --output out/demo\n
   assay run my.toml --output out/crawl --workers 2\n
+  assay run my.toml --runner dask --dask-address tcp://10.0.0.5:8786\n
   assay run my.toml --runner DataflowRunner --project P --region europe-west1 --temp_location gs://B/tmp
 
 Any option assay does not know is passed to Beam unchanged (see docs/curation.md for Dataflow/Flink/Spark).
@@ -30,8 +31,13 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         config: Optional[str] = typer.Argument(None, help="TOML config (see docs/curation.md); default: the sample"),
         output: Optional[str] = typer.Option(None, "--output", "-o", help="output folder (default: config's output.path)"),
-        runner: Optional[str] = typer.Option(None, help="'local' (Beam FnApiRunner) or a Beam runner name"),
-        workers: Optional[int] = typer.Option(None, help="local worker processes"),
+        runner: Optional[str] = typer.Option(None, help="'local' (Beam FnApiRunner), 'dask' (Beam's DaskRunner) or a "
+                                                        "Beam runner name"),
+        workers: Optional[int] = typer.Option(None, help="local worker processes (also the size of the local "
+                                                         "dask cluster started when --dask-address is not given)"),
+        dask_address: Optional[str] = typer.Option(None, "--dask-address",
+                                                   help="tcp://HOST:PORT of a dask.distributed scheduler "
+                                                        "(--runner dask; without it a local cluster is started)"),
         input: Optional[list[str]] = typer.Option(None, "--input", "-i", help="input file/folder/glob (repeatable)"),
         show_config: bool = typer.Option(False, "--show-config", help="print the resolved config and exit"),
         progress: bool = typer.Option(True, help="live progress (local runner)"),
@@ -42,6 +48,9 @@ def register(app: typer.Typer) -> None:
         from pipelines.curate_config import load_run_config
 
         console = Console(width=None if Console().is_terminal else 130)
+        extra = list(ctx.args)
+        if config and config.startswith("--"):  # no CONFIG: the first word is a Beam flag, not a file
+            extra, config = [config, *extra], None
         try:
             cfg = load_run_config(config)
         except (ConfigError, ValueError) as exc:
@@ -53,7 +62,10 @@ def register(app: typer.Typer) -> None:
             cfg.runner.runner = runner
         if workers:
             cfg.runner.workers = workers
-        cfg.runner.beam_args = [*cfg.runner.beam_args, *ctx.args]
+        cfg.runner.beam_args = [*cfg.runner.beam_args, *extra]
+        if dask_address:
+            cfg.runner.runner = runner or "dask"
+            cfg.runner.beam_args.append(f"--dask_client_address={dask_address}")
         if output:
             cfg.output.path = output
         if show_config:

@@ -5,6 +5,7 @@ them into place, so a killed run leaves the previous output (or nothing) and a r
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,11 +25,12 @@ from curation.readers import expand_inputs
 from curation.shards import (DOCS_DIR, LEDGER_DIR, RUN_FILE, STATS_DIR, doc_schema, ensure_nonempty, is_remote,
                              publish, write_bytes_atomic)
 from curation.stage import Stage
-from pipelines.beam_options import build_options
+from pipelines.beam_options import DASK_NAMES, build_options
 from pipelines.config_loader import to_dict
 from pipelines.curate_config import RunConfig
+from pipelines.dask_cluster import close_clients, dask_address, local_cluster, partition_args
 from pipelines.dedup_beam import EXACT_COLUMNS, FUZZY_COLUMNS, ExactDedup, FuzzyDedup
-from pipelines.stage_fn import REJECTED, ReadFn, apply_stages
+from pipelines.stage_fn import REJECTED, ReadFn, apply_stages, split_outputs
 from pipelines.write_beam import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
 
 STAGING = ".staging"
@@ -96,8 +98,9 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig, staging: str, progress_dir:
         | "spread" >> beam.Reshuffle()
         | "read" >> beam.ParDo(ReadFn(cfg.input.reader, progress_dir)).with_outputs(REJECTED, main="docs")
     )
-    docs, dropped = chain_document_stages(read.docs, document_stages(cfg), progress_dir, cfg.runner.stage_timeout_s)
-    rejected = [read[REJECTED], *dropped]
+    read_docs, read_rejected = split_outputs(read, "read", main="docs")
+    docs, dropped = chain_document_stages(read_docs, document_stages(cfg), progress_dir, cfg.runner.stage_timeout_s)
+    rejected = [read_rejected, *dropped]
     if "dedup" in cfg.stages:
         if cfg.dedup.exact:
             docs, dropped = docs | "exact_dedup" >> ExactDedup()
@@ -113,16 +116,18 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig, staging: str, progress_dir:
             rejected.append(dropped)
 
     schema = output_schema(cfg)
-    _ = docs | "write_docs" >> WriteShards(
+    docs_paths = docs | "write_docs" >> WriteShards(
         f"{staging}/{DOCS_DIR}", schema, cfg.output.docs_per_shard,
         key_of=lambda d: d.id, to_row=lambda d: d.to_row(), sort_key=doc_sort_key)
-    _ = (
+    ledger_paths = (
         rejected
         | "ledger" >> beam.Flatten()
         | "write_ledger" >> WriteShards(
             f"{staging}/{LEDGER_DIR}", LEDGER_SCHEMA, cfg.output.ledger_per_shard,
             key_of=ledger_key, to_row=lambda r: r.to_row(), sort_key=ledger_sort_key)
     )
+    # one sink that needs both writes: the DaskRunner computes only the graph of the pipeline's last transform
+    _ = (docs_paths, ledger_paths) | "written" >> beam.Flatten()
 
 
 @dataclass
@@ -134,7 +139,7 @@ class RunResult:
 
 def run_curation(cfg: RunConfig, output: str | None = None, show_progress: bool | None = None) -> RunResult:
     """Run the pipeline to completion and publish its output; returns the funnel."""
-    from pipelines.funnel import funnel_from_metrics, write_stats
+    from pipelines.funnel import funnel_from_metrics, funnel_from_outputs, write_stats
 
     out = output or cfg.output.path
     out = out.rstrip("/") if is_remote(out) else os.path.abspath(out)
@@ -144,18 +149,21 @@ def run_curation(cfg: RunConfig, output: str | None = None, show_progress: bool 
         os.makedirs(staging, exist_ok=True)
     local = cfg.runner.runner in ("local", "fnapi", "FnApiRunner")
     progress_dir = os.path.join(staging, "progress") if local else None
-    runner, options = build_options(cfg.runner.runner, cfg.runner.workers, cfg.runner.mode, cfg.runner.beam_args)
-
-    started = time.time()
-    p = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)
-    build_pipeline(p, cfg, staging, progress_dir)
-    show = cfg.runner.progress if show_progress is None else show_progress
-    result = _run_with_progress(p, progress_dir, stage_order(cfg)) if (show and local) else _run(p)
-    seconds = time.time() - started
+    with _cluster_for(cfg) as beam_args:
+        runner, options = build_options(cfg.runner.runner, cfg.runner.workers, cfg.runner.mode, beam_args)
+        started = time.time()
+        p = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)
+        build_pipeline(p, cfg, staging, progress_dir)
+        show = cfg.runner.progress if show_progress is None else show_progress
+        result = _run_with_progress(p, progress_dir, stage_order(cfg)) if (show and local) else _run(p)
+        seconds = time.time() - started
 
     ensure_nonempty(os.path.join(staging, DOCS_DIR), output_schema(cfg))
     ensure_nonempty(os.path.join(staging, LEDGER_DIR), LEDGER_SCHEMA)
-    funnel = funnel_from_metrics(result, stage_order(cfg))
+    try:
+        funnel = funnel_from_metrics(result, stage_order(cfg))
+    except NotImplementedError:  # a runner without metrics (DaskRunner): count the shards instead
+        funnel = funnel_from_outputs(staging, stage_order(cfg))
     funnel["seconds"] = round(seconds, 2)
     publish(staging, out)
     if not is_remote(out):
@@ -172,6 +180,25 @@ def run_curation(cfg: RunConfig, output: str | None = None, show_progress: bool 
         write_stats(out, funnel, histograms=cfg.output.histograms)
         write_bytes_atomic(json.dumps(run_info, indent=2, default=str).encode(), os.path.join(out, RUN_FILE))
     return RunResult(out, funnel, seconds)
+
+
+@contextlib.contextmanager
+def _cluster_for(cfg: RunConfig):
+    """The Beam arguments for this run; for the dask runner without a scheduler address, a local cluster of
+    `runner.workers` processes lives for the run and its address is added."""
+    args = list(cfg.runner.beam_args)
+    if cfg.runner.runner not in DASK_NAMES:
+        yield args
+        return
+    args = partition_args(args)
+    if dask_address(args):
+        try:
+            yield args
+        finally:
+            close_clients()
+        return
+    with local_cluster(cfg.runner.workers) as address:
+        yield [*args, f"--dask_client_address={address}"]
 
 
 def _run(p: beam.Pipeline):

@@ -13,7 +13,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from curation.dedup import MinHashConfig, MinHasher, connected_components
 from curation.document import Document, Rejection, content_hash
-from pipelines.stage_fn import REJECTED, Counters
+from pipelines.stage_fn import REJECTED, Counters, split_outputs
 
 EXACT_COLUMNS = {"content_hash": pa.string(), "exact_dup_count": pa.int64()}
 FUZZY_COLUMNS = {"minhash_cluster": pa.string(), "minhash_cluster_size": pa.int64()}
@@ -50,7 +50,7 @@ class ExactDedup(beam.PTransform):
             | "exact:group" >> beam.GroupByKey()
             | "exact:pick" >> beam.ParDo(_KeepFirstExact()).with_outputs(REJECTED, main="kept")
         )
-        return out.kept, out[REJECTED]
+        return split_outputs(out, "exact")
 
 
 class _BandKeys(beam.DoFn):
@@ -130,4 +130,4 @@ class FuzzyDedup(beam.PTransform):
             | "fuzzy:join" >> beam.CoGroupByKey()
             | "fuzzy:apply" >> beam.ParDo(_ApplyClusters()).with_outputs(REJECTED, main="kept")
         )
-        return out.kept, out[REJECTED]
+        return split_outputs(out, "fuzzy")

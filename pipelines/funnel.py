@@ -1,7 +1,8 @@
 """The per-stage funnel (documents and bytes in/out, drops by reason) and signal histograms.
 
 Counts come from the Beam counters every stage keeps (pipelines/stage_fn.py), so they are exact on any
-runner. Histograms are drawn from the published shards with DuckDB: kept documents against the dropped
+runner that reports metrics; on one that does not (the DaskRunner) the document counts are read back from the
+shards (`funnel_from_outputs`). Histograms are drawn from the published shards with DuckDB: kept documents against the dropped
 ones that carried the same signal.
 """
 from __future__ import annotations
@@ -41,6 +42,35 @@ def funnel_from_metrics(result, order: list[str]) -> dict:
                                        "bytes_kept": rows[-1]["bytes_out"] if rows else 0}}
 
 
+def funnel_from_outputs(folder: str, order: list[str]) -> dict:
+    """The funnel's document counts read back from a run's shards, for runners without Beam metrics (the
+    DaskRunner): every read document is either kept (docs/) or in the ledger under the stage that dropped it,
+    so each stage's docs out are its docs in less its drops, in stage order. Byte counts are not recorded
+    this way (0, and "bytes_counted": false)."""
+    import duckdb
+
+    con = duckdb.connect()
+    pattern = lambda sub: os.path.join(folder, sub, "*.parquet").replace("'", "''")  # noqa: E731
+    kept = con.execute(f"SELECT count(*) FROM read_parquet('{pattern(DOCS_DIR)}')").fetchone()[0]
+    drops = con.execute(f"SELECT stage, reason, count(*) FROM read_parquet('{pattern(LEDGER_DIR)}') "
+                        "GROUP BY ALL").fetchall()
+    con.close()
+    by_stage: dict[str, dict[str, int]] = {}
+    for stage, reason, n in drops:
+        by_stage.setdefault(stage, {})[reason] = int(n)
+    total_rejected = sum(sum(r.values()) for r in by_stage.values())
+    rows, docs = [], kept + total_rejected
+    for name in order + sorted(set(by_stage) - set(order)):
+        rejected = dict(sorted(by_stage.get(name, {}).items()))
+        out = docs - sum(rejected.values())
+        rows.append({"stage": name, "docs_in": docs, "docs_out": out, "bytes_in": 0, "bytes_out": 0,
+                     "rejected": rejected, "rejected_bytes": {}})
+        docs = out
+    return {"stages": rows, "bytes_counted": False,
+            "totals": {"read": kept + total_rejected, "kept": kept, "rejected": total_rejected, "bytes_read": 0,
+                       "bytes_kept": 0}}
+
+
 def load_funnel(output: str) -> dict:
     path = os.path.join(output, STATS_DIR, FUNNEL_FILE)
     if not os.path.exists(path):
@@ -56,15 +86,17 @@ def funnel_table(funnel: dict):
     for col, justify in (("stage", "left"), ("docs in", "right"), ("docs out", "right"), ("dropped", "right"),
                          ("MB in", "right"), ("MB out", "right"), ("top reasons", "left")):
         table.add_column(col, justify=justify)
+    counted = funnel.get("bytes_counted", True)
+    mb = (lambda n: f"{n / 1e6:.2f}") if counted else (lambda n: "-")  # noqa: E731
     for row in funnel["stages"]:
         reasons = sorted(row["rejected"].items(), key=lambda kv: (-kv[1], kv[0]))
         dropped = sum(row["rejected"].values())
         table.add_row(row["stage"], f"{row['docs_in']:,}", f"{row['docs_out']:,}", f"{dropped:,}",
-                      f"{row['bytes_in'] / 1e6:.2f}", f"{row['bytes_out'] / 1e6:.2f}",
-                      ", ".join(f"{k} {v}" for k, v in reasons[:3]))
+                      mb(row["bytes_in"]), mb(row["bytes_out"]), ", ".join(f"{k} {v}" for k, v in reasons[:3]))
     t = funnel["totals"]
-    table.caption = (f"read {t['read']:,} · kept {t['kept']:,} · rejected {t['rejected']:,} · "
-                     f"{t['bytes_read'] / 1e6:.2f} MB -> {t['bytes_kept'] / 1e6:.2f} MB")
+    table.caption = (f"read {t['read']:,} · kept {t['kept']:,} · rejected {t['rejected']:,}"
+                     + (f" · {t['bytes_read'] / 1e6:.2f} MB -> {t['bytes_kept'] / 1e6:.2f} MB" if counted
+                        else " · bytes not counted by this runner"))
     return table
 
 
@@ -116,5 +148,5 @@ def draw_histograms(output: str) -> list[str]:
     return written
 
 
-__all__ = ["funnel_from_metrics", "funnel_table", "load_funnel", "write_stats", "draw_histograms",
+__all__ = ["funnel_from_metrics", "funnel_from_outputs", "funnel_table", "load_funnel", "write_stats", "draw_histograms",
            "DOCS_DIR", "LEDGER_DIR"]

@@ -169,4 +169,12 @@ def apply_stages(docs, stages: list[Stage], progress_dir: str | None, timeout_s:
     label = "stages:" + "+".join(stage.name for stage in stages)
     fn = StageChainFn(stages, progress_dir, timeout_s)
     out = docs | label >> beam.ParDo(fn).with_outputs(REJECTED, main="kept")
-    return out.kept, out[REJECTED]
+    return split_outputs(out, label)
+
+
+def split_outputs(out, label: str, main: str = "kept"):
+    """(main, rejected) of a `with_outputs` result, each filtered by type. The DaskRunner hands every consumer
+    of a multi-output ParDo the whole output, main and tagged mixed; elsewhere the filters pass everything."""
+    kept = out[main] | f"{label}:only_docs" >> beam.Filter(lambda x: not isinstance(x, Rejection))
+    rejected = out[REJECTED] | f"{label}:only_rejections" >> beam.Filter(lambda x: isinstance(x, Rejection))
+    return kept, rejected
