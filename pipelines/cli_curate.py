@@ -74,11 +74,16 @@ def register(app: typer.Typer) -> None:
         from pipelines.curate import run_curation
         from pipelines.funnel import funnel_table
 
+        from pipelines.watchdog import WorkerLost
+
         try:
             result = run_curation(cfg, show_progress=progress)
         except (FileNotFoundError, ValueError) as exc:
             console.print(f"[red]error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(2)
+        except WorkerLost as exc:
+            console.print(f"[red]run failed:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(1)
         console.print(funnel_table(result.funnel))
         console.print(f"output: {result.output}  ({result.seconds:.1f}s)  ·  inspect with: "
                       f"assay sql \"SELECT stage, reason, count(*) FROM rejected GROUP BY ALL\" -o {result.output}")

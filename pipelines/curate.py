@@ -155,7 +155,11 @@ def run_curation(cfg: RunConfig, output: str | None = None, show_progress: bool 
         p = beam.Pipeline(runner=runner, options=options) if runner else beam.Pipeline(options=options)
         build_pipeline(p, cfg, staging, progress_dir)
         show = cfg.runner.progress if show_progress is None else show_progress
-        result = _run_with_progress(p, progress_dir, stage_order(cfg)) if (show and local) else _run(p)
+        watch_workers = cfg.runner.watchdog_s if local and cfg.runner.mode == "multi_processing" else 0.0
+        if local and (show or watch_workers):
+            result = _run_watched(p, progress_dir if show else None, stage_order(cfg), watch_workers)
+        else:
+            result = _run(p)
         seconds = time.time() - started
 
     ensure_nonempty(os.path.join(staging, DOCS_DIR), output_schema(cfg))
@@ -207,8 +211,11 @@ def _run(p: beam.Pipeline):
     return result
 
 
-def _run_with_progress(p: beam.Pipeline, progress_dir: str, order: list[str]):
+def _run_watched(p: beam.Pipeline, progress_dir: str | None, order: list[str], watchdog_s: float):
+    """Run in a thread; show progress (when `progress_dir`) and watch the worker processes (when
+    `watchdog_s`): a lost worker fails the run with its cause instead of a hang."""
     from pipelines.progress import watch
+    from pipelines.watchdog import Watchdog
 
     box: dict = {}
 
@@ -220,7 +227,22 @@ def _run_with_progress(p: beam.Pipeline, progress_dir: str, order: list[str]):
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
-    watch(thread, progress_dir, order)
+    dog = Watchdog(thread, watchdog_s) if watchdog_s else None
+    if dog:
+        dog.start()
+    if progress_dir:
+        watch(thread, progress_dir, order)
+    while thread.is_alive():
+        thread.join(0.5)
+        if dog and dog.error and thread.is_alive():
+            thread.join(30)  # the workers were killed: the runner fails quickly
+            break
+    if (dog and dog.error) or "error" in box:
+        from pipelines.watchdog import kill_workers
+
+        kill_workers()  # a failed local run leaves no worker behind
+    if dog and dog.error:
+        raise dog.error
     if "error" in box:
         raise box["error"]
     return box["result"]

@@ -54,8 +54,13 @@ class RunnerConfig:
     #: seconds one document may spend in one per-document stage (langid, filters, PII, ...); a slower document goes
     #: to the ledger as "timeout" instead of stalling its worker (0 = no limit; extract has its own extract.timeout_s)
     stage_timeout_s: float = 120.0
+    #: local runner: seconds a worker process may be gone or stopped while the pipeline runs before the run
+    #: fails with the cause (pipelines/watchdog.py; 0 = no watchdog)
+    watchdog_s: float = 20.0
 
     def __post_init__(self) -> None:
+        if self.watchdog_s < 0:
+            raise ValueError(f"runner.watchdog_s must be >= 0 (0 = off), got {self.watchdog_s}")
         if self.stage_timeout_s < 0:
             raise ValueError(f"runner.stage_timeout_s must be >= 0 (0 = no limit), got {self.stage_timeout_s}")
 
