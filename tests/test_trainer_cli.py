@@ -139,6 +139,10 @@ def test_export_writes_a_transformers_folder_with_matching_logits_and_tokenizer(
     assert {"config.json", "model.safetensors", "tokenizer.json", "assay_export.json"} <= set(os.listdir(hf_dir))
     hf = AutoModelForCausalLM.from_pretrained(hf_dir).eval()
     assert hf.config.model_type == "phi3"
+    from trainer.tokenizer import eos_id
+
+    eos = eos_id(load_tokenizer(f"{data}/tokenizer.json"))
+    assert hf.config.eos_token_id == hf.config.bos_token_id == eos == hf.generation_config.eos_token_id
     ours, _, _ = load_trained_model(str(tmp_path / "out"))
     tokens = torch.randint(0, 300, (2, 16), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

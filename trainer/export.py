@@ -73,6 +73,7 @@ def export_checkpoint(path: str, out_dir: str, fmt: str = "hf", family: str | No
 
             tok = load_tokenizer(tok_path)
             eos = tok.id_to_token(eos_id(tok))
+            _set_special_ids(staging, eos_id(tok))
             fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=eos,
                                            model_max_length=run.model.max_seq_len)
             fast.save_pretrained(staging)
@@ -86,3 +87,20 @@ def export_checkpoint(path: str, out_dir: str, fmt: str = "hf", family: str | No
         shutil.rmtree(staging, ignore_errors=True)
     return {"out": out_dir, "family": family, "step": int(ckpt["step"]), "tokenizer": tok_path is not None,
             "parameters": parameters}
+
+
+def _set_special_ids(folder: str, eos: int) -> None:
+    """config.json / generation_config.json name the tokenizer's end-of-text id as bos, eos and pad, so
+    `generate()` and vLLM stop where the model learned to (transformers' class defaults name ids that the
+    tokenizer does not have)."""
+    for name in ("config.json", "generation_config.json"):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        data.update(bos_token_id=eos, eos_token_id=eos)
+        if name == "config.json":
+            data["pad_token_id"] = None
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
