@@ -55,3 +55,23 @@ def test_bad_local_settings_are_clear_errors():
         build_options("local", workers=0)
     with pytest.raises(ValueError, match="mode"):
         build_options("local", mode="threads")
+
+
+def test_dataflow_stages_assay_and_its_shipped_models_offline(tmp_path):
+    """What Dataflow workers receive, built here without any cloud access: assay as an sdist from setup.py,
+    with every package and the shipped classifier models inside."""
+    import tarfile
+
+    from apache_beam.runners.portability.stager import Stager
+
+    _, options = build_options("DataflowRunner", beam_args=["--project=p", "--region=r",
+                                                            "--temp_location=gs://b/tmp"])
+    Stager.create_job_resources(options, str(tmp_path))
+    sdists = [p for p in tmp_path.iterdir() if p.name.endswith(".tar.gz")]
+    assert len(sdists) == 1
+    names = tarfile.open(sdists[0]).getnames()
+    for package in ("curation", "classifiers", "synth", "pipelines", "trainer", "kernels"):
+        assert any(n.endswith(f"/{package}/__init__.py") for n in names), package
+    for model in ("edu-fasttext", "knowledge-fasttext"):
+        assert any(n.endswith(f"shipped_models/{model}/model.bin") for n in names), model
+    assert not any("/data/quality/" in n or "/.venv/" in n for n in names)
