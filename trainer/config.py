@@ -39,6 +39,10 @@ class ModelConfig:
     rope_long_factor: list[float] = field(default_factory=list)
     rope_original_max_seq_len: int = 0
     rope_attention_factor: float = 0.0
+    #: PhiMoE's LongRoPE (phi-3.5-MoE) scales cos/sin by its own short_mscale / long_mscale (by sequence
+    #: length) instead of the attention factor; 0 = the attention factor
+    rope_short_mscale: float = 0.0
+    rope_long_mscale: float = 0.0
     norm: str = "rms"  # "rms" | "layer"
     norm_eps: float = 1e-5
     mlp: str = "swiglu"  # "swiglu" | "geglu" (phi-3-small: interleaved up-projection, quick-GELU, clamp)

@@ -35,9 +35,6 @@ def config_from_hf(hf_config, family: str) -> ModelConfig:
         raise ConfigError(f"RoPE type {rope.get('rope_type')!r} (partial factor {rope.get('partial_rotary_factor', 1.0)})"
                           " does not convert: assay has default and LongRoPE, full rotary")
     if rope.get("rope_type") == "longrope":
-        if family == "phimoe":  # its rotary class applies short/long_mscale and, in transformers, only short factors
-            raise ConfigError("PhiMoE's LongRoPE (short_mscale/long_mscale) does not convert; assay converts "
-                              "LongRoPE as Phi3ForCausalLM defines it")
         original = rope.get("original_max_position_embeddings") or getattr(c, "original_max_position_embeddings", 0)
         factor = rope.get("factor")
         attention = rope.get("attention_factor")
@@ -47,6 +44,12 @@ def config_from_hf(hf_config, family: str) -> ModelConfig:
         common.update(rope_short_factor=[float(x) for x in rope["short_factor"]],
                       rope_long_factor=[float(x) for x in rope["long_factor"]],
                       rope_original_max_seq_len=int(original), rope_attention_factor=float(attention or 0.0))
+        if family == "phimoe":  # transformers' PhimoeRotaryEmbedding: always the short factors, and
+            short, long = rope.get("short_mscale"), rope.get("long_mscale")  # short/long_mscale by length
+            if not short or not long:
+                raise ConfigError("a PhiMoE LongRoPE config needs short_mscale and long_mscale")
+            common.update(rope_long_factor=list(common["rope_short_factor"]), rope_short_mscale=float(short),
+                          rope_long_mscale=float(long))
     window = getattr(c, "sliding_window", None) or 0
     if window and window < c.max_position_embeddings:  # shorter than the context: it changes the logits
         common["sliding_window"] = int(window)
@@ -77,12 +80,20 @@ def hf_config_from(cfg: ModelConfig, family: str):
                   rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
                   rms_norm_eps=cfg.norm_eps, tie_word_embeddings=cfg.tie_embeddings, pad_token_id=None)
     if cfg.rope_short_factor:
-        if family != "phi3":
-            raise ConfigError("assay converts LongRoPE as Phi3ForCausalLM defines it only; choose family 'phi3'")
+        if family == "llama":
+            raise ConfigError("assay converts LongRoPE to Phi3 or PhiMoE; choose family 'phi3' or 'phimoe'")
+        if family == "phimoe" and (cfg.rope_short_factor != cfg.rope_long_factor or not cfg.rope_short_mscale
+                                   or not cfg.rope_long_mscale):
+            raise ConfigError("PhimoeForCausalLM's LongRoPE uses its short factors at every length and scales by "
+                              "short/long mscale: set rope_long_factor = rope_short_factor and both rope_*_mscale")
+        if family == "phi3" and (cfg.rope_short_mscale or cfg.rope_long_mscale):
+            raise ConfigError("Phi3ForCausalLM's LongRoPE has no mscale; set rope_short_mscale = rope_long_mscale = 0")
         common["rope_parameters"] = {"rope_type": "longrope", "rope_theta": cfg.rope_theta,
                                      "short_factor": list(cfg.rope_short_factor),
                                      "long_factor": list(cfg.rope_long_factor),
                                      "original_max_position_embeddings": cfg.rope_original_max_seq_len}
+        if family == "phimoe":
+            common["rope_parameters"].update(short_mscale=cfg.rope_short_mscale, long_mscale=cfg.rope_long_mscale)
         if cfg.rope_attention_factor:
             common["rope_parameters"]["attention_factor"] = cfg.rope_attention_factor
         common["original_max_position_embeddings"] = cfg.rope_original_max_seq_len

@@ -26,7 +26,8 @@ class RotaryEmbedding(nn.Module):
     attention factor."""
 
     def __init__(self, head_dim: int, theta: float, max_seq_len: int, short_factor=(), long_factor=(),
-                 original_max_seq_len: int = 0, attention_factor: float = 0.0):
+                 original_max_seq_len: int = 0, attention_factor: float = 0.0, short_mscale: float = 0.0,
+                 long_mscale: float = 0.0):
         super().__init__()
         self.original = original_max_seq_len if short_factor else 0
         base = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
@@ -35,13 +36,13 @@ class RotaryEmbedding(nn.Module):
         if self.original:
             factor = max_seq_len / self.original
             scale = attention_factor or (1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(self.original)))
-        for name, factors in (("", short_factor), ("long_", long_factor)):
+        for name, factors, mscale in (("", short_factor, short_mscale), ("long_", long_factor, long_mscale)):
             if name and not self.original:
                 continue
             inv_freq = base / torch.tensor(factors, dtype=torch.float32) if self.original else base
             emb = torch.cat((torch.outer(positions, inv_freq),) * 2, dim=-1)
-            self.register_buffer(f"{name}cos", emb.cos() * scale, persistent=False)
-            self.register_buffer(f"{name}sin", emb.sin() * scale, persistent=False)
+            self.register_buffer(f"{name}cos", emb.cos() * (mscale or scale), persistent=False)
+            self.register_buffer(f"{name}sin", emb.sin() * (mscale or scale), persistent=False)
 
     def forward(self, seq_len: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
         if self.original and seq_len > self.original:

@@ -170,6 +170,7 @@ def _restore(ckpt_path: str, model, raw_model, optimizer, scheduler, reader, run
 ARCHITECTURE_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "norm", "mlp", "bias",
                        "lm_head_bias", "tie_embeddings", "n_experts", "top_k", "router", "rope_theta",
                        "rope_short_factor", "rope_long_factor", "rope_original_max_seq_len", "rope_attention_factor",
+                       "rope_short_mscale", "rope_long_mscale",
                        "sliding_window", "dense_every")
 
 

@@ -44,7 +44,8 @@ class Decoder(nn.Module):
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
         self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta, cfg.max_seq_len, cfg.rope_short_factor,
-                                    cfg.rope_long_factor, cfg.rope_original_max_seq_len, cfg.rope_attention_factor)
+                                    cfg.rope_long_factor, cfg.rope_original_max_seq_len, cfg.rope_attention_factor,
+                                    cfg.rope_short_mscale, cfg.rope_long_mscale)
         self.reset_parameters()
 
     @torch.no_grad()
