@@ -16,7 +16,7 @@ import pyarrow as pa
 from curation.document import TEXT_VIEWS, Document, Rejection
 from curation.page_filters import PAGE_FILTERS
 from curation.stage import Stage
-from curation.word_cache import DEFAULT_MAX_WORDS, warm_words
+from curation.word_cache import DEFAULT_MAX_WORDS, share_word_splits, warm_words
 
 #: Filter profiles: the filters in the order they run, their datatrove arguments, and the text view they judge.
 #: - "fineweb": FineWeb's filters as datatrove runs them, on the whole extracted text (C4 without its
@@ -150,6 +150,7 @@ class DatatroveFilter(Stage):
         dt_doc = DtDocument(text=judged, id=doc.id, metadata={})
         dt_filter = self.filter_for(doc.meta.get("language"))
         warm_words(dt_filter.language, judged, self.tokenizer_cache_words)
+        share_word_splits(dt_filter.language)
         verdict = dt_filter.filter(dt_doc)
         ok, reason = (verdict, "") if isinstance(verdict, bool) else (verdict[0], verdict[1])
         if not ok:

@@ -89,3 +89,34 @@ def cached_words(language: str) -> int:
     """How many chunks this process has warmed for `language` (for tests and memory accounting)."""
     cache = _CACHES.get(language)
     return len(cache.seen) if cache else 0
+
+
+class _SharedSplit:
+    """Wraps a datatrove word tokenizer's `word_tokenize` so the filters of one document (Gopher repetition,
+    Gopher quality, FineWeb quality all split the same judged text) tokenize it once: the last text's words
+    are kept and handed out as a fresh list. Same tokens, so every decision is unchanged."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.text: str | None = None
+        self.words: tuple[str, ...] = ()
+
+    def __call__(self, text):
+        if text is not self.text and text != self.text:
+            self.words = tuple(self.inner(text))
+            self.text = text
+        return list(self.words)
+
+
+def share_word_splits(language: str) -> bool:
+    """Install the one-document split cache on the tokenizer datatrove's filters use for `language`;
+    True once installed (idempotent)."""
+    try:
+        from datatrove.utils.word_tokenizers import load_word_tokenizer
+
+        tokenizer = load_word_tokenizer(language)
+    except Exception:  # no tokenizer here: the filter reports that itself
+        return False
+    if not isinstance(tokenizer.__dict__.get("word_tokenize"), _SharedSplit):
+        tokenizer.word_tokenize = _SharedSplit(tokenizer.word_tokenize)
+    return True

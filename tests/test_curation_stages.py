@@ -359,3 +359,21 @@ def test_unknown_extraction_engine_is_a_clear_error():
 
     with pytest.raises(ValueError, match="extract.engine"):
         ExtractText(ExtractConfig(engine="bs4")).setup()
+
+
+def test_filters_of_one_document_share_its_word_split():
+    """The split is computed once per judged text and handed out as a fresh list with the same tokens."""
+    from curation.word_cache import _SharedSplit
+
+    calls = []
+
+    def inner(text):
+        calls.append(text)
+        return text.split()
+
+    shared = _SharedSplit(inner)
+    text = "Water boils at one hundred degrees . It freezes at zero ."
+    first = shared(text)
+    first.append("mutated")  # a filter changing its list does not change the next filter's
+    assert shared(text) == text.split() and len(calls) == 1
+    assert shared("Another page .") == ["Another", "page", "."] and len(calls) == 2
