@@ -197,9 +197,9 @@ def run_assay(corpus: str, workers: int, side: str, ids_dir: str, cache_words: i
 
     from curation.dedup import MinHashConfig, MinHasher
     from curation.readers import ReaderConfig
-    from pipelines.beam_options import build_options
+    from pipelines.job.runner import build_options
     from pipelines.curate import chain_document_stages
-    from pipelines.stage_fn import REJECTED, ReadFn
+    from pipelines.job.beam_fns import REJECTED, ReadFn
 
     class BandKeys(beam.DoFn):
         """Counts the documents that reach MinHash and the band keys they produce; yields their ids."""

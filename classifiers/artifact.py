@@ -23,7 +23,7 @@ from typing import Any
 from classifiers.base import TextClassifier
 from classifiers.kinds import KIND_NAMES, kind_class
 from classifiers.shipped import resolve_model_dir
-from curation.shards import write_bytes_atomic
+from groundwork.atomic import write_bytes_atomic
 
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1

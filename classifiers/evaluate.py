@@ -19,7 +19,7 @@ from classifiers.metrics import evaluate_scores
 from classifiers.plots import write_plots
 from classifiers.threshold import choose_threshold
 from classifiers.train import truth_for
-from curation.shards import write_bytes_atomic
+from groundwork.atomic import write_bytes_atomic
 
 
 def evaluate(model_dir: str, label_dir: str, policy: ThresholdPolicy | None = None, split: str = "test",

@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 
 from classifiers.config import SplitConfig
 from curation.document import content_hash, domain_of
-from curation.shards import DOCS_DIR, shard_files, write_bytes_atomic
+from curation.shards import DOCS_DIR, shard_files
+from groundwork.atomic import write_bytes_atomic
 
 LABELS_FILE = "labels.parquet"
 SUMMARY_FILE = "labels.json"

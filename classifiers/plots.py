@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from curation.shards import write_bytes_atomic
+from groundwork.atomic import write_bytes_atomic
 
 
 def _save(fig, path: str) -> str:

@@ -74,17 +74,6 @@ def write_table_atomic(table: pa.Table, path: str, compression: str = "zstd") ->
     FileSystems.rename([tmp], [path])
 
 
-def write_bytes_atomic(data: bytes, path: str) -> None:
-    """Local atomic write for small files (JSON, PNG): temp file in the same directory, then rename."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def shard_files(directory: str) -> list[str]:
     """Finished Parquet shards in a directory (temporary files are ignored), in name order."""
     if not os.path.isdir(directory):

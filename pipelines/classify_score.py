@@ -18,10 +18,10 @@ from apache_beam.pvalue import TaggedOutput
 
 from curation.document import DOC_COLUMNS, LEDGER_SCHEMA, Document, Rejection, stable_id
 from curation.shards import DOCS_DIR, LEDGER_DIR, doc_schema, ensure_nonempty, publish, shard_files
-from pipelines.beam_options import build_options
-from pipelines.classify_stage import ClassifierStageConfig, apply_classifier_stage, classifier_stage_columns
-from pipelines.stage_fn import REJECTED
-from pipelines.write_beam import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
+from pipelines.job.runner import build_options
+from pipelines.job.classify import ClassifierStageConfig, apply_classifier_stage, classifier_stage_columns
+from pipelines.job.beam_fns import REJECTED
+from pipelines.job.write import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
 
 STAGING = ".staging"
 

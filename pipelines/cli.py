@@ -56,7 +56,7 @@ def _global(verbose: bool = typer.Option(False, "--verbose", "-v", help="show li
             logging.getLogger(noisy).setLevel(logging.WARNING)
         # workers' start-up notes forwarded through the runner ("No semi_persistent_directory found")
         logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
-        from pipelines.beam_worker import quiet_handlers
+        from pipelines.job.beam_worker import quiet_handlers
 
         quiet_handlers(logging.WARNING)
 

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from pipelines.ablate.plan import load_plan
-        from pipelines.config_loader import ConfigError
+        from groundwork.config import ConfigError
 
         console = Console(stderr=True)
         try:

@@ -131,7 +131,7 @@ def score(
     Example: assay classify score --model models/ref-ft --shards out/run --out out/scored --column ref_cls
     """
     from pipelines.classify_score import ScoreJobConfig, run_scoring
-    from pipelines.classify_stage import ClassifierStageConfig
+    from pipelines.job.classify import ClassifierStageConfig
 
     with _clear_errors():
         counts = run_scoring(ScoreJobConfig(shards, out, ClassifierStageConfig(model, column, threshold, mode),

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from rich.console import Console
 
-        from pipelines.config_loader import ConfigError, to_dict
+        from groundwork.config import ConfigError, to_dict
         from pipelines.curate_config import load_run_config
 
         console = Console(width=None if Console().is_terminal else 130)
@@ -72,9 +72,9 @@ def register(app: typer.Typer) -> None:
             console.print_json(json.dumps(to_dict(cfg)))
             return
         from pipelines.curate import run_curation
-        from pipelines.funnel import funnel_table
+        from pipelines.job.funnel import funnel_table
 
-        from pipelines.watchdog import WorkerLost
+        from pipelines.job.watchdog import WorkerLost
 
         try:
             result = run_curation(cfg, show_progress=progress)
@@ -154,7 +154,7 @@ def register(app: typer.Typer) -> None:
         """Show the per-stage funnel of a finished run (documents and bytes in/out, drop reasons)."""
         from rich.console import Console
 
-        from pipelines.funnel import funnel_table, load_funnel
+        from pipelines.job.funnel import funnel_table, load_funnel
 
         try:
             funnel = load_funnel(output)

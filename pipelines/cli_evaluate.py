@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from rich.console import Console
 
-        from pipelines.config_loader import ConfigError
+        from groundwork.config import ConfigError
         from pipelines.curate_config import load_run_config
         from pipelines.quality.gates import Gates, parse_max_kept
         from pipelines.quality.metrics import EvalSettings

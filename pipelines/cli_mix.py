@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         """Mix curated pools into token shards (help text: MIX_HELP)."""
         from rich.console import Console
 
-        from pipelines.config_loader import ConfigError
+        from groundwork.config import ConfigError
         from pipelines.mix.build import run_mix
         from pipelines.mix.recipe import load_recipe
         from pipelines.mix.sampling import BudgetError

@@ -25,13 +25,13 @@ from curation.readers import expand_inputs
 from curation.shards import (DOCS_DIR, LEDGER_DIR, RUN_FILE, STATS_DIR, doc_schema, ensure_nonempty, is_remote,
                              publish, write_bytes_atomic)
 from curation.stage import Stage
-from pipelines.beam_options import DASK_NAMES, build_options
-from pipelines.config_loader import to_dict
+from pipelines.job.runner import DASK_NAMES, build_options
+from groundwork.config import to_dict
 from pipelines.curate_config import RunConfig
-from pipelines.dask_cluster import close_clients, dask_address, local_cluster, partition_args
-from pipelines.dedup_beam import EXACT_COLUMNS, FUZZY_COLUMNS, ExactDedup, FuzzyDedup
-from pipelines.stage_fn import REJECTED, ReadFn, apply_stages, split_outputs
-from pipelines.write_beam import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
+from pipelines.job.dask_cluster import close_clients, dask_address, local_cluster, partition_args
+from pipelines.job.dedup import EXACT_COLUMNS, FUZZY_COLUMNS, ExactDedup, FuzzyDedup
+from pipelines.job.beam_fns import REJECTED, ReadFn, apply_stages, split_outputs
+from pipelines.job.write import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
 
 STAGING = ".staging"
 
@@ -54,8 +54,8 @@ def document_stages(cfg: RunConfig) -> list[Stage]:
 def classifier_configs(cfg: RunConfig) -> list:
     if "classifiers" not in cfg.stages or not cfg.classifiers:
         return []
-    from pipelines.classify_stage import ClassifierStageConfig
-    from pipelines.config_loader import from_dict
+    from pipelines.job.classify import ClassifierStageConfig
+    from groundwork.config import from_dict
 
     return [from_dict(ClassifierStageConfig, dict(c), f"classifiers[{i}]") for i, c in enumerate(cfg.classifiers)]
 
@@ -109,7 +109,7 @@ def build_pipeline(p: beam.Pipeline, cfg: RunConfig, staging: str, progress_dir:
             docs, dropped = docs | "fuzzy_dedup" >> FuzzyDedup(cfg.dedup.minhash)
             rejected.append(dropped)
     if classifier_configs(cfg):
-        from pipelines.classify_stage import apply_classifier_stage
+        from pipelines.job.classify import apply_classifier_stage
 
         for c in classifier_configs(cfg):
             docs, dropped = apply_classifier_stage(docs, c)
@@ -139,7 +139,7 @@ class RunResult:
 
 def run_curation(cfg: RunConfig, output: str | None = None, show_progress: bool | None = None) -> RunResult:
     """Run the pipeline to completion and publish its output; returns the funnel."""
-    from pipelines.funnel import funnel_from_metrics, funnel_from_outputs, write_stats
+    from pipelines.job.funnel import funnel_from_metrics, funnel_from_outputs, write_stats
 
     out = output or cfg.output.path
     out = out.rstrip("/") if is_remote(out) else os.path.abspath(out)
@@ -214,8 +214,8 @@ def _run(p: beam.Pipeline):
 def _run_watched(p: beam.Pipeline, progress_dir: str | None, order: list[str], watchdog_s: float):
     """Run in a thread; show progress (when `progress_dir`) and watch the worker processes (when
     `watchdog_s`): a lost worker fails the run with its cause instead of a hang."""
-    from pipelines.progress import watch
-    from pipelines.watchdog import Watchdog
+    from pipelines.job.progress import watch
+    from pipelines.job.watchdog import Watchdog
 
     box: dict = {}
 
@@ -238,7 +238,7 @@ def _run_watched(p: beam.Pipeline, progress_dir: str | None, order: list[str], w
             thread.join(30)  # the workers were killed: the runner fails quickly
             break
     if (dog and dog.error) or "error" in box:
-        from pipelines.watchdog import kill_workers
+        from pipelines.job.watchdog import kill_workers
 
         kill_workers()  # a failed local run leaves no worker behind
     if dog and dog.error:

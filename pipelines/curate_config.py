@@ -15,7 +15,7 @@ from curation.filters import FilterConfig
 from curation.langid import LangIdConfig
 from curation.pii import PIIConfig
 from curation.readers import ReaderConfig
-from pipelines.config_loader import from_dict, load_toml
+from groundwork.config import from_dict, load_toml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"

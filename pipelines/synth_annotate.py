@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.beam_options import build_options
+from pipelines.job.runner import build_options
 from pipelines.classify_score import ReadShardFn, input_shards
-from pipelines.stage_fn import NAMESPACE, REJECTED
+from pipelines.job.beam_fns import NAMESPACE, REJECTED
 from pipelines.synth_beam import (USAGE_FIELDS, finish_output, input_schema, prepare_staging, usage_from_metrics,
                                   write_output)
 from synth.backends import check_backend_config

@@ -20,9 +20,9 @@ from curation.decontam import DecontamConfig, DecontamStage
 from curation.document import DOC_COLUMNS, LEDGER_SCHEMA, Document, Rejection
 from curation.shards import (DOCS_DIR, LEDGER_DIR, STATS_DIR, doc_schema, ensure_nonempty, publish, shard_files,
                              write_bytes_atomic)
-from pipelines.dedup_beam import EXACT_COLUMNS, FUZZY_COLUMNS, ExactDedup, FuzzyDedup
-from pipelines.stage_fn import NAMESPACE, REJECTED, apply_stages
-from pipelines.write_beam import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
+from pipelines.job.dedup import EXACT_COLUMNS, FUZZY_COLUMNS, ExactDedup, FuzzyDedup
+from pipelines.job.beam_fns import NAMESPACE, REJECTED, apply_stages
+from pipelines.job.write import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
 from synth.config import BackendConfig, Sampling
 from synth.isolation import SandboxUnavailable
 

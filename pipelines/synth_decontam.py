@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from curation.decontam import DecontamConfig, DecontamStage
-from pipelines.beam_options import build_options
+from pipelines.job.runner import build_options
 from pipelines.classify_score import ReadShardFn, input_shards
-from pipelines.stage_fn import REJECTED, apply_stages
+from pipelines.job.beam_fns import REJECTED, apply_stages
 from pipelines.synth_beam import finish_output, input_schema, prepare_staging, write_output
 
 

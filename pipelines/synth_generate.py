@@ -17,9 +17,9 @@ import apache_beam as beam
 
 from curation.decontam import DecontamConfig
 from curation.shards import STATS_DIR, list_shards
-from pipelines.beam_options import build_options
+from pipelines.job.runner import build_options
 from pipelines.classify_score import ReadShardFn, input_shards
-from pipelines.stage_fn import REJECTED
+from pipelines.job.beam_fns import REJECTED
 from pipelines.synth_beam import (answer, apply_fn, finish_output, prepare_staging, quality_control, synth_schema,
                                   usage_from_metrics, write_output)
 from synth.backends import check_backend_config

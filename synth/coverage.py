@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from curation.shards import DOCS_DIR, LEDGER_DIR, STATS_DIR, write_bytes_atomic
+from curation.shards import DOCS_DIR, LEDGER_DIR, STATS_DIR
+from groundwork.atomic import write_bytes_atomic
 
 
 LABEL_COLUMNS = {"generator": "VARCHAR", "topic": "VARCHAR", "audience": "VARCHAR", "style": "VARCHAR",

@@ -6,7 +6,7 @@ import pytest
 from pipelines.ablate.cells import plan_cells
 from pipelines.ablate.plan import load_plan
 from pipelines.ablate.stats import fit_scaling, mean_ci, rank, rank_agreement
-from pipelines.config_loader import ConfigError
+from groundwork.config import ConfigError
 
 
 def test_mean_ci_matches_the_t_table():

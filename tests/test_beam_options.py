@@ -4,7 +4,7 @@ from apache_beam.options.pipeline_options import (DebugOptions, DirectOptions, G
                                                   StandardOptions, WorkerOptions)
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipelines.beam_options import build_options
+from pipelines.job.runner import build_options
 
 
 def test_local_is_fn_api_runner_with_worker_processes():
@@ -12,7 +12,7 @@ def test_local_is_fn_api_runner_with_worker_processes():
     assert isinstance(runner, FnApiRunner)
     assert options.view_as(DirectOptions).direct_num_workers == 3
     # the worker processes start through our quiet entry point
-    assert "pipelines.beam_worker" in runner._default_environment.command_string
+    assert "pipelines.job.beam_worker" in runner._default_environment.command_string
     _, threads = build_options("local", workers=2, mode="multi_threading")
     assert threads.view_as(DirectOptions).direct_running_mode == "multi_threading"
 

@@ -183,7 +183,7 @@ def test_unreadable_shard_goes_to_the_ledger_not_a_crash(model_dir, shards, tmp_
     import pyarrow.parquet as pq
 
     from pipelines.classify_score import ScoreJobConfig, run_scoring
-    from pipelines.classify_stage import ClassifierStageConfig
+    from pipelines.job.classify import ClassifierStageConfig
 
     src = tmp_path / "in"
     src.mkdir()

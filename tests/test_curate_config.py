@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config_loader import to_dict
+from groundwork.config import to_dict
 from pipelines.curate_config import RunConfig, load_run_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "curate.example.toml"

@@ -173,7 +173,7 @@ def test_a_document_past_the_stage_time_limit_goes_to_the_ledger_and_the_rest_fl
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines.stage_fn import apply_stages
+    from pipelines.job.beam_fns import apply_stages
 
     docs = [Document(id=f"d{i}", text=f"fine document {i}", source="t") for i in range(4)]
     docs.insert(2, Document(id="slow", text="a SLOW one", source="t"))

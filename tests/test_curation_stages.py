@@ -201,7 +201,7 @@ def test_fused_stage_chain_matches_stages_run_one_by_one():
     from apache_beam.testing.util import assert_that, equal_to
 
     from pipelines.curate import chain_document_stages
-    from pipelines.stage_fn import NAMESPACE, utf8_len
+    from pipelines.job.beam_fns import NAMESPACE, utf8_len
 
     docs = chain_texts()
     def make_stages() -> list[Stage]:

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.curate import run_curation
 from pipelines.curate_config import load_run_config
-from pipelines.funnel import load_funnel
+from pipelines.job.funnel import load_funnel
 
 pytest.importorskip("distributed")
 
@@ -97,8 +97,8 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_output_is_unchanged(local_r
 
 
 def test_the_dask_runner_needs_an_address_or_starts_a_cluster():
-    from pipelines.beam_options import build_options
-    from pipelines.dask_cluster import dask_address, partition_args
+    from pipelines.job.runner import build_options
+    from pipelines.job.dask_cluster import dask_address, partition_args
 
     with pytest.raises(ValueError, match="--dask-address"):
         build_options("dask", 2, "multi_processing", [])

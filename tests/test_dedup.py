@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from curation.dedup import MinHashConfig, MinHasher, connected_components, jaccard
 from curation.document import Document
-from pipelines.dedup_beam import ExactDedup, FuzzyDedup
+from pipelines.job.dedup import ExactDedup, FuzzyDedup
 
 VOCAB_RNG = random.Random(7)
 VOCAB = ["".join(VOCAB_RNG.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(VOCAB_RNG.randint(3, 9)))

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.curate import run_curation
 from pipelines.curate_config import load_run_config
-from pipelines.watchdog import WorkerLost, worker_states
+from pipelines.job.watchdog import WorkerLost, worker_states
 
 
 @pytest.mark.parametrize("sig", [signal.SIGSTOP, signal.SIGKILL], ids=["stopped", "killed"])

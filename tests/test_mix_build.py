@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from curation.shards import doc_schema, rows_to_table, write_table_atomic
-from pipelines.config_loader import ConfigError
+from groundwork.config import ConfigError
 from pipelines.mix.build import run_mix
 from pipelines.mix.recipe import load_recipe
 from pipelines.mix.sampling import BudgetError

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from pipelines.config_loader import ConfigError
+from groundwork.config import ConfigError
 from pipelines.mix.recipe import Recipe, PhaseSpec, PoolSpec, load_recipe, recipe_hash
 from pipelines.mix.sampling import BudgetError, plan_phases
 from trainer.tokenizer import (EOS_TOKEN, SPECIAL_TOKENS, TokenizerError, eos_id, load_tokenizer, save_tokenizer,

@@ -28,7 +28,7 @@ def check_pools(recipe) -> str:
     """"ok", or why the recipe's pools cannot be read (missing shards, a column the predicate needs)."""
     import duckdb
 
-    from pipelines.config_loader import ConfigError
+    from groundwork.config import ConfigError
     from pipelines.mix.pools import count_pool, resolve_pools
 
     try:
@@ -50,7 +50,7 @@ def eval_info_now(plan: Plan) -> tuple[dict | None, str]:
     """The eval-set record a run would hash into each cell's config, built in a temporary folder (the dry run
     writes nothing under the output); (None, reason) when the sets cannot be built."""
     from pipelines.ablate.evalsets import build_eval_sets
-    from pipelines.config_loader import ConfigError
+    from groundwork.config import ConfigError
 
     try:
         with tempfile.TemporaryDirectory(prefix="assay-dryrun-") as tmp:

@@ -22,7 +22,7 @@ def build_eval_sets(plan: Plan, output: str) -> dict[str, dict[str, Any]]:
     import pyarrow as pa
 
     from curation.shards import write_table_atomic
-    from pipelines.config_loader import ConfigError
+    from groundwork.config import ConfigError
     from pipelines.mix.pools import PoolFiles, count_pool, is_heldout, pool_files, pool_query
     from pipelines.mix.recipe import PoolSpec
     from trainer.token_shards import file_sha256

@@ -40,7 +40,7 @@ def ensure_mix(recipe: Recipe, cache: str, label: str, console=None) -> tuple[st
     BudgetError / TokenizerError when a pool is missing or too small."""
     from pipelines.mix.build import run_mix
 
-    from curation.shards import write_bytes_atomic
+    from groundwork.atomic import write_bytes_atomic
 
     digest, data = recipe_hash(recipe), pools_fingerprint(recipe)
     found = cached_mix(cache, digest, data)

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.config_loader import ConfigError, from_dict, load_toml
+from groundwork.config import ConfigError, from_dict, load_toml
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 #: TrainConfig fields the ablation sets per cell; a plan may not override them.

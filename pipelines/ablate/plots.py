@@ -20,7 +20,7 @@ def _figure(ncols: int):
 
 
 def _save(plt, fig, path: str) -> None:
-    from curation.shards import write_bytes_atomic
+    from groundwork.atomic import write_bytes_atomic
 
     buf = io.BytesIO()
     fig.tight_layout()

@@ -118,7 +118,7 @@ def build_report(output: str) -> dict[str, Any]:
     ylabel = f"1 - {primary}" if hib else primary
     plots.scaling(points, fits, ylabel, os.path.join(output, "scaling.png"))
     write_json_atomic(os.path.join(output, "report.json"), report)
-    from curation.shards import write_bytes_atomic
+    from groundwork.atomic import write_bytes_atomic
 
     write_bytes_atomic(render_markdown(report).encode("utf-8"), os.path.join(output, "report.md"))
     return report

@@ -36,7 +36,7 @@ class RunSummary:
 
 
 def write_json_atomic(path: str, data: Any) -> None:
-    from curation.shards import write_bytes_atomic
+    from groundwork.atomic import write_bytes_atomic
 
     write_bytes_atomic(json.dumps(data, indent=2, sort_keys=True, default=str).encode("utf-8"), path)
 
@@ -64,7 +64,7 @@ def run_plan(plan: Plan, output: str | None = None, log: Callable[[str], None] =
 
 
 def _run_plan(plan: Plan, output: str, log: Callable[[str], None]) -> RunSummary:
-    from pipelines.config_loader import ConfigError
+    from groundwork.config import ConfigError
     from pipelines.mix.sampling import BudgetError
     from pipelines.ablate.mixcache import ensure_mix
     from trainer.tokenizer import TokenizerError
@@ -119,7 +119,7 @@ def _run_plan(plan: Plan, output: str, log: Callable[[str], None]) -> RunSummary
 
 
 def _plan_record(plan: Plan) -> dict:
-    from pipelines.config_loader import to_dict
+    from groundwork.config import to_dict
 
     return to_dict(plan)
 
@@ -153,7 +153,7 @@ def cell_config(plan: Plan, cell: Cell, eval_info: dict) -> dict:
     the trainer config (without paths, the MFU denominator and display settings), the resolved recipe, the
     data its pools read (pools_fingerprint), the eval sets (with their file hashes) and tasks. A finished
     cell whose hash differs is rerun."""
-    from pipelines.config_loader import to_dict as plain
+    from groundwork.config import to_dict as plain
     from pipelines.mix.pools import pools_fingerprint
     from pipelines.mix.recipe import recipe_dict
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from curation.document import content_hash
 from curation.shards import DOCS_DIR, shard_files
-from pipelines.config_loader import ConfigError
+from groundwork.config import ConfigError
 from pipelines.mix.recipe import PoolSpec, Recipe
 
 log = logging.getLogger(__name__)

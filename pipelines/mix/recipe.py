@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from pipelines.config_loader import ConfigError, from_dict, load_toml, to_dict
+from groundwork.config import ConfigError, from_dict, load_toml, to_dict
 
 POOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 RUNNER_MODES = ("multi_processing", "in_memory", "multi_threading")

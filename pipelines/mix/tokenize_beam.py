@@ -151,9 +151,9 @@ class StagedTokens:
 
 def run_tokenize(pools: list[PoolFiles], tokenizer_path: str, staging: str, heldout_dir: str | None,
                  heldout_fraction: float, runner_spec: RunnerSpec) -> None:
-    from pipelines.beam_options import build_options
+    from pipelines.job.runner import RunnerConfig, build_options
 
-    runner, options = build_options("local", workers=runner_spec.workers, mode=runner_spec.mode)
+    runner, options = build_options(RunnerConfig(workers=runner_spec.workers, mode=runner_spec.mode))
     with beam.Pipeline(runner=runner, options=options) as p:
         build_tokenize_pipeline(p, pools, tokenizer_path, staging, heldout_dir, heldout_fraction,
                                 runner_spec.rows_per_task)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 
-from curation.shards import write_bytes_atomic
+from groundwork.atomic import write_bytes_atomic
 from pipelines.quality.metrics import EXACT_BIN, JACCARD_BINS, QualityReport
 
 REPORT_MD, REPORT_JSON, REPORT_PNG = "quality.md", "quality.json", "quality.png"

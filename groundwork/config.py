@@ -1,7 +1,8 @@
-"""Build nested config dataclasses from TOML, naming the exact field at fault on bad input.
+"""Config files as nested dataclasses: TOML in, dataclass out, naming the exact field at fault on bad input.
 
-Shared by every config file assay reads (run configs, recipes, training configs), so they all give the
-same kind of error: `curate.toml: langid.threshold: expected float, got 'high'`.
+Every config assay reads (run configs, recipes, plans, trainer configs) goes through `load_config`, so they
+all give the same kind of error: `curate.toml: langid.threshold: expected float, got 'high'`. A dataclass
+checks its own values in `__post_init__` (raising ValueError); the loader adds the field's path.
 """
 from __future__ import annotations
 
@@ -9,13 +10,23 @@ import dataclasses
 import tomllib
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
 
 class ConfigError(ValueError):
     """A config value is missing, unknown or of the wrong type; the message names the field."""
+
+
+def load_config(cls: type[T], path: str, build: Callable[[dict[str, Any]], T] | None = None) -> T:
+    """The dataclass `cls` from the TOML file `path` (`build` turns the table into one when `from_dict` alone
+    does not do: presets, path resolution); every error starts with the file's path."""
+    data = load_toml(path)
+    try:
+        return build(data) if build else from_dict(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def load_toml(path: str) -> dict[str, Any]:

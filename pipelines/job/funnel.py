@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 
-from curation.shards import DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, STATS_DIR, write_bytes_atomic
-from pipelines.stage_fn import NAMESPACE
+from curation.shards import DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, STATS_DIR
+from groundwork.atomic import write_bytes_atomic
+from pipelines.job.beam_fns import NAMESPACE
 
 
 def funnel_from_metrics(result, order: list[str]) -> dict:

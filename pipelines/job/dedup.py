@@ -13,7 +13,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from curation.dedup import MinHashConfig, MinHasher, connected_components
 from curation.document import Document, Rejection, content_hash
-from pipelines.stage_fn import REJECTED, Counters, split_outputs
+from pipelines.job.beam_fns import REJECTED, Counters, split_outputs
 
 EXACT_COLUMNS = {"content_hash": pa.string(), "exact_dup_count": pa.int64()}
 FUZZY_COLUMNS = {"minhash_cluster": pa.string(), "minhash_cluster_size": pa.int64()}

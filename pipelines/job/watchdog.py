@@ -3,7 +3,7 @@
 Beam's FnApiRunner does not notice a worker process that stopped (SIGSTOP, a debugger, a hung C extension
 after a fork) and, when a worker exits at start-up (seen inside a network namespace with its loopback
 down: "Worker subprocess exited with return code 1"), it waits forever for it. The watchdog looks at this
-process's `pipelines.beam_worker` children twice a second: a worker that was running and is now gone,
+process's `pipelines.job.beam_worker` children twice a second: a worker that was running and is now gone,
 a zombie or stopped, or no worker at all, for `grace_s` seconds while the pipeline still runs, ends the
 run with WorkerLost (naming the pid and what happened), after killing the remaining workers.
 """
@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 
-WORKER_MARK = b"pipelines.beam_worker"
+WORKER_MARK = b"pipelines.job.beam_worker"
 
 
 class WorkerLost(RuntimeError):
@@ -89,7 +89,7 @@ class Watchdog(threading.Thread):
                 self.error = WorkerLost(
                     f"no local worker process was running {self.startup_s:g} s after the start: workers exit at "
                     "once when they cannot reach the runner (the loopback interface is down, or a firewall blocks "
-                    "127.0.0.1); check that `python -m pipelines.beam_worker --help` runs here")
+                    "127.0.0.1); check that `python -m pipelines.job.beam_worker --help` runs here")
             if self.error is not None:
                 _kill(states)
                 return

@@ -19,7 +19,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from classifiers.artifact import verify_model_dir
 from curation.document import Document, Rejection
-from pipelines.stage_fn import REJECTED, Counters, utf8_len
+from pipelines.job.beam_fns import REJECTED, Counters, utf8_len
 
 MODES = ("drop", "annotate")
 
@@ -122,7 +122,7 @@ def _bucket(doc) -> tuple[int, object]:
 def apply_classifier_stage(docs, cfg: ClassifierStageConfig):
     """docs (PCollection[Document]) -> (kept PCollection[Document], PCollection[Rejection])."""
     from classifiers.inference import handler_for
-    from pipelines.stage_fn import split_outputs
+    from pipelines.job.beam_fns import split_outputs
 
     threshold = resolve_threshold(cfg)
     handler = handler_for(cfg.model_dir, max_batch_size=cfg.max_batch_size)
