@@ -96,8 +96,9 @@ def beam_rate(model_dir: str, texts: list[str], n: int, batch: int) -> tuple[flo
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+    from classifiers.scoring import ClassifierStageConfig
     from curation.document import Document
-    from pipelines.job.classify import ClassifierStageConfig, apply_classifier_stage
+    from pipelines.job.classify import apply_classifier_stage
 
     per = 1000
     texts_path = os.path.join(model_dir, os.pardir, "bench-texts.json")

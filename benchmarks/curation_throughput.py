@@ -197,9 +197,9 @@ def run_assay(corpus: str, workers: int, side: str, ids_dir: str, cache_words: i
 
     from curation.dedup import MinHashConfig, MinHasher
     from curation.readers import ReaderConfig
-    from pipelines.job.runner import build_options
-    from pipelines.curate import chain_document_stages
     from pipelines.job.beam_fns import REJECTED, ReadFn
+    from pipelines.job.runner import RunnerConfig, build_options
+    from pipelines.job.steps import PerDocument, StepContext
 
     class BandKeys(beam.DoFn):
         """Counts the documents that reach MinHash and the band keys they produce; yields their ids."""
@@ -217,14 +217,14 @@ def run_assay(corpus: str, workers: int, side: str, ids_dir: str, cache_words: i
     stages = assay_stages(side, timeout, cache_words)
     files = sorted(glob.glob(os.path.join(corpus, "*.jsonl")))
     shutil.rmtree(ids_dir, ignore_errors=True)
-    runner, options = build_options("local", workers, "multi_processing")
+    runner, options = build_options(RunnerConfig(workers=workers, mode="multi_processing"))
     start = time.perf_counter()
     p = beam.Pipeline(runner=runner, options=options)
     read = (p | "files" >> beam.Create(files) | "spread" >> beam.Reshuffle()
             | "read" >> beam.ParDo(ReadFn(ReaderConfig(format="jsonl"))).with_outputs(REJECTED, main="docs"))
     # the JSONL reader marks text as plain; these lines hold HTML pages
     html = read.docs | "as_html" >> beam.Map(lambda d: d.with_text(d.text, mime="text/html"))
-    kept, _ = chain_document_stages(html, stages, None)
+    kept, _ = PerDocument(*stages).expand(html, StepContext())
     _ = (kept | "minhash" >> beam.ParDo(BandKeys())
          | "ids" >> beam.io.WriteToText(os.path.join(ids_dir, "kept")))
     result = p.run()

@@ -83,14 +83,24 @@ def shard_files(directory: str) -> list[str]:
     )
 
 
-def read_documents(directory: str, columns: list[str] | None = None) -> Iterator[Document]:
-    """Stream Documents back from a directory of document shards (or from an output dir's docs/)."""
-    if os.path.isdir(os.path.join(directory, DOCS_DIR)):
-        directory = os.path.join(directory, DOCS_DIR)
-    files = shard_files(directory)
+def document_shards(path: str) -> list[str]:
+    """The document shard files of `path`: an output folder (its docs/), a folder of shards, or one shard file
+    (local, or gs:// / s3://). FileNotFoundError, saying what to pass, when there are none."""
+    if is_remote(path):
+        files = list_shards(f"{path.rstrip('/')}/{DOCS_DIR}") or list_shards(path.rstrip("/"))
+    elif os.path.isfile(path):
+        files = [path]
+    else:
+        files = shard_files(os.path.join(path, DOCS_DIR)) or shard_files(path)
     if not files:
-        raise FileNotFoundError(f"no Parquet shards in {directory!r}: run `assay run --output DIR` first")
-    for path in files:
+        raise FileNotFoundError(f"no Parquet shards in {path!r}: pass an `assay run` output folder, its docs/ "
+                                "folder or a .parquet file")
+    return files
+
+
+def read_documents(directory: str, columns: list[str] | None = None) -> Iterator[Document]:
+    """Stream Documents back from document shards (an output folder, its docs/, or shard files)."""
+    for path in document_shards(directory):
         pf = pq.ParquetFile(path)
         for batch in pf.iter_batches(columns=columns, batch_size=2048):
             for row in batch.to_pylist():

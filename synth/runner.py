@@ -25,7 +25,7 @@ def answer_items(backend: Backend, items: list[PromptItem], sampling: Sampling,
         else:
             backend.usage.cache_hits += 1
             answers[i] = Answer(item, comp, backend.model_id, backend.kind, sampling, key, cached=True)
-    step = max(1, getattr(getattr(backend, "cfg", None), "batch_size", len(missing) or 1))
+    step = backend.batch_size
     for start in range(0, len(missing), step):  # cache each batch as soon as it is done
         chunk = missing[start:start + step]
         comps = backend.generate([items[i].messages for i in chunk], sampling, seeds=[items[i].seed for i in chunk])

@@ -295,7 +295,7 @@ class BoundedServer(ThreadingHTTPServer):
 
 def make_server(backend: Backend, cfg: ServeConfig) -> BoundedServer:
     model_name = cfg.served_model or backend.model_id.split("@")[0]
-    batcher = Batcher(backend, cfg.batch_wait_s, getattr(getattr(backend, "cfg", None), "batch_size", 8))
+    batcher = Batcher(backend, cfg.batch_wait_s, backend.batch_size)
 
     class Handler(_QuietHandler):
         timeout = cfg.socket_timeout_s

@@ -182,16 +182,18 @@ def test_cli_labels_train_eval_score(shards, tmp_path):
 def test_unreadable_shard_goes_to_the_ledger_not_a_crash(model_dir, shards, tmp_path):
     import pyarrow.parquet as pq
 
+    from classifiers.scoring import ClassifierStageConfig
     from pipelines.classify_score import ScoreJobConfig, run_scoring
-    from pipelines.job.classify import ClassifierStageConfig
+    from pipelines.job.runner import RunnerConfig
 
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(os.path.join(shards, "docs", "part-00000-of-00001.parquet"), src / "part-00000-of-00002.parquet")
     (src / "part-00001-of-00002.parquet").write_bytes(b"PAR1 this is not a parquet file")
     cfg = ClassifierStageConfig(model_dir, "k", mode="annotate")
-    counts = run_scoring(ScoreJobConfig(str(src), str(tmp_path / "out"), cfg, mode="in_memory", workers=1))
+    counts = run_scoring(ScoreJobConfig(str(src), str(tmp_path / "out"), cfg,
+                                        runner=RunnerConfig(workers=1, mode="in_memory")))
     ledger = pq.read_table(tmp_path / "out" / "rejected").to_pylist()
-    assert [(r["stage"], r["reason"]) for r in ledger] == [("classify:read", "unreadable_shard")]
+    assert [(r["stage"], r["reason"]) for r in ledger] == [("read", "unreadable_shard")]
     assert ledger[0]["source"].endswith("part-00001-of-00002.parquet")
     assert counts["kept"] == len(list(read_documents(shards)))

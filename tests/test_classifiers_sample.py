@@ -133,8 +133,9 @@ def test_kind_reaches_held_out_auc_and_records_threshold(kind, ref_models, ref_l
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_beam_scoring_equals_direct_scoring(kind, ref_models, ref_labels, tmp_path):
+    from classifiers.scoring import ClassifierStageConfig
     from pipelines.classify_score import ScoreJobConfig, run_scoring
-    from pipelines.job.classify import ClassifierStageConfig
+    from pipelines.job.runner import RunnerConfig
 
     model_dir, clf, _ = ref_models[kind]
     rows = read_labels(ref_labels, "test")[0][:40]
@@ -144,7 +145,8 @@ def test_beam_scoring_equals_direct_scoring(kind, ref_models, ref_labels, tmp_pa
     direct = dict(zip([d.id for d in docs], clf.score([d.text for d in docs])))
     threshold = float(np.median(list(direct.values())))
     cfg = ClassifierStageConfig(model_dir, "ref_cls", threshold=threshold, mode="drop", max_batch_size=7)
-    counts = run_scoring(ScoreJobConfig(str(src), str(tmp_path / "out"), cfg, mode="in_memory", workers=1))
+    counts = run_scoring(ScoreJobConfig(str(src), str(tmp_path / "out"), cfg,
+                                        runner=RunnerConfig(workers=1, mode="in_memory")))
 
     kept = {d.id: d.meta["ref_cls"] for d in read_documents(str(tmp_path / "out"))}
     ledger = pq.read_table(tmp_path / "out" / "rejected").to_pylist()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from groundwork.config import to_dict
-from pipelines.curate_config import RunConfig, load_run_config
+from pipelines.curate.config import CurateConfig, load_curate_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "curate.example.toml"
 
@@ -20,10 +20,10 @@ def keys(tree: dict, prefix: str = "") -> set[str]:
 
 
 def test_example_config_names_every_key_with_its_default():
-    defaults = to_dict(RunConfig())
+    defaults = to_dict(CurateConfig())
     example = tomllib.loads(EXAMPLE.read_text())
     assert keys(defaults) - {"classifiers"} <= keys(example), "add the new keys to configs/curate.example.toml"
-    loaded = to_dict(load_run_config(str(EXAMPLE)))
+    loaded = to_dict(load_curate_config(str(EXAMPLE)))
     for section in ("extract", "langid", "pii", "dedup", "output", "runner"):
         assert loaded[section] == defaults[section], section
     assert loaded["input"]["reader"] == defaults["input"]["reader"]
@@ -35,4 +35,4 @@ def test_a_retired_key_is_a_clear_error(tmp_path):
     old = tmp_path / "old.toml"
     old.write_text("[filters]\ntokenizer_warmup_chars = 5\n")
     with pytest.raises(Exception, match="tokenizer_warmup_chars.*tokenizer_cache_words"):
-        load_run_config(str(old))
+        load_curate_config(str(old))

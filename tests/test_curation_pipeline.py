@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.curate import run_curation
-from pipelines.curate_config import SAMPLE_DIR, RunConfig
+from pipelines.curate.job import run_curation
+from pipelines.curate.config import SAMPLE_DIR, CurateConfig
 
 MANIFEST = SAMPLE_DIR / "manifest.jsonl"
 QUALITY_STAGES = {"extract", "langid", "release_notes", "link_density", "gopher_repetition", "gopher_quality",
@@ -19,7 +19,7 @@ QUALITY_STAGES = {"extract", "langid", "release_notes", "link_density", "gopher_
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sample") / "out"
-    cfg = RunConfig()
+    cfg = CurateConfig()
     cfg.runner.workers = 2
     result = run_curation(cfg, output=str(out), show_progress=False)
     con = duckdb.connect()

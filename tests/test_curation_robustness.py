@@ -17,8 +17,8 @@ from warcio.warcwriter import WARCWriter
 
 from curation.document import Document
 from curation.stage import Stage
-from pipelines.curate import run_curation
-from pipelines.curate_config import SAMPLE_DIR, RunConfig
+from pipelines.curate.job import run_curation
+from pipelines.curate.config import SAMPLE_DIR, CurateConfig
 
 PROSE = ("Indexes let a database find rows without reading the whole table. A B-tree keeps keys in order, "
          "so range queries and sorted scans are cheap, and every lookup touches only a few pages. ") * 12
@@ -37,8 +37,8 @@ def page(title: str) -> bytes:
     return f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1><p>{PROSE}</p></article></body></html>".encode()
 
 
-def config(inputs: list[str], out: str, workers=1, mode="in_memory") -> RunConfig:
-    cfg = RunConfig()
+def config(inputs: list[str], out: str, workers=1, mode="in_memory") -> CurateConfig:
+    cfg = CurateConfig()
     cfg.input.paths = inputs
     cfg.output.path = out
     cfg.output.histograms = False
@@ -173,13 +173,13 @@ def test_a_document_past_the_stage_time_limit_goes_to_the_ledger_and_the_rest_fl
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines.job.beam_fns import apply_stages
+    from pipelines.job.steps import PerDocument, StepContext
 
     docs = [Document(id=f"d{i}", text=f"fine document {i}", source="t") for i in range(4)]
     docs.insert(2, Document(id="slow", text="a SLOW one", source="t"))
     start = time.monotonic()
     with beam.Pipeline() as p:
-        kept, rejected = apply_stages(p | beam.Create(docs), [SlowOnMarkedDocs()], None, timeout_s=0.3)
+        kept, [rejected] = PerDocument(SlowOnMarkedDocs()).expand(p | beam.Create(docs), StepContext(stage_timeout_s=0.3))
         assert_that(kept | "ids" >> beam.Map(lambda d: d.id), equal_to([f"d{i}" for i in range(4)]), label="kept")
         assert_that(rejected | "why" >> beam.Map(lambda r: (r.id, r.stage, r.reason, "stage_timeout_s" in r.detail)),
                     equal_to([("slow", "slow_filter", "timeout", True)]), label="rejected")
@@ -187,7 +187,7 @@ def test_a_document_past_the_stage_time_limit_goes_to_the_ledger_and_the_rest_fl
 
 
 def test_stage_time_limit_config_is_checked():
-    from pipelines.curate_config import RunnerConfig
+    from pipelines.job.runner import RunnerConfig
 
     assert RunnerConfig().stage_timeout_s == 120.0
     with pytest.raises(ValueError, match="stage_timeout_s must be >= 0"):

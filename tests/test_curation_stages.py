@@ -143,7 +143,7 @@ def test_extraction_keeps_article_and_rejects_empty_pages():
 def sample_pages(limit: int, max_chars: int = 30_000) -> list[Document]:
     """Real HTML pages from the embedded sample corpus, the smaller ones first (keeps the test quick)."""
     from curation.readers import ReaderConfig, read_input
-    from pipelines.curate_config import SAMPLE_DIR
+    from pipelines.curate.config import SAMPLE_DIR
 
     pages = [d for path in sorted(SAMPLE_DIR.glob("*.warc.gz")) for d in read_input(str(path), ReaderConfig())
              if isinstance(d, Document) and d.mime == "text/html" and len(d.text) <= max_chars]
@@ -200,7 +200,7 @@ def test_fused_stage_chain_matches_stages_run_one_by_one():
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines.curate import chain_document_stages
+    from pipelines.job.steps import PerDocument, StepContext
     from pipelines.job.beam_fns import NAMESPACE, utf8_len
 
     docs = chain_texts()
@@ -234,7 +234,7 @@ def test_fused_stage_chain_matches_stages_run_one_by_one():
     assert expected_kept, "some documents should pass every stage"
 
     p = beam.Pipeline(runner=FnApiRunner(), options=PipelineOptions(["--direct_running_mode=in_memory"]))
-    kept, rejected = chain_document_stages(p | beam.Create(docs), make_stages(), None)
+    kept, rejected = PerDocument(*make_stages()).expand(p | beam.Create(docs), StepContext())
     assert len(rejected) == 1
     assert_that(kept | "k" >> beam.Map(lambda d: (d.id, d.text, tuple(sorted(d.meta.items())))),
                 equal_to(expected_kept), label="kept")

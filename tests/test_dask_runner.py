@@ -9,15 +9,15 @@ import time
 import duckdb
 import pytest
 
-from pipelines.curate import run_curation
-from pipelines.curate_config import load_run_config
+from pipelines.curate.job import run_curation
+from pipelines.curate.config import load_curate_config
 from pipelines.job.funnel import load_funnel
 
 pytest.importorskip("distributed")
 
 
 def _config(runner: str, **runner_fields):
-    cfg = load_run_config(None)  # the embedded sample: 3 WARC files, 429 pages
+    cfg = load_curate_config(None)  # the embedded sample: 3 WARC files, 429 pages
     cfg.runner.runner = runner
     cfg.runner.progress = False
     cfg.output.histograms = False
@@ -97,12 +97,12 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_output_is_unchanged(local_r
 
 
 def test_the_dask_runner_needs_an_address_or_starts_a_cluster():
-    from pipelines.job.runner import build_options
+    from pipelines.job.runner import RunnerConfig, build_options
     from pipelines.job.dask_cluster import dask_address, partition_args
 
     with pytest.raises(ValueError, match="--dask-address"):
-        build_options("dask", 2, "multi_processing", [])
-    runner, _ = build_options("dask", 2, "multi_processing", ["--dask_client_address=tcp://127.0.0.1:1"])
+        build_options(RunnerConfig("dask"))
+    runner, _ = build_options(RunnerConfig("dask", beam_args=["--dask_client_address=tcp://127.0.0.1:1"]))
     assert type(runner).__name__ == "DaskRunner"
     assert dask_address(["--x", "--dask_client_address", "tcp://h:1"]) == "tcp://h:1"
     assert partition_args([]) == ["--dask_partition_size=1"]

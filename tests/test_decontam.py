@@ -81,7 +81,8 @@ def test_bad_eval_files_say_what_to_do(tmp_path):
 
 def test_beam_decontam_of_web_shards(tmp_path, mmlu_rows):
     """Real Beam run over a shard: planted MMLU and user-JSONL items go to the ledger naming the item."""
-    from pipelines.synth_decontam import DecontamJobConfig, run_decontam
+    from pipelines.job.runner import RunnerConfig
+    from pipelines.synth_jobs.decontam import DecontamJobConfig, run_decontam
 
     line, row = _long_question(mmlu_rows, 9000)
     user = tmp_path / "inhouse.jsonl"
@@ -101,7 +102,8 @@ def test_beam_decontam_of_web_shards(tmp_path, mmlu_rows):
 
     out = tmp_path / "clean"
     cfg = DecontamConfig(n=13, eval_jsonl=[str(user)])
-    counts = run_decontam(DecontamJobConfig(str(tmp_path / "web"), str(out), cfg, workers=1, mode="in_memory"))
+    counts = run_decontam(DecontamJobConfig(str(tmp_path / "web"), str(out), cfg,
+                                            runner=RunnerConfig(workers=1, mode="in_memory")))
     assert counts == {"kept": 1, "rejected": 2}
     kept = duckdb.sql(f"SELECT id, quality FROM '{out}/docs/*.parquet'").fetchall()
     assert kept == [("clean1", 0.5)]  # input columns survive
@@ -118,7 +120,10 @@ def test_generation_quality_control_dedups_and_decontaminates(mmlu_rows):
     import apache_beam as beam
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-    from pipelines.synth_beam import quality_control
+    from pipelines.job.shard_job import ShardJob
+    from pipelines.job.steps import StepContext
+    from pipelines.job.sources import Items
+    from pipelines.synth_jobs.generate import quality_steps
 
     _, row = _long_question(mmlu_rows, 12000)
     base = ("Rivers carve valleys over thousands of years as water carries sand and stones downstream, slowly "
@@ -132,7 +137,10 @@ def test_generation_quality_control_dedups_and_decontaminates(mmlu_rows):
     from apache_beam.testing.util import assert_that, equal_to
 
     with beam.Pipeline(runner=FnApiRunner()) as p:
-        kept, rejected = quality_control(p | beam.Create(docs), [], dedup=True, decontam=DecontamConfig())
+        kept, rejected = p | beam.Create(docs), []
+        for step in ShardJob("qc", Items([]), quality_steps(True, [], DecontamConfig()), "unused").fused_steps():
+            kept, dropped = step.expand(kept, StepContext())
+            rejected += dropped
         assert_that(kept | "k" >> beam.Map(lambda d: d.id), equal_to(["g1", "g5"]), label="kept")
         assert_that(tuple(rejected) | beam.Flatten() | "r" >> beam.Map(lambda r: (r.id, r.reason)),
                     equal_to([("g2", "exact_duplicate"), ("g3", "near_duplicate"), ("g4", "benchmark_overlap")]),

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from pipelines.curate import run_curation
-from pipelines.curate_config import load_run_config
+from pipelines.curate.job import run_curation
+from pipelines.curate.config import load_curate_config
 from pipelines.job.watchdog import WorkerLost, worker_states
 
 
 @pytest.mark.parametrize("sig", [signal.SIGSTOP, signal.SIGKILL], ids=["stopped", "killed"])
 def test_a_lost_worker_fails_the_run_within_the_grace_period(tmp_path, sig):
-    cfg = load_run_config(None)
+    cfg = load_curate_config(None)
     cfg.runner.progress = False
     cfg.runner.watchdog_s = 5.0
     out = str(tmp_path / "out")

@@ -23,10 +23,12 @@ def backend():
 
 
 def _job(out, **kw):
-    from pipelines.synth_generate import GenerateJobConfig
+    from pipelines.job.runner import RunnerConfig
+    from pipelines.synth_jobs.generate import GenerateJobConfig
 
     kw.setdefault("sampling", SAMPLING)
-    return GenerateJobConfig(output=str(out), backend=tiny_model_config(batch_size=4), mode="in_memory", **kw)
+    return GenerateJobConfig(output=str(out), backend=tiny_model_config(batch_size=4),
+                             runner=RunnerConfig(workers=1, mode="in_memory"), **kw)
 
 
 def _tb_cfg(**kw):
@@ -55,7 +57,7 @@ def test_batched_backend_matches_single_prompt_generation(backend):
 
 
 def test_textbooks_pipeline_with_provenance_cache_and_resume(tmp_path, backend):
-    from pipelines.synth_generate import run_textbooks
+    from pipelines.synth_jobs.generate import run_textbooks
     from synth.runner import answer_items
     from synth.textbooks import topic_items
 
@@ -104,7 +106,7 @@ def test_textbooks_pipeline_with_provenance_cache_and_resume(tmp_path, backend):
 
 def test_generated_text_duplicating_the_web_is_dropped(tmp_path, backend):
     """Dedup against web shards reuses curation's exact/MinHash code; the web page always wins."""
-    from pipelines.synth_generate import run_textbooks
+    from pipelines.synth_jobs.generate import run_textbooks
 
     cache = str(tmp_path / "cache")
     first = run_textbooks(_job(tmp_path / "a", cache_dir=cache), _tb_cfg(), topics=TOPICS[:1])
@@ -124,7 +126,7 @@ def test_generated_text_duplicating_the_web_is_dropped(tmp_path, backend):
 
 
 def test_exercises_keep_only_verified_items(tmp_path, backend):
-    from pipelines.synth_generate import run_exercises
+    from pipelines.synth_jobs.generate import run_exercises
     from synth.config import SandboxLimits
     from synth.exercises import ExerciseConfig
 
@@ -156,7 +158,7 @@ def test_exercises_keep_only_verified_items(tmp_path, backend):
 
 
 def test_rephrase_and_outline_modes(tmp_path, backend):
-    from pipelines.synth_generate import run_rephrase, run_textbooks
+    from pipelines.synth_jobs.generate import run_rephrase, run_textbooks
     from synth.rephrase import RephraseConfig
 
     page = Document("page-1", "Bees collect nectar from flowers and turn it into honey inside the hive. "
@@ -192,7 +194,8 @@ def test_rephrase_and_outline_modes(tmp_path, backend):
 
 
 def test_rubric_annotation_writes_classifier_label_columns(tmp_path, backend):
-    from pipelines.synth_annotate import AnnotateJobConfig, run_annotate
+    from pipelines.job.runner import RunnerConfig
+    from pipelines.synth_jobs.annotate import AnnotateJobConfig, run_annotate
     from synth.rubric import RubricConfig, annotate
 
     docs = [Document("edu", "The mitochondrion is the organelle where cellular respiration releases energy "
@@ -202,7 +205,7 @@ def test_rubric_annotation_writes_classifier_label_columns(tmp_path, backend):
                        str(tmp_path / "in" / "docs" / "part-00000-of-00001.parquet"))
     rubric = RubricConfig(rubrics=["edu_score", "knowledge_score"])
     job = AnnotateJobConfig(str(tmp_path / "in"), str(tmp_path / "out"), tiny_model_config(batch_size=4), rubric,
-                            mode="in_memory")
+                            runner=RunnerConfig(workers=1, mode="in_memory"))
     result = run_annotate(job)
     assert result["kept"] == 2 and result["rejected"] == 0
     rows = {r["id"]: r for r in _docs(tmp_path / "out")}
@@ -229,7 +232,7 @@ def test_rerun_after_a_real_kill_generates_nothing_twice(tmp_path, backend):
     import sys
     import time
 
-    from pipelines.synth_generate import run_textbooks
+    from pipelines.synth_jobs.generate import run_textbooks
     from synth.tiny import GGUF_FILE, tiny_model_dir
 
     topics = ["volcanoes", "magnets", "rainbows", "tides"]

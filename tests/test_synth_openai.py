@@ -186,15 +186,16 @@ def test_a_request_the_server_refuses_goes_to_the_ledger_and_the_rest_is_answere
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines.synth_beam import answer
+    from pipelines.job.steps import StepContext
+    from pipelines.synth_jobs.steps import AnswerRequests
     from synth.items import PromptItem
 
     good = PromptItem("good", "textbook", "t", "h", MSGS[0], seed=1)
     bad = PromptItem("bad", "textbook", "t", "h", [{"role": "robot", "content": "beep"}], seed=2)
-    cfg = BackendConfig(kind="openai", base_url=server, retries=0)
+    cfg = BackendConfig(kind="openai", base_url=server, retries=0, batch_size=2)
     with beam.Pipeline(runner=FnApiRunner()) as p:
-        answers, failed = answer(p | beam.Create([good, bad]), cfg, Sampling(max_new_tokens=4), str(tmp_path / "c"),
-                                 batch_size=2, label="t")
+        step = AnswerRequests(cfg, Sampling(max_new_tokens=4), str(tmp_path / "c"), label="t")
+        answers, [failed] = step.expand(p | beam.Create([good, bad]), StepContext())
         assert_that(answers | beam.Map(lambda a: (a.item.id, bool(a.completion.text))), equal_to([("good", True)]),
                     label="answers")
         assert_that(failed | beam.Map(lambda r: (r.id, r.reason, "HTTP 400" in r.detail)),

@@ -1,4 +1,5 @@
-"""Beam adapters: run a curation Stage (or a reader) as a DoFn with a ledger output, metrics and progress.
+"""Beam adapters: run curation Stages, a reader or a shard reader as a DoFn with a ledger output, metrics and
+progress.
 
 Per-document stages run fused in one DoFn (StageChainFn). Every stage counts documents and UTF-8 bytes in
 and out, and every drop by reason, as Beam counters in the "assay" namespace; the funnel is built from those
@@ -16,7 +17,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
-from curation.document import Document, Rejection
+from curation.document import Document, Rejection, stable_id
 from curation.stage import Stage
 
 REJECTED = "rejected"
@@ -164,17 +165,51 @@ class ReadFn(beam.DoFn):
             self.progress.flush()
 
 
-def apply_stages(docs, stages: list[Stage], progress_dir: str | None, timeout_s: float = 0.0):
-    """docs -> (kept, rejected) through Stages in order, fused into one DoFn (each stage `timeout_s` per document)."""
-    label = "stages:" + "+".join(stage.name for stage in stages)
-    fn = StageChainFn(stages, progress_dir, timeout_s)
-    out = docs | label >> beam.ParDo(fn).with_outputs(REJECTED, main="kept")
-    return split_outputs(out, label)
+class ReadShardFn(beam.DoFn):
+    """One Parquet document shard -> Documents with all their signal columns; an unreadable shard (or the rest
+    of it) goes to the ledger as "unreadable_shard" instead of failing the run."""
+
+    def __init__(self, progress_dir: str | None = None):
+        self.progress_dir = progress_dir
+
+    def setup(self) -> None:
+        self.counters = Counters("read")
+        self.progress = Progress(self.progress_dir, "read")
+
+    def process(self, path: str):
+        import pyarrow.parquet as pq
+
+        c, done = self.counters, 0
+        try:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=2048):
+                for row in batch.to_pylist():
+                    done += 1
+                    doc = Document.from_row(row)
+                    nbytes = utf8_len(doc.text)
+                    c.docs_in.inc()
+                    c.bytes_in.inc(nbytes)
+                    c.docs_out.inc()
+                    c.bytes_out.inc(nbytes)
+                    self.progress.tick(kept=True)
+                    yield doc
+        except Exception as exc:  # corrupt or truncated file: record it, keep reading the other shards
+            c.docs_in.inc()
+            c.rejected("unreadable_shard", 0)
+            yield TaggedOutput(REJECTED, Rejection(stage="read", reason="unreadable_shard", source=path,
+                                                   id=stable_id(path, "shard"),
+                                                   detail=f"after {done} rows: {type(exc).__name__}: {exc}"))
+
+    def teardown(self) -> None:
+        if hasattr(self, "progress"):
+            self.progress.flush()
 
 
-def split_outputs(out, label: str, main: str = "kept"):
-    """(main, rejected) of a `with_outputs` result, each filtered by type. The DaskRunner hands every consumer
-    of a multi-output ParDo the whole output, main and tagged mixed; elsewhere the filters pass everything."""
-    kept = out[main] | f"{label}:only_docs" >> beam.Filter(lambda x: not isinstance(x, Rejection))
-    rejected = out[REJECTED] | f"{label}:only_rejections" >> beam.Filter(lambda x: isinstance(x, Rejection))
+def split_outputs(out, label: str, main: str = "kept", main_type=Document):
+    """(main, rejected) of a `with_outputs` result, each filtered by type and declared as such (Beam's type
+    inference cannot see through TaggedOutput). The DaskRunner hands every consumer of a multi-output ParDo
+    the whole output, main and tagged mixed; elsewhere the filters pass everything."""
+    kept = (out[main] | f"{label}:only_docs" >> beam.Filter(lambda x: not isinstance(x, Rejection))
+            .with_output_types(main_type))
+    rejected = (out[REJECTED] | f"{label}:only_rejections" >> beam.Filter(lambda x: isinstance(x, Rejection))
+                .with_output_types(Rejection))
     return kept, rejected

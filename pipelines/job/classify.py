@@ -1,61 +1,18 @@
-"""The classifier stage of `assay run`: score every document with a saved model (its RunInference model handler, batched after a GroupByKey so the same code runs on every Beam runner), put the
-score into `doc.meta[column]`, and (mode "drop") send documents below the threshold to the ledger with the
-score and threshold that decided them.
-
-    [[stages]]  # in the run config, as the lead wires it
-    model_dir = "models/edu-fasttext"
-    column = "edu_cls"
-    threshold = 0.5        # omit: the threshold `assay classify eval` wrote into the model's metadata
-    mode = "drop"          # or "annotate": keep everything, only add the column
+"""Classifier scoring in Beam: every document scored with a saved model (its RunInference model handler,
+batched after a GroupByKey so the same code runs on every Beam runner), the score put into
+`doc.meta[column]`, and (mode "drop") documents below the threshold sent to the ledger with the score and
+threshold that decided them. What to score with is classifiers/scoring.py's ClassifierStageConfig.
 """
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.pvalue import TaggedOutput
 
-from classifiers.artifact import verify_model_dir
+from classifiers.scoring import ClassifierStageConfig, resolve_threshold
 from curation.document import Document, Rejection
-from pipelines.job.beam_fns import REJECTED, Counters, utf8_len
-
-MODES = ("drop", "annotate")
-
-
-@dataclass
-class ClassifierStageConfig:
-    model_dir: str
-    column: str
-    threshold: float | None = None  # None: the threshold in the model's metadata
-    mode: str = "drop"  # "drop" | "annotate"
-    max_batch_size: int | None = None  # None: the handler's default for the model kind
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"classifier stage mode must be one of {MODES}, got {self.mode!r}")
-        if not self.column or not self.column.isidentifier():
-            raise ValueError(f"classifier column {self.column!r} must be a plain identifier such as edu_cls")
-
-    @property
-    def stage_name(self) -> str:
-        return f"classify:{self.column}"
-
-
-def resolve_threshold(cfg: ClassifierStageConfig) -> float | None:
-    """The threshold the stage applies; a drop stage without one is a configuration error."""
-    metadata = verify_model_dir(cfg.model_dir)
-    threshold = cfg.threshold if cfg.threshold is not None else metadata.get("threshold")
-    if threshold is None and cfg.mode == "drop":
-        raise ValueError(f"model {cfg.model_dir!r} has no threshold in its metadata: run "
-                         "`assay classify eval` on it, set `threshold`, or use mode = \"annotate\"")
-    return None if threshold is None else float(threshold)
-
-
-def classifier_stage_columns(cfg: ClassifierStageConfig) -> dict[str, pa.DataType]:
-    """The signal column this stage adds (for the shard schema)."""
-    return {cfg.column: pa.float64()}
+from pipelines.job.beam_fns import REJECTED, Counters, split_outputs, utf8_len
 
 
 class _Decide(beam.DoFn):
@@ -122,7 +79,6 @@ def _bucket(doc) -> tuple[int, object]:
 def apply_classifier_stage(docs, cfg: ClassifierStageConfig):
     """docs (PCollection[Document]) -> (kept PCollection[Document], PCollection[Rejection])."""
     from classifiers.inference import handler_for
-    from pipelines.job.beam_fns import split_outputs
 
     threshold = resolve_threshold(cfg)
     handler = handler_for(cfg.model_dir, max_batch_size=cfg.max_batch_size)

@@ -4,6 +4,10 @@ Exact: group by normalized-content hash; keep the smallest id. Fuzzy: every docu
 keys; documents sharing a band key are linked; the links (few: only duplicates make them) are clustered
 with union-find in one place; each cluster keeps its smallest id. Both choices are independent of worker
 count and processing order, so every run keeps the same documents.
+
+Reference documents (e.g. web pages that generated text must not repeat) can join the dedup: they carry an
+id prefix that sorts before any other id, so a cluster holding one keeps it and drops the others, and they
+leave after the dedup (never output, never counted).
 """
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ from apache_beam.pvalue import TaggedOutput
 
 from curation.dedup import MinHashConfig, MinHasher, connected_components
 from curation.document import Document, Rejection, content_hash
-from pipelines.job.beam_fns import REJECTED, Counters, split_outputs
+from pipelines.job.beam_fns import REJECTED, Counters, split_outputs, utf8_len
 
+#: id prefix of reference documents: sorts before any other id, so a duplicate of one is what gets dropped
+REFERENCE_ID_PREFIX = "!ref:"
 EXACT_COLUMNS = {"content_hash": pa.string(), "exact_dup_count": pa.int64()}
 FUZZY_COLUMNS = {"minhash_cluster": pa.string(), "minhash_cluster_size": pa.int64()}
 
@@ -28,13 +34,17 @@ class _KeepFirstExact(beam.DoFn):
         docs = sorted(docs, key=lambda d: d.id)
         keep = docs[0]
         for doc in docs:
-            self.counters.docs_in.inc()
-            self.counters.bytes_in.inc(len(doc.text.encode("utf-8", "surrogatepass")))
-        self.counters.docs_out.inc()
-        self.counters.bytes_out.inc(len(keep.text.encode("utf-8", "surrogatepass")))
+            if not is_reference(doc):
+                self.counters.docs_in.inc()
+                self.counters.bytes_in.inc(utf8_len(doc.text))
+        if not is_reference(keep):
+            self.counters.docs_out.inc()
+            self.counters.bytes_out.inc(utf8_len(keep.text))
         yield keep.with_meta(content_hash=digest, exact_dup_count=len(docs))
         for dup in docs[1:]:
-            self.counters.rejected("exact_duplicate", len(dup.text.encode("utf-8", "surrogatepass")))
+            if is_reference(dup):
+                continue
+            self.counters.rejected("exact_duplicate", utf8_len(dup.text))
             yield TaggedOutput(REJECTED, Rejection.of(dup, "exact_dedup", "exact_duplicate",
                                                       detail=f"duplicate of {keep.id}", duplicate_of=keep.id,
                                                       content_hash=digest))
@@ -90,7 +100,11 @@ class _ApplyClusters(beam.DoFn):
         cluster = list(grouped["cluster"])
         rep, size = cluster[0] if cluster else (None, 1)
         for doc in grouped["doc"]:
-            nbytes = len(doc.text.encode("utf-8", "surrogatepass"))
+            if is_reference(doc):
+                if rep is None or rep == doc.id:
+                    yield doc  # dropped after the dedup; a reference's near-duplicates among references don't matter
+                continue
+            nbytes = utf8_len(doc.text)
             self.counters.docs_in.inc()
             self.counters.bytes_in.inc(nbytes)
             if rep is None or rep == doc.id:
@@ -131,3 +145,39 @@ class FuzzyDedup(beam.PTransform):
             | "fuzzy:apply" >> beam.ParDo(_ApplyClusters()).with_outputs(REJECTED, main="kept")
         )
         return split_outputs(out, "fuzzy")
+
+
+def is_reference(doc) -> bool:
+    return doc.id.startswith(REFERENCE_ID_PREFIX)
+
+
+class _ReadReference(beam.DoFn):
+    """A document shard -> its Documents (id, text, source, url) as dedup references."""
+
+    def process(self, path: str):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(columns=["id", "text", "source", "url"], batch_size=2048):
+            for row in batch.to_pylist():
+                yield Document(id=REFERENCE_ID_PREFIX + str(row["id"]), text=row["text"] or "",
+                               source=row["source"] or "", url=row["url"] or "")
+
+
+def dedup(docs, exact: bool = True, fuzzy: bool = True, minhash: MinHashConfig | None = None,
+          reference_files: list[str] | None = None):
+    """docs -> (kept, [exact drops, near drops]): exact, then MinHash dedup, optionally against the documents
+    of `reference_files` (document shards), which only serve as references."""
+    rejected = []
+    if reference_files:
+        refs = (docs.pipeline | "reference:files" >> beam.Create(list(reference_files))
+                | "reference:read" >> beam.ParDo(_ReadReference()))
+        docs = (docs, refs) | "reference:join" >> beam.Flatten()
+    if exact:
+        docs, dropped = docs | "exact_dedup" >> ExactDedup()
+        rejected.append(dropped)
+    if fuzzy:
+        docs, dropped = docs | "fuzzy_dedup" >> FuzzyDedup(minhash or MinHashConfig())
+        rejected.append(dropped)
+    if reference_files:
+        docs = docs | "reference:leave" >> beam.Filter(lambda d: not is_reference(d)).with_output_types(Document)
+    return docs, rejected

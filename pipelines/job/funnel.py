@@ -1,6 +1,6 @@
 """The per-stage funnel (documents and bytes in/out, drops by reason) and signal histograms.
 
-Counts come from the Beam counters every stage keeps (pipelines/stage_fn.py), so they are exact on any
+Counts come from the Beam counters every stage keeps (pipelines/job/beam_fns.py), so they are exact on any
 runner that reports metrics; on one that does not (the DaskRunner) the document counts are read back from the
 shards (`funnel_from_outputs`). Histograms are drawn from the published shards with DuckDB: kept documents against the dropped
 ones that carried the same signal.
@@ -11,7 +11,7 @@ import json
 import os
 
 from curation.shards import DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, STATS_DIR
-from groundwork.atomic import write_bytes_atomic
+from groundwork.atomic import atomic_path
 from pipelines.job.beam_fns import NAMESPACE
 
 
@@ -34,7 +34,7 @@ def funnel_from_metrics(result, order: list[str]) -> dict:
                               "rejected": {}, "rejected_bytes": {}})
         rows.append({"stage": name, **s, "rejected": dict(sorted(s["rejected"].items())),
                      "rejected_bytes": dict(sorted(s["rejected_bytes"].items()))})
-    read = next((r for r in rows if r["stage"] == "read"), None)
+    read = rows[0] if rows else None  # the source's stage: what entered the job
     total_in = read["docs_in"] if read else 0
     total_rejected = sum(sum(r["rejected"].values()) for r in rows)
     kept = rows[-1]["docs_out"] if rows else 0
@@ -101,14 +101,6 @@ def funnel_table(funnel: dict):
     return table
 
 
-def write_stats(output: str, funnel: dict, histograms: bool = True) -> None:
-    stats_dir = os.path.join(output, STATS_DIR)
-    os.makedirs(stats_dir, exist_ok=True)
-    write_bytes_atomic(json.dumps(funnel, indent=2).encode(), os.path.join(stats_dir, FUNNEL_FILE))
-    if histograms:
-        draw_histograms(output)
-
-
 def numeric_signals(con) -> list[str]:
     rows = con.execute("DESCRIBE docs").fetchall()
     numeric = ("DOUBLE", "FLOAT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT")
@@ -140,14 +132,9 @@ def draw_histograms(output: str) -> list[str]:
         ax.legend()
         fig.tight_layout()
         path = os.path.join(output, STATS_DIR, f"hist_{column}.png")
-        tmp = path + ".tmp.png"
-        fig.savefig(tmp, dpi=80)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
         plt.close(fig)
-        os.replace(tmp, path)
         written.append(path)
     con.close()
     return written
-
-
-__all__ = ["funnel_from_metrics", "funnel_from_outputs", "funnel_table", "load_funnel", "write_stats", "draw_histograms",
-           "DOCS_DIR", "LEDGER_DIR"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from pipelines.curate_config import RunConfig
+from pipelines.curate.config import CurateConfig
 from pipelines.quality.corpus import load_corpus
 from pipelines.quality.gates import Gates, check
 from pipelines.quality.metrics import EvalSettings, QualityReport, score
@@ -22,13 +22,13 @@ class Evaluation:
     run_dir: str
 
 
-def evaluate(cfg: RunConfig, corpus_dir: str, out_dir: str, settings: EvalSettings | None = None,
+def evaluate(cfg: CurateConfig, corpus_dir: str, out_dir: str, settings: EvalSettings | None = None,
              gates: Gates | None = None, run_dir: str | None = None, show_progress: bool = False) -> Evaluation:
     """Curate `corpus_dir`'s WARC files with `cfg` into OUT/run (unless `run_dir` names a finished run of the
     same corpus), then write OUT/quality.{md,json,png}."""
     corpus = load_corpus(corpus_dir)
     if run_dir is None:
-        from pipelines.curate import run_curation
+        from pipelines.curate.job import run_curation
 
         cfg.input.paths = corpus.warc_files
         run_dir = os.path.join(os.path.abspath(out_dir), RUN_SUBDIR)

@@ -11,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from synth.config import Sampling
+from synth.config import BackendConfig, Sampling
 
 Messages = list[dict[str, str]]
 
@@ -109,8 +109,14 @@ class Timer:
 class Backend(ABC):
     kind: str = "backend"
 
-    def __init__(self) -> None:
+    def __init__(self, cfg: BackendConfig) -> None:
+        self.cfg = cfg
         self.usage = Usage()
+
+    @property
+    def batch_size(self) -> int:
+        """Prompts per generate call: callers batch their requests by it."""
+        return self.cfg.batch_size
 
     @property
     @abstractmethod

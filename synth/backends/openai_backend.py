@@ -60,10 +60,9 @@ class OpenAIBackend(Backend):
     kind = "openai"
 
     def __init__(self, cfg: BackendConfig):
-        super().__init__()
+        super().__init__(cfg)
         import httpx
 
-        self.cfg = cfg
         headers = {}
         key = os.environ.get(cfg.api_key_env)
         if key:

@@ -55,11 +55,10 @@ class TransformersBackend(Backend):
     kind = "transformers"
 
     def __init__(self, cfg: BackendConfig):
-        super().__init__()
+        super().__init__(cfg)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.cfg = cfg
         if cfg.device == "cpu":
             torch.set_num_threads(cfg.cpu_threads)
         self.directory, self.gguf_file = resolve_model_path(cfg.model, cfg.gguf_file)

@@ -77,9 +77,9 @@ class VLLMBackend(Backend):
     kind = "vllm"
 
     def __init__(self, cfg: BackendConfig):
-        super().__init__()
+        super().__init__(cfg)
         vllm = _import_vllm()
-        self.cfg, self._vllm = cfg, vllm
+        self._vllm = vllm
         self.llm = vllm.LLM(**llm_kwargs(cfg))
         self._id = model_fingerprint(*resolve_model_path(cfg.model, cfg.gguf_file))
 

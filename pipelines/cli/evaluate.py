@@ -5,6 +5,8 @@ from typing import Optional
 
 import typer
 
+from pipelines.cli.options import WorkerOptions, uses_options
+
 HELP = """Run a curation config on a labelled corpus and report what it keeps, per category.
 
 The corpus is a folder of WARC files plus manifest.jsonl with a `category` per record (data/quality/eval/ is
@@ -25,6 +27,7 @@ Examples:\n
 
 def register(app: typer.Typer) -> None:
     @app.command("evaluate", help=HELP)
+    @uses_options
     def evaluate_cmd(
         config: Optional[str] = typer.Argument(None, help="run config TOML (default: assay's default pipeline)"),
         corpus: str = typer.Option("data/quality/eval", "--corpus", "-c", help="labelled corpus folder"),
@@ -33,7 +36,6 @@ def register(app: typer.Typer) -> None:
         keep: list[str] = typer.Option(["edu"], "--keep", help="category the config means to keep (repeatable)"),
         merge_jaccard: float = typer.Option(0.7, help="a page and its copies at or above this Jaccard count as one "
                                                       "page for recall (the default dedup merges from about 0.7)"),
-        workers: Optional[int] = typer.Option(None, help="local worker processes"),
         min_recall: Optional[float] = typer.Option(None, help="fail below this recall of the --keep categories"),
         min_precision: Optional[float] = typer.Option(None, help="fail below this precision of the kept set"),
         min_f1: Optional[float] = typer.Option(None, help="fail below this F1"),
@@ -43,11 +45,12 @@ def register(app: typer.Typer) -> None:
         max_low_sim_merged: Optional[int] = typer.Option(
             None, help="fail when dedup merges more page pairs whose measured Jaccard is <= 0.3 (0: never)"),
         progress: bool = typer.Option(False, help="live progress of the curation run"),
+        run_on: WorkerOptions = WorkerOptions(),
     ) -> None:
         from rich.console import Console
 
         from groundwork.config import ConfigError
-        from pipelines.curate_config import load_run_config
+        from pipelines.curate.config import load_curate_config
         from pipelines.quality.gates import Gates, parse_max_kept
         from pipelines.quality.metrics import EvalSettings
         from pipelines.quality.report import to_markdown
@@ -55,11 +58,10 @@ def register(app: typer.Typer) -> None:
 
         console = Console(width=None if Console().is_terminal else 130)
         try:
-            cfg = load_run_config(config)
+            cfg = load_curate_config(config)
             gates = Gates(min_recall, min_precision, min_f1, parse_max_kept(max_kept), min_near_dup_recall,
                           min_exact_dup_recall, max_low_sim_merged)
-            if workers:
-                cfg.runner.workers = workers
+            cfg.runner = run_on.runner(cfg.runner)
             settings = EvalSettings(keep=tuple(keep), merge_jaccard=merge_jaccard)
             result = evaluate(cfg, corpus, out, settings, gates, run_dir=run, show_progress=progress)
         except (ConfigError, ValueError, FileNotFoundError) as exc:

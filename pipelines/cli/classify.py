@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 import typer
 
+from pipelines.cli.options import WorkerOptions, uses_options
+
 classify_app = typer.Typer(
     help=(
         "Train and apply quality classifiers (educational value, knowledge level).\n\n"
@@ -117,6 +119,7 @@ def evaluate(
 
 
 @classify_app.command("score")
+@uses_options
 def score(
     model: str = typer.Option(..., help="a model folder (evaluated, or pass --threshold)"),
     shards: str = typer.Option(..., help="an `assay run` output or a folder of document shards"),
@@ -124,18 +127,19 @@ def score(
     column: str = typer.Option(..., help="name of the score column, e.g. edu_cls"),
     threshold: float = typer.Option(None, help="drop below this (default: the model's metadata threshold)"),
     mode: str = typer.Option("drop", help="drop | annotate (keep all, only add the column)"),
-    workers: int = typer.Option(2, help="local Beam worker processes"),
+    run: WorkerOptions = WorkerOptions(),
 ) -> None:
     """Score shards with RunInference; below-threshold documents go to the ledger with their score.
 
     Example: assay classify score --model models/ref-ft --shards out/run --out out/scored --column ref_cls
     """
+    from classifiers.scoring import ClassifierStageConfig
     from pipelines.classify_score import ScoreJobConfig, run_scoring
-    from pipelines.job.classify import ClassifierStageConfig
+    from pipelines.job.runner import RunnerConfig
 
     with _clear_errors():
         counts = run_scoring(ScoreJobConfig(shards, out, ClassifierStageConfig(model, column, threshold, mode),
-                                            workers=workers))
+                                            runner=run.runner(RunnerConfig())))
     typer.echo(f"kept {counts['kept']}, rejected {counts['rejected']} -> {out}")
 
 

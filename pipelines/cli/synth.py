@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Optional
 
 import typer
 
+from curation.decontam import DecontamConfig
+from pipelines.cli.options import WorkerOptions, option, uses_options
 from synth.config import BackendConfig, Sampling  # plain dataclasses: the one place defaults live
 from synth.server import API_KEY_ENV, LOOPBACK, ServeConfig  # (standard library only: cheap to import)
 
@@ -22,28 +26,64 @@ synth_app = typer.Typer(
     no_args_is_help=True,
 )
 
-# options shared by the generating commands (one definition each)
-MODEL = typer.Option(BackendConfig.model, help="local model directory or .gguf file (transformers, vllm)")
-BACKEND = typer.Option(BackendConfig.kind, help="transformers | openai | vllm")
-GGUF = typer.Option(None, help="GGUF file name inside --model when it is a directory")
-BASE_URL = typer.Option(BackendConfig.base_url, help="openai: the server's base URL")
-SERVED = typer.Option(None, help="openai: the server's model name (default: its first)")
-DEVICE = typer.Option(BackendConfig.device, help="transformers: cpu | cuda")
-BATCH = typer.Option(BackendConfig.batch_size, help="prompts per batch")
-TP = typer.Option(BackendConfig.tensor_parallel_size, help="vllm: tensor-parallel size")
-MAXLEN = typer.Option(BackendConfig.max_model_len, help="vllm: max model length")
-NEW = typer.Option(Sampling.max_new_tokens, help="max new tokens per request")
-TEMP = typer.Option(Sampling.temperature, help="sampling temperature (0 = greedy)")
-TOP_P = typer.Option(Sampling.top_p, help="nucleus sampling mass")
-SEED = typer.Option(Sampling.seed, help="run seed; each request derives its own from it")
-CACHE = typer.Option(None, help="request cache folder (default OUT/cache); keep it to resume")
-NO_DEDUP = typer.Option(False, "--no-dedup", help="skip exact/MinHash dedup of generated text")
-AGAINST = typer.Option(None, help="also dedup against these web shards (an `assay run` output)")
-NO_DECONTAM = typer.Option(False, "--no-decontam", help="skip n-gram decontamination against MMLU")
-NGRAM = typer.Option(None, help="decontamination n-gram size (default: DecontamConfig.n = 13)")
-EVAL_JSONL = typer.Option(None, help="more evaluation sets to decontaminate against (JSONL, repeatable)")
-WORKERS = typer.Option(1, help="local Beam worker processes (each loads one model)")
-THREADS = typer.Option(BackendConfig.cpu_threads, help="torch CPU threads per worker (workers x threads <= cores)")
+@dataclass
+class ModelOptions:
+    """Which model answers, and how (every command that runs a model)."""
+
+    model: str = option(BackendConfig.model, "local model directory or .gguf file (transformers, vllm)")
+    backend: str = option(BackendConfig.kind, "transformers | openai | vllm")
+    gguf_file: Optional[str] = option(None, "GGUF file name inside --model when it is a directory")
+    base_url: str = option(BackendConfig.base_url, "openai: the server's base URL")
+    served_model: Optional[str] = option(None, "the model's name on an OpenAI-compatible server (openai backend: "
+                                               "the name to ask for, default its first; serve: the name it "
+                                               "answers to, default the file name)")
+    device: str = option(BackendConfig.device, "transformers: cpu | cuda")
+    batch_size: int = option(BackendConfig.batch_size, "prompts per batch")
+    tensor_parallel_size: int = option(BackendConfig.tensor_parallel_size, "vllm: tensor-parallel size")
+    max_model_len: Optional[int] = option(BackendConfig.max_model_len, "vllm: max model length")
+    threads: int = option(BackendConfig.cpu_threads, "torch CPU threads per worker (workers x threads <= cores)")
+
+    def backend_config(self) -> BackendConfig:
+        return BackendConfig(kind=self.backend, model=self.model, gguf_file=self.gguf_file, base_url=self.base_url,
+                             served_model=self.served_model, device=self.device, batch_size=self.batch_size,
+                             tensor_parallel_size=self.tensor_parallel_size, max_model_len=self.max_model_len,
+                             cpu_threads=self.threads)
+
+
+@dataclass
+class DecontamOptions:
+    """What generated or given documents are checked against (decontam and every generator)."""
+
+    ngram: Optional[int] = option(None, "decontamination n-gram size (default: DecontamConfig.n = 13)")
+    eval_jsonl: Optional[list[str]] = option(None, "more evaluation sets to decontaminate against (JSONL, repeatable)")
+
+    def config(self, **more) -> DecontamConfig:
+        return DecontamConfig(**_given(n=self.ngram, eval_jsonl=list(self.eval_jsonl or []), **more))
+
+
+@dataclass
+class GenerationOptions:
+    """Sampling, the request cache and quality control of the generating commands."""
+
+    max_new_tokens: int = option(Sampling.max_new_tokens, "max new tokens per request")
+    temperature: float = option(Sampling.temperature, "sampling temperature (0 = greedy)")
+    top_p: float = option(Sampling.top_p, "nucleus sampling mass")
+    seed: int = option(Sampling.seed, "run seed; each request derives its own from it")
+    cache: Optional[str] = option(None, "request cache folder (default OUT/cache); keep it to resume")
+    no_dedup: bool = option(False, "skip exact/MinHash dedup of generated text", "--no-dedup")
+    dedup_against: Optional[str] = option(None, "also dedup against these web shards (an `assay run` output)")
+    no_decontam: bool = option(False, "skip n-gram decontamination against MMLU", "--no-decontam")
+
+    def job(self, out: str, llm: ModelOptions, decontam: DecontamOptions, run: WorkerOptions):
+        from pipelines.job.runner import RunnerConfig
+        from pipelines.synth_jobs.generate import GenerateJobConfig
+
+        sampling = Sampling(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                            seed=self.seed)
+        return GenerateJobConfig(output=out, backend=llm.backend_config(), sampling=sampling, cache_dir=self.cache,
+                                 dedup=not self.no_dedup, dedup_against=self.dedup_against,
+                                 decontam=None if self.no_decontam else decontam.config(),
+                                 runner=run.runner(RunnerConfig(workers=1)))
 
 
 @contextmanager
@@ -57,21 +97,6 @@ def _clear_errors():
     except (ValueError, FileNotFoundError, ImportError, BackendHTTPError, SandboxUnavailable) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None
-
-
-def _job(out, backend, model, gguf_file, base_url, served_model, device, batch_size, tp, max_len, max_new, temp,
-         top_p, seed, cache, no_dedup, against, no_decontam, ngram, eval_jsonl, workers, threads):
-    from curation.decontam import DecontamConfig
-    from pipelines.synth_generate import GenerateJobConfig
-
-    bcfg = BackendConfig(kind=backend, model=model, gguf_file=gguf_file, base_url=base_url, served_model=served_model,
-                         device=device, batch_size=batch_size, tensor_parallel_size=tp, max_model_len=max_len,
-                         cpu_threads=threads)
-    decontam = None if no_decontam else DecontamConfig(**_given(n=ngram, eval_jsonl=list(eval_jsonl or [])))
-    return GenerateJobConfig(output=out, backend=bcfg, sampling=Sampling(max_new_tokens=max_new, temperature=temp,
-                                                                         top_p=top_p, seed=seed),
-                             cache_dir=cache, batch_size=batch_size, dedup=not no_dedup, dedup_against=against,
-                             decontam=decontam, workers=workers)
 
 
 def _report(result: dict, out: str) -> None:
@@ -91,6 +116,7 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @synth_app.command("textbooks")
+@uses_options
 def textbooks(
     out: str = typer.Option(..., help="output folder (docs/, rejected/, stats/, cache/)"),
     topics: str = typer.Option(None, help="topic list: one topic per line"),
@@ -99,50 +125,41 @@ def textbooks(
     audiences: str = typer.Option(None, help="comma-separated audiences (default: 4 levels)"),
     styles: str = typer.Option(None, help="comma-separated styles (default: chapter, story, lecture notes)"),
     outline_sections: int = typer.Option(0, help="N > 0: write an outline of N sections first, then each section"),
-    model: str = MODEL, backend: str = BACKEND, gguf_file: str = GGUF, base_url: str = BASE_URL,
-    served_model: str = SERVED, device: str = DEVICE, batch_size: int = BATCH, tensor_parallel_size: int = TP,
-    max_model_len: int = MAXLEN, max_new_tokens: int = NEW, temperature: float = TEMP, top_p: float = TOP_P,
-    seed: int = SEED, cache: str = CACHE, no_dedup: bool = NO_DEDUP, dedup_against: str = AGAINST,
-    no_decontam: bool = NO_DECONTAM, ngram: int = NGRAM, eval_jsonl: list[str] = EVAL_JSONL, workers: int = WORKERS,
-    threads: int = THREADS,
+    llm: ModelOptions = ModelOptions(), gen: GenerationOptions = GenerationOptions(),
+    decontam: DecontamOptions = DecontamOptions(), run: WorkerOptions = WorkerOptions(),
 ) -> None:
     """Textbook sections for topics x audiences x styles (or inspired by web pages).
 
     Example: assay synth textbooks --topics topics.txt --audiences "high school students" --model M --out out/tb
     """
-    from pipelines.synth_generate import run_textbooks
+    from pipelines.synth_jobs.generate import run_textbooks
     from synth.seeds import read_pages, read_topics
     from synth.textbooks import TextbookConfig
 
     with _clear_errors():
-        job = _job(out, backend, model, gguf_file, base_url, served_model, device, batch_size, tensor_parallel_size,
-                   max_model_len, max_new_tokens, temperature, top_p, seed, cache, no_dedup, dedup_against,
-                   no_decontam, ngram, eval_jsonl, workers, threads)
-        cfg = TextbookConfig(outline_sections=outline_sections, seed=seed)
+        cfg = TextbookConfig(outline_sections=outline_sections, seed=gen.seed)
         cfg.audiences = _split(audiences) or cfg.audiences
         cfg.styles = _split(styles) or cfg.styles
         page_input = list(read_pages(pages, max_pages)) if pages and max_pages else pages
-        result = run_textbooks(job, cfg, topics=read_topics(topics) if topics else None, pages=page_input)
+        result = run_textbooks(gen.job(out, llm, decontam, run), cfg, topics=read_topics(topics) if topics else None,
+                               pages=page_input)
     _report(result, out)
 
 
 @synth_app.command("exercises")
+@uses_options
 def exercises(
     out: str = typer.Option(..., help="output folder"),
     kinds: str = typer.Option(None, help="comma-separated: arithmetic, algebra, word_problem, code (default: all)"),
     per_kind: int = typer.Option(None, help="exercises per kind (default 4)"),
     verify: str = typer.Option(None, help="program (default): the model explains the sandbox's answer; agree: the "
                                           "model solves and must match it"),
-    model: str = MODEL, backend: str = BACKEND, gguf_file: str = GGUF, base_url: str = BASE_URL,
-    served_model: str = SERVED, device: str = DEVICE, batch_size: int = BATCH, tensor_parallel_size: int = TP,
-    max_model_len: int = MAXLEN, max_new_tokens: int = NEW, temperature: float = TEMP, top_p: float = TOP_P,
-    seed: int = SEED, cache: str = CACHE, no_dedup: bool = NO_DEDUP, dedup_against: str = AGAINST,
-    no_decontam: bool = NO_DECONTAM, ngram: int = NGRAM, eval_jsonl: list[str] = EVAL_JSONL, workers: int = WORKERS,
-    threads: int = THREADS,
     unsafe_no_isolation: bool = typer.Option(
         False, "--unsafe-no-isolation",
         help="DANGEROUS: run model-written code without the OS sandbox (bubblewrap namespaces, seccomp), with "
              "only resource limits and an audit hook, for machines that cannot isolate. Every row records it."),
+    llm: ModelOptions = ModelOptions(), gen: GenerationOptions = GenerationOptions(),
+    decontam: DecontamOptions = DecontamOptions(), run: WorkerOptions = WorkerOptions(),
 ) -> None:
     """Reasoning exercises whose answers are computed in the sandbox; only verified ones are kept.
 
@@ -151,98 +168,88 @@ def exercises(
 
     Example: assay synth exercises --kinds algebra,code --per-kind 100 --verify agree --model M --out out/ex
     """
-    from pipelines.synth_generate import run_exercises
+    from pipelines.synth_jobs.generate import run_exercises
     from synth.config import SandboxLimits
     from synth.exercises import ExerciseConfig
 
     with _clear_errors():
-        job = _job(out, backend, model, gguf_file, base_url, served_model, device, batch_size, tensor_parallel_size,
-                   max_model_len, max_new_tokens, temperature, top_p, seed, cache, no_dedup, dedup_against,
-                   no_decontam, ngram, eval_jsonl, workers, threads)
         limits = SandboxLimits(unsafe_no_isolation=unsafe_no_isolation)
-        result = run_exercises(job, ExerciseConfig(**_given(kinds=_split(kinds), per_kind=per_kind, verify=verify,
-                                                            seed=seed), limits=limits))
+        cfg = ExerciseConfig(**_given(kinds=_split(kinds), per_kind=per_kind, verify=verify, seed=gen.seed),
+                             limits=limits)
+        result = run_exercises(gen.job(out, llm, decontam, run), cfg)
     _report(result, out)
 
 
 @synth_app.command("rephrase")
+@uses_options
 def rephrase(
     out: str = typer.Option(..., help="output folder"),
     pages: str = typer.Option(..., help="web shards to rephrase (an `assay run` output)"),
     max_pages: int = typer.Option(None, help="only the first N pages (default: all, read in the pipeline)"),
     modes: str = typer.Option(None, help="comma-separated: encyclopedic (default), qa, distill, knowledge_list"),
-    model: str = MODEL, backend: str = BACKEND, gguf_file: str = GGUF, base_url: str = BASE_URL,
-    served_model: str = SERVED, device: str = DEVICE, batch_size: int = BATCH, tensor_parallel_size: int = TP,
-    max_model_len: int = MAXLEN, max_new_tokens: int = NEW, temperature: float = TEMP, top_p: float = TOP_P,
-    seed: int = SEED, cache: str = CACHE, no_dedup: bool = NO_DEDUP, dedup_against: str = AGAINST,
-    no_decontam: bool = NO_DECONTAM, ngram: int = NGRAM, eval_jsonl: list[str] = EVAL_JSONL, workers: int = WORKERS,
-    threads: int = THREADS,
+    llm: ModelOptions = ModelOptions(), gen: GenerationOptions = GenerationOptions(),
+    decontam: DecontamOptions = DecontamOptions(), run: WorkerOptions = WorkerOptions(),
 ) -> None:
     """Rewrite web documents (Nemotron-CC modes); each output names its source page as parent_id.
 
     Example: assay synth rephrase --pages out/run --modes qa,distill --model M --out out/rephrased
     """
-    from pipelines.synth_generate import run_rephrase
+    from pipelines.synth_jobs.generate import run_rephrase
     from synth.rephrase import RephraseConfig
     from synth.seeds import read_pages
 
     with _clear_errors():
-        job = _job(out, backend, model, gguf_file, base_url, served_model, device, batch_size, tensor_parallel_size,
-                   max_model_len, max_new_tokens, temperature, top_p, seed, cache, no_dedup, dedup_against,
-                   no_decontam, ngram, eval_jsonl, workers, threads)
-        result = run_rephrase(job, RephraseConfig(**_given(modes=_split(modes), seed=seed)),
+        result = run_rephrase(gen.job(out, llm, decontam, run), RephraseConfig(**_given(modes=_split(modes),
+                                                                                         seed=gen.seed)),
                               list(read_pages(pages, max_pages)) if max_pages else pages)
     _report(result, out)
 
 
 @synth_app.command("annotate")
+@uses_options
 def annotate(
     shards: str = typer.Option(..., help="document shards to score (an `assay run` output or docs/ folder)"),
     out: str = typer.Option(..., help="output folder: the same documents plus score columns"),
     rubrics: str = typer.Option(None, help="comma-separated: edu_score (default), knowledge_score"),
     max_chars: int = typer.Option(None, help="page characters shown to the model (default 3000)"),
-    model: str = MODEL, backend: str = BACKEND, gguf_file: str = GGUF, base_url: str = BASE_URL,
-    served_model: str = SERVED, device: str = DEVICE, batch_size: int = BATCH, tensor_parallel_size: int = TP,
-    max_model_len: int = MAXLEN, cache: str = CACHE, workers: int = WORKERS, threads: int = THREADS,
+    cache: str = typer.Option(None, help="request cache folder (default OUT/cache); keep it to resume"),
+    llm: ModelOptions = ModelOptions(), run: WorkerOptions = WorkerOptions(),
 ) -> None:
     """Rubric scores (expected 0-5 grade from the score tokens' probabilities) as classifier label columns.
 
     Example: assay synth annotate --shards out/run --rubrics edu_score,knowledge_score --model M --out out/labelled
     then:    assay classify labels --shards out/labelled --score-column edu_score --out labels/edu
     """
-    from pipelines.synth_annotate import AnnotateJobConfig, run_annotate
+    from pipelines.job.runner import RunnerConfig
+    from pipelines.synth_jobs.annotate import AnnotateJobConfig, run_annotate
     from synth.rubric import RubricConfig
 
     with _clear_errors():
-        bcfg = BackendConfig(kind=backend, model=model, gguf_file=gguf_file, base_url=base_url,
-                             served_model=served_model, device=device, batch_size=batch_size,
-                             tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, cpu_threads=threads)
-        result = run_annotate(AnnotateJobConfig(shards, out, bcfg, RubricConfig(**_given(rubrics=_split(rubrics),
-                                                                                        max_chars=max_chars)),
-                                                cache_dir=cache, batch_size=batch_size, workers=workers))
+        rubric = RubricConfig(**_given(rubrics=_split(rubrics), max_chars=max_chars))
+        result = run_annotate(AnnotateJobConfig(shards, out, llm.backend_config(), rubric, cache_dir=cache,
+                                                runner=run.runner(RunnerConfig(workers=1))))
     _report(result, out)
 
 
 @synth_app.command("decontam")
+@uses_options
 def decontam(
     shards: str = typer.Option(..., help="synthetic or web shards to check"),
     out: str = typer.Option(..., help="output folder: clean documents; flagged ones in rejected/"),
-    ngram: int = NGRAM,
-    eval_jsonl: list[str] = EVAL_JSONL,
     no_mmlu: bool = typer.Option(False, "--no-mmlu", help="do not check against the shipped MMLU questions"),
     min_hits: int = typer.Option(None, help="shared n-grams with one item needed to flag (default 1)"),
-    workers: int = typer.Option(2, help="local Beam worker processes"),
+    check: DecontamOptions = DecontamOptions(), run: WorkerOptions = WorkerOptions(),
 ) -> None:
     """Drop documents sharing n-grams with evaluation items; the ledger names the benchmark item.
 
     Example: assay synth decontam --shards out/run --eval-jsonl my_eval.jsonl --out out/clean
     """
-    from curation.decontam import DecontamConfig
-    from pipelines.synth_decontam import DecontamJobConfig, run_decontam
+    from pipelines.job.runner import RunnerConfig
+    from pipelines.synth_jobs.decontam import DecontamJobConfig, run_decontam
 
     with _clear_errors():
-        cfg = DecontamConfig(**_given(n=ngram, min_hits=min_hits, mmlu=not no_mmlu, eval_jsonl=list(eval_jsonl or [])))
-        result = run_decontam(DecontamJobConfig(shards, out, cfg, workers=workers))
+        cfg = check.config(**_given(min_hits=min_hits), mmlu=not no_mmlu)
+        result = run_decontam(DecontamJobConfig(shards, out, cfg, runner=run.runner(RunnerConfig())))
     _report(result, out)
 
 
@@ -259,13 +266,11 @@ def coverage(output: str = typer.Option(..., help="a synthetic output folder")) 
 
 
 @synth_app.command("serve")
+@uses_options
 def serve(
-    model: str = typer.Option(..., help="local model directory or .gguf file"),
-    gguf_file: str = GGUF,
     host: str = typer.Option(ServeConfig.host, help="address to listen on (loopback by default; anything else "
                                                     "exposes the model to the network: set an API key)"),
     port: int = typer.Option(ServeConfig.port, help="port (0 picks a free one)"),
-    served_model: str = typer.Option(None, help="model name clients send (default: the file name)"),
     allowed_host: list[str] = typer.Option(None, "--allowed-host",
                                            help="another Host header to accept (NAME or NAME:PORT), e.g. the name "
                                                 "clients use for a non-loopback --host; repeatable"),
@@ -279,7 +284,7 @@ def serve(
                                 help="require 'Authorization: Bearer KEY' on every request, /health included; "
                                      f"prefer ${API_KEY_ENV} (a command-line value shows in ps). Clients: the "
                                      "openai backend sends $OPENAI_API_KEY"),
-    device: str = DEVICE, batch_size: int = BATCH, threads: int = THREADS,
+    llm: ModelOptions = ModelOptions(),
 ) -> None:
     """An OpenAI-compatible chat-completions server for a local model (transformers backend, batched).
 
@@ -294,11 +299,12 @@ def serve(
     from synth.server import make_server
 
     with _clear_errors():
-        cfg = ServeConfig(host=host, port=port, served_model=served_model, allowed_hosts=list(allowed_host or []),
+        if not llm.model:
+            raise ValueError("give --model: a local model directory or .gguf file to serve")
+        cfg = ServeConfig(host=host, port=port, served_model=llm.served_model, allowed_hosts=list(allowed_host or []),
                           max_body_bytes=max_body_bytes, max_concurrent=max_concurrent, socket_timeout_s=socket_timeout,
                           api_key=api_key or None)
-        backend = make_backend(BackendConfig(model=model, gguf_file=gguf_file, device=device, batch_size=batch_size,
-                                             cpu_threads=threads))
+        backend = make_backend(llm.backend_config())
         server = make_server(backend, cfg)
     typer.echo(f"serving {backend.model_id} on http://{server.server_address[0]}:{server.server_address[1]}/v1",
                err=False)

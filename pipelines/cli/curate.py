@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Optional
 
 import typer
 
+from pipelines.cli.options import fail, option, uses_options
+
 RUN_HELP = """Curate a crawl into Parquet shards, with a ledger of every dropped document and why.
 
 With no CONFIG it runs on the embedded sample corpus (data/sample/) with the default stages:
-extract (trafilatura) -> langid (fastText lid.176) -> datatrove's Gopher/C4/FineWeb filters -> PII masking
--> exact + MinHash dedup -> optional classifier stages. Output: DIR/docs/*.parquet (kept, one column per
-signal), DIR/rejected/*.parquet (the ledger), DIR/stats/ (funnel.json and histograms), DIR/run.json.
+extract (resiliparse) -> langid (fastText lid.176) -> datatrove's Gopher/C4/FineWeb filters and assay's page
+filters -> PII masking -> exact + MinHash dedup -> the shipped educational-value and knowledge-level
+classifiers. Output: DIR/docs/*.parquet (kept, one column per signal), DIR/rejected/*.parquet (the ledger),
+DIR/stats/ (funnel.json and histograms), DIR/run.json.
 
 Examples:\n
   assay run --output out/demo\n
@@ -24,66 +28,69 @@ Any option assay does not know is passed to Beam unchanged (see docs/curation.md
 """
 
 
+@dataclass
+class RunnerOptions:
+    """Where `assay run` executes: the local runner, a Dask cluster, or any Beam runner by name."""
+
+    runner: Optional[str] = option(None, "'local' (Beam FnApiRunner), 'dask' (Beam's DaskRunner) or a Beam runner name")
+    workers: Optional[int] = option(None, "local worker processes (also the size of the local dask cluster started "
+                                          "when --dask-address is not given)")
+    dask_address: Optional[str] = option(None, "tcp://HOST:PORT of a dask.distributed scheduler (--runner dask; "
+                                               "without it a local cluster is started)", "--dask-address")
+
+    def apply(self, cfg, beam_args: list[str]) -> None:
+        """Onto a RunnerConfig: these options, and Beam flags assay does not know, passed through."""
+        cfg.runner = self.runner or ("dask" if self.dask_address else cfg.runner)
+        cfg.workers = self.workers or cfg.workers
+        cfg.beam_args = [*cfg.beam_args, *beam_args]
+        if self.dask_address:
+            cfg.beam_args.append(f"--dask_client_address={self.dask_address}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run", help=RUN_HELP,
                  context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    @uses_options
     def run(
         ctx: typer.Context,
         config: Optional[str] = typer.Argument(None, help="TOML config (see docs/curation.md); default: the sample"),
         output: Optional[str] = typer.Option(None, "--output", "-o", help="output folder (default: config's output.path)"),
-        runner: Optional[str] = typer.Option(None, help="'local' (Beam FnApiRunner), 'dask' (Beam's DaskRunner) or a "
-                                                        "Beam runner name"),
-        workers: Optional[int] = typer.Option(None, help="local worker processes (also the size of the local "
-                                                         "dask cluster started when --dask-address is not given)"),
-        dask_address: Optional[str] = typer.Option(None, "--dask-address",
-                                                   help="tcp://HOST:PORT of a dask.distributed scheduler "
-                                                        "(--runner dask; without it a local cluster is started)"),
         input: Optional[list[str]] = typer.Option(None, "--input", "-i", help="input file/folder/glob (repeatable)"),
         show_config: bool = typer.Option(False, "--show-config", help="print the resolved config and exit"),
         progress: bool = typer.Option(True, help="live progress (local runner)"),
+        where: RunnerOptions = RunnerOptions(),
     ) -> None:
         from rich.console import Console
 
         from groundwork.config import ConfigError, to_dict
-        from pipelines.curate_config import load_run_config
+        from pipelines.curate.config import load_curate_config
 
         console = Console(width=None if Console().is_terminal else 130)
         extra = list(ctx.args)
         if config and config.startswith("--"):  # no CONFIG: the first word is a Beam flag, not a file
             extra, config = [config, *extra], None
         try:
-            cfg = load_run_config(config)
+            cfg = load_curate_config(config)
         except (ConfigError, ValueError) as exc:
-            console.print(f"[red]config error:[/] {exc}", soft_wrap=True)
-            raise typer.Exit(2)
+            fail(f"config error: {exc}")
         if input:
             cfg.input.paths = list(input)
-        if runner:
-            cfg.runner.runner = runner
-        if workers:
-            cfg.runner.workers = workers
-        cfg.runner.beam_args = [*cfg.runner.beam_args, *extra]
-        if dask_address:
-            cfg.runner.runner = runner or "dask"
-            cfg.runner.beam_args.append(f"--dask_client_address={dask_address}")
         if output:
             cfg.output.path = output
+        where.apply(cfg.runner, extra)
         if show_config:
             console.print_json(json.dumps(to_dict(cfg)))
             return
-        from pipelines.curate import run_curation
+        from pipelines.curate.job import run_curation
         from pipelines.job.funnel import funnel_table
-
         from pipelines.job.watchdog import WorkerLost
 
         try:
             result = run_curation(cfg, show_progress=progress)
         except (FileNotFoundError, ValueError) as exc:
-            console.print(f"[red]error:[/] {exc}", soft_wrap=True)
-            raise typer.Exit(2)
+            fail(str(exc))
         except WorkerLost as exc:
-            console.print(f"[red]run failed:[/] {exc}", soft_wrap=True)
-            raise typer.Exit(1)
+            fail(f"run failed: {exc}", code=1)
         console.print(funnel_table(result.funnel))
         console.print(f"output: {result.output}  ({result.seconds:.1f}s)  ·  inspect with: "
                       f"assay sql \"SELECT stage, reason, count(*) FROM rejected GROUP BY ALL\" -o {result.output}")

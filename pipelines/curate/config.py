@@ -1,0 +1,149 @@
+"""The one config of `assay run`: inputs, stages and thresholds, with every default defined here, and the
+registry of the stages it can run.
+
+Written as TOML (see docs/curation.md); each table matches a dataclass below. `assay run --show-config`
+prints the resolved config. Adding a stage to `assay run` is one entry in STAGES (and, if it has settings,
+its table in CurateConfig), here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from classifiers.scoring import ClassifierStageConfig
+from curation.dedup import MinHashConfig
+from curation.extract import ExtractConfig
+from curation.filters import FilterConfig
+from curation.langid import LangIdConfig
+from curation.pii import PIIConfig
+from curation.readers import ReaderConfig
+from groundwork.config import from_dict, load_config
+from pipelines.job.runner import RunnerConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_DIR = REPO_ROOT / "data" / "sample"
+
+
+def _per_document(*stages) -> list:
+    from pipelines.job.steps import PerDocument
+
+    return [PerDocument(*stages)] if stages else []
+
+
+def _extract(cfg: CurateConfig) -> list:
+    from curation.extract import ExtractText
+
+    return _per_document(ExtractText(cfg.extract))
+
+
+def _langid(cfg: CurateConfig) -> list:
+    from curation.langid import IdentifyLanguage
+
+    return _per_document(IdentifyLanguage(cfg.langid))
+
+
+def _filters(cfg: CurateConfig) -> list:
+    from curation.filters import build_filter_stages
+
+    return _per_document(*build_filter_stages(cfg.filters))
+
+
+def _pii(cfg: CurateConfig) -> list:
+    from curation.pii import MaskPII
+
+    return _per_document(MaskPII(cfg.pii))
+
+
+def _dedup(cfg: CurateConfig) -> list:
+    from pipelines.job.steps import Dedup
+
+    d = cfg.dedup
+    return [Dedup(d.exact, d.fuzzy, d.minhash)] if (d.exact or d.fuzzy) else []
+
+
+def _classifiers(cfg: CurateConfig) -> list:
+    from pipelines.job.steps import Classify
+
+    return [Classify(c) for c in cfg.classifiers]
+
+
+#: Every stage `assay run` knows, in its default order: name -> the job steps it adds for a config
+#: (pipelines/job/steps.py). Per-document stages next to each other run fused in one DoFn.
+STAGES: dict[str, Callable[[CurateConfig], list]] = {
+    "extract": _extract,
+    "langid": _langid,
+    "filters": _filters,
+    "pii": _pii,
+    "dedup": _dedup,
+    "classifiers": _classifiers,
+}
+
+
+@dataclass
+class InputConfig:
+    paths: list[str] = field(default_factory=lambda: [str(SAMPLE_DIR / "*.warc.gz")])
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
+
+
+@dataclass
+class DedupConfig:
+    exact: bool = True
+    fuzzy: bool = True
+    minhash: MinHashConfig = field(default_factory=MinHashConfig)
+
+
+@dataclass
+class OutputConfig:
+    path: str = "out/run"
+    docs_per_shard: int = 20_000
+    ledger_per_shard: int = 50_000
+    histograms: bool = True
+
+
+def default_classifiers() -> list[ClassifierStageConfig]:
+    """The shipped educational-value and knowledge-level models (classifiers/shipped.py), by name, as drop
+    stages at the thresholds stored in their metadata."""
+    return [ClassifierStageConfig(model_dir="edu", column="edu_score", mode="drop"),
+            ClassifierStageConfig(model_dir="knowledge", column="knowledge_score", mode="drop")]
+
+
+@dataclass
+class CurateConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    langid: LangIdConfig = field(default_factory=LangIdConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    pii: PIIConfig = field(default_factory=PIIConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    #: classifier scoring stages, run after dedup: [{model_dir, column, threshold, mode}] (see docs/classifiers.md);
+    #: the default runs the two shipped models as drop stages at their stored thresholds; `classifiers = []` or
+    #: leaving "classifiers" out of `stages` turns them off
+    classifiers: list[ClassifierStageConfig] = field(default_factory=default_classifiers)
+    #: stages to run, in order; drop a name to skip that stage
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
+    output: OutputConfig = field(default_factory=OutputConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            raise ValueError(f"stages: unknown stage(s) {unknown}; known: {list(STAGES)}")
+
+    def steps(self) -> list:
+        """The job steps of the stages this config runs, in its order."""
+        return [step for name in self.stages for step in STAGES[name](self)]
+
+
+def load_curate_config(path: str | None) -> CurateConfig:
+    """The config from a TOML file (relative input paths resolve against the file's folder), or the defaults."""
+    if not path:
+        return CurateConfig()
+    base = Path(path).resolve().parent
+
+    def build(data: dict) -> CurateConfig:
+        cfg = from_dict(CurateConfig, data)
+        cfg.input.paths = [p if "://" in p or Path(p).is_absolute() else str(base / p) for p in cfg.input.paths]
+        return cfg
+
+    return load_config(CurateConfig, path, build)
