@@ -9,7 +9,7 @@ for each and the ratio (the batching gain). Both run with the same torch thread 
 On a GPU machine the same requests run through vLLM (the `vllm` backend: pip install 'assay[gpu]'):
     assay synth textbooks --backend vllm --model /models/Mistral-7B-Instruct --topics topics.txt \\
         --tensor-parallel-size 1 --max-model-len 8192 --batch-size 256 --max-new-tokens 1024 --out out/tb
-and `stats/synth_run.json` of the output reports tokens_out_per_s for the vllm backend; compare it with the
+and `run.json` of the output reports tokens_out_per_s (under `usage`) for the vllm backend; compare it with the
 same command with `--backend transformers --device cuda`.
 """
 from __future__ import annotations

@@ -343,7 +343,7 @@ def _check_inside(report: dict, view: View, accepted: list) -> list[str]:
 def probe(bwrap: str, view: View, uid: int | None, disk_bytes: int = 1 << 20) -> list[str]:
     """Run the probe under the real command; the layers that hold, or SandboxUnavailable for the first that
     does not."""
-    from synth.sandbox import BOOT, child_setup  # the same boot and child set-up as every run
+    from synth.child_setup import BOOT, child_setup  # the same boot and child set-up as every run
     from synth.config import SandboxLimits
 
     canary = os.path.join(tempfile.gettempdir(), f"assay-canary-{secrets.token_hex(8)}")

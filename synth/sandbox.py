@@ -15,7 +15,6 @@ runs list "UNSAFE_no_os_isolation" in `isolation` (and every row they produce re
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -25,12 +24,11 @@ import time
 from dataclasses import dataclass, field
 
 from synth import isolation
+from synth.child_setup import BOOT, child_setup
 from synth.config import SandboxLimits
 from synth.isolation import SandboxUnavailable
 
-BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_boot.py")
 UNISOLATED_LAYERS = [isolation.UNSAFE, "rlimits", "timeout", "audit_hook", "private_workdir"]
-BWRAP_PROCESSES = 2  # bwrap's own process and the namespace's init, counted by the process limit
 
 __all__ = ["SandboxResult", "SandboxUnavailable", "require_isolation", "run_python"]
 
@@ -72,26 +70,6 @@ def _own_processes() -> int:
             except OSError:
                 continue
     return count
-
-
-def child_setup(limits: SandboxLimits, uid: int | None, base_processes: int = 0):
-    """preexec_fn: runs in the child between fork and exec (of bwrap). Limits first, then the uid drop, then
-    the process limit, so the drop cannot be refused for lack of processes."""
-    nproc = limits.max_processes + BWRAP_PROCESSES + (base_processes if uid is None else 0)
-
-    def setup() -> None:
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if uid is not None:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-
-    return setup
 
 
 def _read_capped(path: str, cap: int) -> tuple[str, bool]:

@@ -117,7 +117,7 @@ def register(app: typer.Typer) -> None:
 
         import duckdb
 
-        from pipelines.sql import export_query, run_query
+        from pipelines.job.sql import export_query, run_query
 
         try:
             if format == "parquet":

@@ -114,7 +114,7 @@ def draw_histograms(output: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipelines.sql import connect
+    from pipelines.job.sql import connect
 
     con = connect(output)
     written = []
