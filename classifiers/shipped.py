@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from curation.model_files import is_remote, local_path
+
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shipped_models")
 #: name -> folder under SHIPPED_DIR
 SHIPPED = {
@@ -18,7 +20,10 @@ SHIPPED = {
 
 
 def resolve_model_dir(spec: str) -> str:
-    """A model directory path for `spec`: a shipped name, or a path (returned as given)."""
+    """A local model directory for `spec`: a shipped name, a path, or a remote path (gs://, s3://: staged by
+    the submitting machine for a remote runner, copied here once per process; curation/model_files.py)."""
+    if is_remote(spec):
+        return local_path(spec)
     if spec in SHIPPED and not os.path.isdir(spec):
         return os.path.join(SHIPPED_DIR, SHIPPED[spec])
     return spec

@@ -50,7 +50,9 @@ class LanguageIdentifier:
     def __init__(self, model_path: str = ""):
         import fasttext
 
-        path = model_path or bundled_lid_model()
+        from curation.model_files import local_path
+
+        path = local_path(model_path or bundled_lid_model())
         if not os.path.exists(path):
             raise FileNotFoundError(f"language-ID model {path!r} not found; set langid.model_path to a local file")
         self.model = fasttext.load_model(path)
