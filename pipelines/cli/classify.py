@@ -3,11 +3,10 @@ threshold, and score shards with it in a Beam pipeline."""
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
 import typer
 
-from pipelines.cli.options import WorkerOptions, uses_options
+from pipelines.cli.options import WorkerOptions, known_errors, uses_options
 
 classify_app = typer.Typer(
     help=(
@@ -21,16 +20,11 @@ classify_app = typer.Typer(
 )
 
 
-@contextmanager
 def _clear_errors():
     """Known failures become one line saying what to do, and exit status 2."""
     from classifiers.artifact import ModelDirError
 
-    try:
-        yield
-    except (ModelDirError, ValueError, FileNotFoundError) as exc:
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        raise typer.Exit(2) from None
+    return known_errors(ModelDirError, ValueError, FileNotFoundError)
 
 
 @classify_app.command("labels")

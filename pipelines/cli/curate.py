@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from pipelines.cli.options import fail, option, uses_options
+from pipelines.cli.options import fail, known_errors, option, uses_options
 
 RUN_HELP = """Curate a crawl into Parquet shards, with a ledger of every dropped document and why.
 
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_curate_config(config)
         except (ConfigError, ValueError) as exc:
-            fail(f"config error: {exc}")
+            fail(f"config: {exc}")
         if input:
             cfg.input.paths = list(input)
         if output:
@@ -122,18 +122,15 @@ def register(app: typer.Typer) -> None:
         try:
             if format == "parquet":
                 if not to:
-                    typer.echo("--format parquet needs --to FILE", err=True)
-                    raise typer.Exit(2)
+                    fail("--format parquet needs --to FILE")
                 export_query(output, query, to)
                 typer.echo(f"wrote {to}")
                 return
             names, rows = run_query(output, query)
         except FileNotFoundError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2)
+            fail(str(exc))
         except duckdb.Error as exc:
-            typer.echo(f"SQL error: {exc}\n(views: docs, rejected, stats; try: DESCRIBE docs)", err=True)
-            raise typer.Exit(2)
+            fail(f"SQL error: {exc}\n(views: docs, rejected, stats; try: DESCRIBE docs)")
         if format == "csv":
             writer = csv.writer(sys.stdout)
             writer.writerow(names)
@@ -152,8 +149,7 @@ def register(app: typer.Typer) -> None:
                 table.caption = f"{len(rows) - limit} more rows (use --limit, or --format csv)"
             Console().print(table)
         else:
-            typer.echo(f"unknown --format {format!r}: use table, csv, json or parquet", err=True)
-            raise typer.Exit(2)
+            fail(f"unknown --format {format!r}: use table, csv, json or parquet")
 
     @app.command("stats")
     def stats(output: str = typer.Argument("out/run", help="an `assay run` output folder"),
@@ -163,11 +159,8 @@ def register(app: typer.Typer) -> None:
 
         from pipelines.job.funnel import funnel_table, load_funnel
 
-        try:
+        with known_errors(FileNotFoundError):
             funnel = load_funnel(output)
-        except FileNotFoundError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2)
         if json_out:
             typer.echo(json.dumps(funnel, indent=2))
         else:

@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from pipelines.cli.options import WorkerOptions, uses_options
+from pipelines.cli.options import WorkerOptions, fail, uses_options
 
 HELP = """Run a curation config on a labelled corpus and report what it keeps, per category.
 
@@ -65,8 +65,7 @@ def register(app: typer.Typer) -> None:
             settings = EvalSettings(keep=tuple(keep), merge_jaccard=merge_jaccard)
             result = evaluate(cfg, corpus, out, settings, gates, run_dir=run, show_progress=progress)
         except (ConfigError, ValueError, FileNotFoundError) as exc:
-            console.print(f"[red]error:[/] {exc}", soft_wrap=True)
-            raise typer.Exit(2)
+            fail(str(exc))
         console.print(to_markdown(result.report, result.failures), markup=False, highlight=False)
         console.print(f"report: {result.paths['quality.md']}  ·  json: {result.paths['quality.json']}  ·  "
                       f"plot: {result.paths['quality.png']}  ·  run: {result.run_dir}")

@@ -15,6 +15,7 @@ hands the command the filled-in dataclass, so the command itself only turns opti
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -73,7 +74,15 @@ class WorkerOptions:
 
 def fail(message: str, code: int = 2) -> typing.NoReturn:
     """A known failure: one red line on stderr saying what to do, and exit status `code` (2: bad input)."""
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
+    typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def known_errors(*kinds: type[BaseException]):
+    """Failures of these kinds (bad input, a missing file, a model that cannot load) end the command with
+    their message as one line and exit status 2, not a traceback."""
+    try:
+        yield
+    except kinds as exc:
+        fail(str(exc))

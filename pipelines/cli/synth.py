@@ -3,14 +3,13 @@ decontamination, coverage reports, and an OpenAI-compatible server for a local m
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
 import typer
 
 from curation.decontam import DecontamConfig
-from pipelines.cli.options import WorkerOptions, option, uses_options
+from pipelines.cli.options import WorkerOptions, known_errors, option, uses_options
 from synth.config import BackendConfig, Sampling  # plain dataclasses: the one place defaults live
 from synth.server import API_KEY_ENV, LOOPBACK, ServeConfig  # (standard library only: cheap to import)
 
@@ -86,17 +85,12 @@ class GenerationOptions:
                                  runner=run.runner(RunnerConfig(workers=1)))
 
 
-@contextmanager
 def _clear_errors():
     """Known failures: one line saying what to do, exit status 2."""
     from synth.backends.openai_backend import BackendHTTPError
     from synth.isolation import SandboxUnavailable
 
-    try:
-        yield
-    except (ValueError, FileNotFoundError, ImportError, BackendHTTPError, SandboxUnavailable) as exc:
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        raise typer.Exit(2) from None
+    return known_errors(ValueError, FileNotFoundError, ImportError, BackendHTTPError, SandboxUnavailable)
 
 
 def _report(result: dict, out: str) -> None:
