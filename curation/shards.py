@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.document import DOC_COLUMNS, LEDGER_SCHEMA, Document
+from groundwork.atomic import replace_folder
 
 DOCS_DIR = "docs"
 LEDGER_DIR = "rejected"
@@ -83,14 +84,24 @@ def shard_files(directory: str) -> list[str]:
     )
 
 
-def read_documents(directory: str, columns: list[str] | None = None) -> Iterator[Document]:
-    """Stream Documents back from a directory of document shards (or from an output dir's docs/)."""
-    if os.path.isdir(os.path.join(directory, DOCS_DIR)):
-        directory = os.path.join(directory, DOCS_DIR)
-    files = shard_files(directory)
+def document_shards(path: str) -> list[str]:
+    """The document shard files of `path`: an output folder (its docs/), a folder of shards, or one shard file
+    (local, or gs:// / s3://). FileNotFoundError, saying what to pass, when there are none."""
+    if is_remote(path):
+        files = list_shards(f"{path.rstrip('/')}/{DOCS_DIR}") or list_shards(path.rstrip("/"))
+    elif os.path.isfile(path):
+        files = [path]
+    else:
+        files = shard_files(os.path.join(path, DOCS_DIR)) or shard_files(path)
     if not files:
-        raise FileNotFoundError(f"no Parquet shards in {directory!r}: run `assay run --output DIR` first")
-    for path in files:
+        raise FileNotFoundError(f"no Parquet shards in {path!r}: pass an `assay run` output folder, its docs/ "
+                                "folder or a .parquet file")
+    return files
+
+
+def read_documents(directory: str, columns: list[str] | None = None) -> Iterator[Document]:
+    """Stream Documents back from document shards (an output folder, its docs/, or shard files)."""
+    for path in document_shards(directory):
         pf = pq.ParquetFile(path)
         for batch in pf.iter_batches(columns=columns, batch_size=2048):
             for row in batch.to_pylist():
@@ -123,9 +134,9 @@ def ensure_nonempty(directory: str, schema: pa.Schema) -> None:
 def publish(staging: str, out: str, subdirs: Iterable[str] = (DOCS_DIR, LEDGER_DIR)) -> None:
     """Move finished shard folders from `staging` into `out`, replacing the previous ones, then drop staging.
 
-    Until this runs, readers of `out` see the previous output untouched. Local: two directory renames per
-    folder. Remote: each staged file is renamed over its final name, then final files this run did not
-    write are deleted.
+    Until this runs, readers of `out` see the previous output untouched. Local: each folder replaced by
+    groundwork.atomic.replace_folder. Remote: each staged file is renamed over its final name, then final
+    files this run did not write are deleted.
     """
     import shutil
 
@@ -141,11 +152,5 @@ def publish(staging: str, out: str, subdirs: Iterable[str] = (DOCS_DIR, LEDGER_D
                 FileSystems.delete(stale)
         return
     for sub in subdirs:
-        final, staged = os.path.join(out, sub), os.path.join(staging, sub)
-        old = final + ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        if os.path.exists(final):
-            os.rename(final, old)
-        os.rename(staged, final)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(os.path.join(staging, sub), os.path.join(out, sub))
     shutil.rmtree(staging, ignore_errors=True)
