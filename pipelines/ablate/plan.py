@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from groundwork.config import ConfigError, FieldError, from_dict, load_toml
+from groundwork.config import ConfigError, FieldError, from_dict, load_config
 from pipelines.mix import MixRunnerConfig
 from trainer.config import ModelConfig, TrainConfig
 from trainer.config_file import model_config_from_dict
@@ -199,13 +199,7 @@ def higher_is_better(metric: str) -> bool:
 
 def load_plan(path: str) -> Plan:
     """Parse and validate a plan TOML file; ConfigError messages start with the file and field."""
-    data = load_toml(path)
-    try:
-        plan = from_dict(Plan, data)
-        validate(plan)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    return plan
+    return load_config(Plan, path, build=lambda data: validate(from_dict(Plan, data)))
 
 
 def train_defaults() -> dict[str, Any]:
@@ -214,9 +208,9 @@ def train_defaults() -> dict[str, Any]:
                 log_every=1)
 
 
-def validate(plan: Plan) -> None:
+def validate(plan: Plan) -> Plan:
     """The plan as a whole (each table checked its own fields): something to compare, sizes to compare it at,
-    recipe files that exist, and something to score."""
+    recipe files that exist, and something to score. Returns the plan."""
     if not plan.recipes:
         raise ConfigError("recipes: define at least one, e.g. [recipes.web] path = \"recipes/ablate/web.toml\"")
     for name, ref in plan.recipes.items():
@@ -230,3 +224,4 @@ def validate(plan: Plan) -> None:
         raise ConfigError("eval: give at least one eval set ([eval.sets.NAME] source = ...) or task")
     if not e.primary and not e.sets:
         raise ConfigError("eval.primary: required when there are no eval sets, e.g. \"mytask.acc_norm\"")
+    return plan

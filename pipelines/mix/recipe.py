@@ -20,7 +20,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from groundwork.config import ConfigError, FieldError, from_dict, load_toml, to_dict
+from groundwork.config import ConfigError, FieldError, from_dict, load_config, to_dict
 from pipelines.job.runner import RunnerConfig
 
 POOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -132,18 +132,12 @@ class Recipe:
 
 def load_recipe(path: str) -> Recipe:
     """Parse and validate a recipe TOML file; ConfigError messages start with the file and field."""
-    data = load_toml(path)
-    try:
-        recipe = from_dict(Recipe, data)
-        validate(recipe)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    return recipe
+    return load_config(Recipe, path, build=lambda data: validate(from_dict(Recipe, data)))
 
 
-def validate(recipe: Recipe) -> None:
+def validate(recipe: Recipe) -> Recipe:
     """The recipe as a whole (each table checked its own fields): at least one pool and phase, and every
-    phase's weights name defined pools."""
+    phase's weights name defined pools. Returns the recipe."""
     if not recipe.pools:
         raise ConfigError("pools: define at least one pool, e.g. [pools.web] source = \"out/demo\"")
     if not recipe.phases:
@@ -153,6 +147,7 @@ def validate(recipe: Recipe) -> None:
             if pool not in recipe.pools:
                 raise ConfigError(f"phases[{i}].weights.{pool}: no pool named {pool!r}; "
                                   f"defined: {sorted(recipe.pools)}")
+    return recipe
 
 
 def recipe_dict(recipe: Recipe) -> dict:
