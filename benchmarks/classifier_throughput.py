@@ -49,7 +49,7 @@ def sample_chunks(limit_pages: int = 160) -> list[tuple[str, float]]:
 
 
 def train_models(chunks, workdir: str) -> dict[str, str]:
-    from classifiers.config import EncoderConfig, SplitConfig, TrainConfig
+    from classifiers.config import EncoderConfig, SplitConfig, ClassifierTrainConfig
     from classifiers.labels import LabelSpec, build_labels
     from classifiers.train import train
     from curation.document import Document
@@ -64,7 +64,7 @@ def train_models(chunks, workdir: str) -> dict[str, str]:
     models = {}
     for kind in ("fasttext", "encoder"):
         models[kind] = f"{workdir}/{kind}"
-        train(f"{workdir}/labels", TrainConfig(kind=kind, encoder=EncoderConfig(threads=1)), models[kind])
+        train(f"{workdir}/labels", ClassifierTrainConfig(kind=kind, encoder=EncoderConfig(threads=1)), models[kind])
     return models
 
 

@@ -83,9 +83,7 @@ def main() -> None:
     import logging
 
     logging.disable(logging.WARNING)
-    from pipelines.mix.build import run_mix
-    from pipelines.mix.pools import PoolFiles, pool_files
-    from pipelines.mix.recipe import PhaseSpec, PoolSpec, Recipe, RunnerSpec, TokenizerSpec
+    from pipelines.mix import MixRunnerConfig, PhaseSpec, PoolFiles, PoolSpec, Recipe, TokenizerSpec, pool_files, run_mix
     from pipelines.mix.tokenize_beam import run_tokenize
     from trainer.tokenizer import save_tokenizer, train_bpe
 
@@ -106,17 +104,17 @@ def main() -> None:
     best = dict.fromkeys(("assay-beam", "assay-beam-proc", "assay-mix", "datatrove"), float("inf"))
     for r in range(args.repeats):
         start = time.perf_counter()
-        run_tokenize([pool], tokenizer, f"{work}/beam-{r}", None, 0.0, RunnerSpec(workers=args.workers))
+        run_tokenize([pool], tokenizer, f"{work}/beam-{r}", None, 0.0, MixRunnerConfig(workers=args.workers))
         best["assay-beam"] = min(best["assay-beam"], time.perf_counter() - start)
         start = time.perf_counter()
         run_tokenize([pool], tokenizer, f"{work}/beam-proc-{r}", None, 0.0,
-                     RunnerSpec(workers=args.workers, mode="multi_processing"))
+                     MixRunnerConfig(workers=args.workers, mode="multi_processing"))
         best["assay-beam-proc"] = min(best["assay-beam-proc"], time.perf_counter() - start)
         staged = f"{work}/beam-{r}/*.parquet"
         beam_tokens = duckdb.sql(f"SELECT sum(n_tokens) FROM read_parquet('{staged}')").fetchall()[0][0]
 
         recipe = Recipe(seed=0, seq_len=2048, heldout_fraction=0.0, tokenizer=TokenizerSpec(path=tokenizer),
-                        runner=RunnerSpec(workers=args.workers), pools={"web": spec},
+                        runner=MixRunnerConfig(workers=args.workers), pools={"web": spec},
                         phases=[PhaseSpec(name="all", tokens=int(beam_tokens * 0.98), weights={"web": 1.0})])
         start = time.perf_counter()
         run_mix(recipe, f"{work}/mix-{r}", progress=False)

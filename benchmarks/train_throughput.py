@@ -28,7 +28,8 @@ from trainer.distributed import DistInfo  # noqa: E402
 from trainer.loop import make_optimizer, train_step  # noqa: E402
 from trainer.model import Decoder  # noqa: E402
 from trainer.peak import measure_matmul_peak  # noqa: E402
-from trainer.presets import describe, flops_per_token, preset_config  # noqa: E402
+from trainer.presets import preset_config  # noqa: E402
+from trainer.sizing import describe, flops_per_token  # noqa: E402
 from trainer.schedule import make_scheduler  # noqa: E402
 
 

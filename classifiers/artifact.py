@@ -15,15 +15,13 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 import sys
-import uuid
 from typing import Any
 
 from classifiers.base import TextClassifier
 from classifiers.kinds import KIND_NAMES, kind_class
 from classifiers.shipped import resolve_model_dir
-from groundwork.atomic import write_bytes_atomic
+from groundwork.atomic import atomic_folder, write_json_atomic
 
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
@@ -48,12 +46,7 @@ def files_hash(directory: str, names: tuple[str, ...]) -> str:
 def save_model(clf: TextClassifier, directory: str, label_source: dict[str, Any],
                training_data_hash: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a complete model directory atomically (built beside it, then renamed into place)."""
-    directory = os.path.abspath(directory)
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(directory)}")
-    os.makedirs(tmp)
-    try:
+    with atomic_folder(directory) as tmp:
         clf.save_files(tmp)
         metadata = {
             "format_version": FORMAT_VERSION,
@@ -70,17 +63,7 @@ def save_model(clf: TextClassifier, directory: str, label_source: dict[str, Any]
             "metrics": None,
             **(extra or {}),
         }
-        write_bytes_atomic(json.dumps(metadata, indent=2, sort_keys=True).encode(), os.path.join(tmp, METADATA_FILE))
-        old = None
-        if os.path.exists(directory):
-            old = os.path.join(parent, f".old-{uuid.uuid4().hex}-{os.path.basename(directory)}")
-            os.rename(directory, old)
-        os.rename(tmp, directory)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json_atomic(metadata, os.path.join(tmp, METADATA_FILE))
     return metadata
 
 
@@ -147,6 +130,5 @@ def update_metadata(directory: str, **fields: Any) -> dict[str, Any]:
     directory = resolve_model_dir(directory)
     metadata = read_metadata(directory)
     metadata.update(fields)
-    write_bytes_atomic(json.dumps(metadata, indent=2, sort_keys=True, default=float).encode(),
-                       os.path.join(directory, METADATA_FILE))
+    write_json_atomic(metadata, os.path.join(directory, METADATA_FILE), default=float)
     return metadata

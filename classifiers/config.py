@@ -88,7 +88,9 @@ class ThresholdPolicy:
 
 
 @dataclass
-class TrainConfig:
+class ClassifierTrainConfig:
+    """What `assay classify train` fits: the kind, its task, and each kind's settings."""
+
     kind: str = "fasttext"  # or "encoder"
     task: str = "binary"
     positive_at: float = 3.0  # rubric score at or above which a document counts as positive

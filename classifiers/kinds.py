@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 
 from classifiers.base import TextClassifier
-from classifiers.config import TrainConfig
+from classifiers.config import ClassifierTrainConfig
 
 _KINDS = {
     "fasttext": ("classifiers.fasttext_kind", "FastTextClassifier"),
@@ -20,7 +20,7 @@ def kind_class(name: str) -> type[TextClassifier]:
     return getattr(importlib.import_module(module), attr)
 
 
-def new_classifier(cfg: TrainConfig) -> TextClassifier:
+def new_classifier(cfg: ClassifierTrainConfig) -> TextClassifier:
     """An unfitted classifier of the configured kind and task."""
     cls = kind_class(cfg.kind)
     return cls(cfg.task, cfg.fasttext if cfg.kind == "fasttext" else cfg.encoder)

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from classifiers.config import SplitConfig
 from curation.document import content_hash, domain_of
-from curation.shards import DOCS_DIR, shard_files
+from curation.shards import document_shards
 from groundwork.atomic import write_bytes_atomic
 
 LABELS_FILE = "labels.parquet"
@@ -66,18 +66,6 @@ def split_of(group: str, cfg: SplitConfig) -> str:
     return "valid" if u < cfg.train + cfg.valid else "test"
 
 
-def _input_files(path: str) -> list[str]:
-    if os.path.isfile(path):
-        return [path]
-    if os.path.isdir(os.path.join(path, DOCS_DIR)):
-        path = os.path.join(path, DOCS_DIR)
-    files = shard_files(path)
-    if not files:
-        raise FileNotFoundError(f"no Parquet shards in {path!r}: point --shards at an `assay run` output "
-                                "(or its docs/ directory)")
-    return files
-
-
 def _reader_sql(path: str) -> str:
     ext = path.lower().rsplit(".", 1)[-1]
     quoted = "'" + path.replace("'", "''") + "'"
@@ -94,7 +82,7 @@ def select_labelled(shards: str | list[str], spec: LabelSpec) -> tuple[pa.Table,
     """Rows (id, text, source, url, label, annotator, group_value) chosen by the spec, plus selection stats."""
     import duckdb
 
-    files = shards if isinstance(shards, list) else _input_files(shards)
+    files = shards if isinstance(shards, list) else document_shards(shards)
     con = duckdb.connect()
     file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     con.execute(f"CREATE VIEW docs AS SELECT * FROM read_parquet([{file_list}], union_by_name = true)")

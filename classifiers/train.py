@@ -7,7 +7,7 @@ import numpy as np
 
 from classifiers.artifact import save_model
 from classifiers.base import TextClassifier
-from classifiers.config import TrainConfig
+from classifiers.config import ClassifierTrainConfig
 from classifiers.kinds import new_classifier
 from classifiers.labels import labels_hash, read_labels
 
@@ -27,7 +27,7 @@ def truth_for(rows: list[dict[str, Any]], label_kind: str, positive_at: float) -
     return targets_for(rows, label_kind, "binary", positive_at)
 
 
-def train(label_dir: str, cfg: TrainConfig, model_dir: str) -> tuple[TextClassifier, dict[str, Any]]:
+def train(label_dir: str, cfg: ClassifierTrainConfig, model_dir: str) -> tuple[TextClassifier, dict[str, Any]]:
     """Fit on the train split; returns the fitted classifier and the metadata of the saved model directory."""
     rows, summary = read_labels(label_dir, "train")
     label_kind = summary["spec"]["kind"]

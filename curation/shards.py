@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.document import DOC_COLUMNS, LEDGER_SCHEMA, Document
+from groundwork.atomic import replace_folder
 
 DOCS_DIR = "docs"
 LEDGER_DIR = "rejected"
@@ -133,9 +134,9 @@ def ensure_nonempty(directory: str, schema: pa.Schema) -> None:
 def publish(staging: str, out: str, subdirs: Iterable[str] = (DOCS_DIR, LEDGER_DIR)) -> None:
     """Move finished shard folders from `staging` into `out`, replacing the previous ones, then drop staging.
 
-    Until this runs, readers of `out` see the previous output untouched. Local: two directory renames per
-    folder. Remote: each staged file is renamed over its final name, then final files this run did not
-    write are deleted.
+    Until this runs, readers of `out` see the previous output untouched. Local: each folder replaced by
+    groundwork.atomic.replace_folder. Remote: each staged file is renamed over its final name, then final
+    files this run did not write are deleted.
     """
     import shutil
 
@@ -151,11 +152,5 @@ def publish(staging: str, out: str, subdirs: Iterable[str] = (DOCS_DIR, LEDGER_D
                 FileSystems.delete(stale)
         return
     for sub in subdirs:
-        final, staged = os.path.join(out, sub), os.path.join(staging, sub)
-        old = final + ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        if os.path.exists(final):
-            os.rename(final, old)
-        os.rename(staged, final)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(os.path.join(staging, sub), os.path.join(out, sub))
     shutil.rmtree(staging, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 Every config assay reads (run configs, recipes, plans, trainer configs) goes through `load_config`, so they
 all give the same kind of error: `curate.toml: langid.threshold: expected float, got 'high'`. A dataclass
-checks its own values in `__post_init__` (raising ValueError); the loader adds the field's path.
+checks its own values in `__post_init__` (raising ValueError, or FieldError about one field); the loader adds
+the field's path.
 """
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config value is missing, unknown or of the wrong type; the message names the field."""
+
+
+class FieldError(ValueError):
+    """A dataclass's check of one of its own fields, raised in `__post_init__` (`FieldError("tokens", "must be
+    >= 1")`): `from_dict` puts the table's path in front, `pools.web.tokens: must be >= 1`, where a plain
+    ValueError would name only the table."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
 
 
 def load_config(cls: type[T], path: str, build: Callable[[dict[str, Any]], T] | None = None) -> T:
@@ -53,6 +63,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
         return cls(**kwargs)
     except ConfigError:
         raise
+    except FieldError as exc:
+        raise ConfigError(f"{where}.{exc}" if where else str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where or cls.__name__}: {exc}") from None
 

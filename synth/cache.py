@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from typing import Any
 
+from groundwork.atomic import write_json_atomic
 from synth.backends.base import Completion, Messages
 from synth.config import Sampling
 
@@ -47,12 +47,7 @@ class RequestCache:
     def put(self, key: str, value: dict[str, Any]) -> None:
         if not self.directory:
             return
-        path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(value, fh, ensure_ascii=False, sort_keys=True)
-        os.replace(tmp, path)
+        write_json_atomic(value, self._path(key), indent=None, ensure_ascii=False)
 
     def get_completion(self, key: str) -> Completion | None:
         value = self.get(key)

@@ -94,6 +94,19 @@ def test_cells_scale_each_phase_to_the_size_budget(tmp_path):
     assert cells[0].recipe_hash == cells[1].recipe_hash  # seeds share one mix
 
 
+def test_the_plans_mix_runner_is_every_recipes_runner(tmp_path):
+    path = _plan(tmp_path)
+    with open(path, "a") as fh:
+        fh.write("[mix.runner]\nworkers = 3\nmode = \"multi_processing\"\n")
+    plan = load_plan(path)
+    assert (plan.mix.runner.workers, plan.mix.runner.mode, plan.mix.runner.rows_per_task) == (3, "multi_processing", 2000)
+    assert all(c.resolved.runner == plan.mix.runner for c in plan_cells(plan))
+    with open(path, "a") as fh:
+        fh.write("rows_per_task = 0\n")
+    with pytest.raises(ConfigError, match=r"mix\.runner\.rows_per_task: must be >= 1"):
+        load_plan(path)
+
+
 @pytest.mark.parametrize("extra_size, extra_train, message", [
     ('preset = "mini-3t"', "", "sizes[0].preset: unknown preset 'mini-3t'"),
     ("model = { n_heads = 5 }", "", "sizes[0].model: [model] d_model (96) must be divisible by n_heads (5)"),

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from classifiers.artifact import METADATA_FILE, ModelDirError, load_model, read_metadata
-from classifiers.config import EncoderConfig, SplitConfig, TrainConfig
+from classifiers.config import EncoderConfig, SplitConfig, ClassifierTrainConfig
 from classifiers.encoder_kind import resolve_encoder_dir
 from classifiers.labels import LabelSpec, build_labels, read_labels
 from classifiers.train import train
@@ -53,7 +53,7 @@ def labels(shards, tmp_path_factory) -> str:
 @pytest.fixture()
 def model_dir(labels, tmp_path) -> str:
     path = str(tmp_path / "model")
-    train(labels, TrainConfig(kind="fasttext"), path)
+    train(labels, ClassifierTrainConfig(kind="fasttext"), path)
     return path
 
 
@@ -102,7 +102,7 @@ def test_broken_model_directory_says_what_to_do(model_dir, damage, message):
 
 def test_encoder_head_refuses_a_different_encoder(labels, tmp_path):
     path = str(tmp_path / "enc")
-    clf, _ = train(labels, TrainConfig(kind="encoder", encoder=EncoderConfig(max_tokens=32)), path)
+    clf, _ = train(labels, ClassifierTrainConfig(kind="encoder", encoder=EncoderConfig(max_tokens=32)), path)
     original = resolve_encoder_dir(None)
     fake = tmp_path / "other-encoder"
     fake.mkdir()
@@ -129,7 +129,7 @@ def test_rubric_labels_train_regression(kind, shards, tmp_path):
     summary = build_labels(shards, LabelSpec(kind="rubric", score_column="edu_score"), out)
     assert summary["annotators"] == ["hand"]
     path = str(tmp_path / "reg")
-    clf, meta = train(out, TrainConfig(kind=kind, task="regression", encoder=EncoderConfig(max_tokens=32)), path)
+    clf, meta = train(out, ClassifierTrainConfig(kind=kind, task="regression", encoder=EncoderConfig(max_tokens=32)), path)
     assert meta["label_source"]["annotators"] == ["hand"] and meta["task"] == "regression"
     rows = read_labels(out, "train")[0]
     scores = clf.score([r["text"] for r in rows])
@@ -140,7 +140,7 @@ def test_rubric_labels_train_regression(kind, shards, tmp_path):
     reference = str(tmp_path / "ref")
     build_labels(shards, LabelSpec(kind="reference", positive_where="kind_label = 'durable'"), reference)
     with pytest.raises(ValueError, match="regression needs rubric scores"):
-        train(reference, TrainConfig(kind="fasttext", task="regression"), str(tmp_path / "reg2"))
+        train(reference, ClassifierTrainConfig(kind="fasttext", task="regression"), str(tmp_path / "reg2"))
 
 
 def test_label_errors_name_the_fix(shards, tmp_path):

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from classifiers.artifact import load_model, read_metadata, save_model
-from classifiers.config import EncoderConfig, FastTextConfig, SplitConfig, TrainConfig
+from classifiers.config import EncoderConfig, FastTextConfig, SplitConfig, ClassifierTrainConfig
 from classifiers.evaluate import evaluate
 from classifiers.knowledge import DURABLE, EPHEMERAL, SEED_FILE
 from classifiers.labels import LabelSpec, build_labels, read_labels
@@ -33,8 +33,8 @@ ENCODER = EncoderConfig(max_tokens=128, batch_size=16)
 KINDS = ("fasttext", "encoder")
 
 
-def _train_cfg(kind: str) -> TrainConfig:
-    return TrainConfig(kind=kind, fasttext=FastTextConfig(), encoder=ENCODER)
+def _train_cfg(kind: str) -> ClassifierTrainConfig:
+    return ClassifierTrainConfig(kind=kind, fasttext=FastTextConfig(), encoder=ENCODER)
 
 
 @pytest.fixture(scope="module")

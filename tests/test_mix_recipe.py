@@ -55,11 +55,22 @@ def test_good_recipe_loads_with_defaults(tmp_path):
     (("edu = 3", "edu = -1"), r"phases\[1\]\.weights\.edu: must be > 0"),
     (("seed = 1", "seed = 1\ncolour = 'red'"), r"unknown field\(s\) \['colour'\]"),
     (('[pools.edu]\nsource = "out/demo"', "[pools.edu]"), r"pools\.edu\.source: required"),
+    (("edu = 3, web = 1 }", "edu = 3, web = 1 }\n[runner]\nrows_per_task = 0"), r"runner\.rows_per_task: must be >= 1"),
+    (("edu = 3, web = 1 }", "edu = 3, web = 1 }\n[runner]\nmode = 'fast'"), r"runner: runner\.mode must be one of"),
 ])
 def test_validation_errors_name_the_field(tmp_path, change, field):
     with pytest.raises(ConfigError, match=field) as info:
         _load(tmp_path, GOOD.replace(*change))
     assert "recipe.toml" in str(info.value)
+
+
+def test_the_runner_table_is_the_job_runner_config_with_threads_by_default(tmp_path):
+    from pipelines.job.runner import RunnerConfig
+
+    r = _load(tmp_path, GOOD + "\n[runner]\nworkers = 3\n")
+    assert isinstance(r.runner, RunnerConfig) and r.runner.is_local
+    assert (r.runner.workers, r.runner.mode, r.runner.rows_per_task) == (3, "multi_threading", 2000)
+    assert recipe_hash(r) == recipe_hash(_load(tmp_path, GOOD))  # how it runs never changes the tokens
 
 
 def _recipe(budgets, weights, max_repeats, seq_len=9, seed=0):

@@ -1,12 +1,15 @@
-"""The token-shard format: writer and reader round trip, rank split, exact resume, integrity checks."""
+"""The token-shard format: writer and reader round trip, rank split, exact resume, integrity checks, the
+stored row length, the held-out files and the manifest read alone."""
 import json
 import os
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
-from trainer.token_shards import (MANIFEST_FILE, TokenShardError, TokenShardReader, TokenShardWriter,
-                                  token_dtype)
+from trainer.token_shards import (HELDOUT_SCHEMA, MANIFEST_FILE, ShardFolder, TokenShardError, TokenShardReader,
+                                  TokenShardWriter, heldout_file, heldout_pools, read_heldout, row_length,
+                                  token_dtype, write_heldout)
 
 SEQ_LEN = 15
 
@@ -131,3 +134,44 @@ def test_writer_rejects_bad_input(tmp_path):
         writer.add(np.zeros((1, SEQ_LEN + 1), int), "p1")
     with pytest.raises(TokenShardError, match="no sequences"):
         TokenShardWriter(str(tmp_path / "empty"), SEQ_LEN, 50).close()
+
+
+def test_a_stored_row_is_seq_len_inputs_plus_one_target(tmp_path):
+    assert row_length(SEQ_LEN) == SEQ_LEN + 1
+    writer = TokenShardWriter(str(tmp_path), SEQ_LEN, 100)
+    with pytest.raises(TokenShardError, match=rf"sequences must be \[n, {SEQ_LEN + 1}\]"):
+        writer.add(np.zeros((2, SEQ_LEN), np.int64), "p1")  # seq_len tokens alone: no target for the last one
+    writer.add(np.arange(2 * row_length(SEQ_LEN)).reshape(2, -1) % 100, "p1")
+    manifest = writer.close()
+    assert manifest["tokens"] == manifest["phases"][0]["tokens"] == 2 * row_length(SEQ_LEN)
+    reader = TokenShardReader(str(tmp_path))
+    assert reader.seq_len == SEQ_LEN and reader.sequence(1).shape == (row_length(SEQ_LEN),)
+
+
+def test_heldout_files_round_trip_sorted_by_id(tmp_path):
+    path = write_heldout(str(tmp_path), "web", [("doc-b", "second text"), ("doc-a", "first text")])
+    empty = write_heldout(str(tmp_path), "news", [])  # a pool with nothing held out still has its file
+    assert path == os.path.join(str(tmp_path), heldout_file("web")) and heldout_file("web") == "heldout/web.parquet"
+    (tmp_path / "heldout" / "edu.parquet.tmp-0123").write_bytes(b"half a file")  # an unfinished write
+    assert heldout_pools(str(tmp_path)) == {"news": empty, "web": path}
+    assert pq.read_schema(path).equals(HELDOUT_SCHEMA)
+    assert pq.read_table(path).column("id").to_pylist() == ["doc-a", "doc-b"]
+    assert read_heldout(path) == ["first text", "second text"] and read_heldout(path, 1) == ["first text"]
+    assert read_heldout(empty) == [] and heldout_pools(str(tmp_path / "nowhere")) == {}
+    write_heldout(str(tmp_path), "web", [("doc-c", "replaced")])
+    assert read_heldout(path) == ["replaced"] and sorted(os.listdir(tmp_path / "heldout")) == [
+        "edu.parquet.tmp-0123", "news.parquet", "web.parquet"]
+
+
+def test_a_shard_folder_is_read_from_its_manifest_alone(tmp_path):
+    with pytest.raises(TokenShardError, match="not a finished token-shard directory"):
+        ShardFolder(str(tmp_path))
+    assert not ShardFolder.is_finished(str(tmp_path))
+    manifest, _ = _write(tmp_path, vocab=700)
+    (tmp_path / "shards" / "shard-00000.bin").write_bytes(b"")  # not read: no checksum checked here
+    folder = ShardFolder(str(tmp_path))
+    assert ShardFolder.is_finished(str(tmp_path)) and folder.manifest == manifest
+    assert (folder.seq_len, folder.vocab_size, folder.fingerprint) == (SEQ_LEN, 700, manifest["fingerprint"])
+    assert folder.tokenizer_path == os.path.join(str(tmp_path), "tokenizer.json")
+    with pytest.raises(TokenShardError, match="checksum mismatch"):
+        TokenShardReader(str(tmp_path))

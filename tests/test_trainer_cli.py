@@ -54,7 +54,7 @@ def test_train_then_eval_with_a_task(tmp_path):
 def test_errors_say_what_to_do(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["train", str(tmp_path / "nope.toml")])
-    assert result.exit_code == 2 and "not found" in result.output
+    assert result.exit_code == 2 and "no such config file" in result.output  # groundwork.config names the missing file
     result = runner.invoke(app, ["eval", str(tmp_path)])
     assert result.exit_code == 2 and "assay train" in result.output
     cfg = _config(tmp_path / "bad.toml", str(tmp_path / "no-shards"), str(tmp_path / "o"))

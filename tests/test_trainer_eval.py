@@ -137,3 +137,26 @@ def test_batched_padded_windows_equal_one_at_a_time():
             logits = model(torch.tensor([c[:-1]]))[0]
         expected += F.cross_entropy(logits, torch.tensor(c[1:]), reduction="sum").item()
     assert windows_nll(model, chunks, "cpu", batch_size=4) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_model_is_scored_on_another_folders_heldout_sets_with_the_shards_tokenizer(data, tmp_path):
+    """What the ablation asks of evaluate_model: its own settings, loaded tasks, and the held-out files of a
+    folder of eval sets (not the token shards'), tokenized as the shards were."""
+    from trainer.config import EvalConfig, RunConfig, TrainConfig
+    from trainer.evaluate import evaluate_model
+    from trainer.token_shards import write_heldout
+
+    path, tok = data
+    vocab = tok.get_vocab_size()
+    model = _bias_only_model(torch.zeros(vocab))
+    sets = str(tmp_path / "evalsets")
+    write_heldout(sets, "facts", [("f1", "Water boils at one hundred degrees.")])
+    task = ClozeTask("hand", [ClozeItem("Water boils at", [" one hundred degrees", " zero"], gold=0)])
+    run = RunConfig(model=model.cfg, train=TrainConfig(data=path), eval=EvalConfig(heldout_max_docs=1, batch_size=2))
+    result = evaluate_model(model, run, "cpu", tasks=[task], heldout_dir=sets)
+    seq_len = min(16, model.cfg.max_seq_len)  # the shards' seq_len, at most the model's
+    assert result["heldout"] == heldout_metrics(model, tok, sets, seq_len, eos_id(tok), "cpu", max_docs=1, batch_size=2)
+    assert set(result["heldout"]) == {"facts"} and result["heldout"]["facts"]["loss"] == pytest.approx(math.log(vocab))
+    assert result["tasks"] == {"hand": evaluate_cloze(model, tok, task, seq_len, "cpu", prefix=[eos_id(tok)])}
+    run.eval.heldout = False
+    assert set(evaluate_model(model, run, "cpu", tasks=[])) == set()  # nothing asked, nothing scored

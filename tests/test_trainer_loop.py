@@ -11,9 +11,11 @@ import textwrap
 import pytest
 import torch
 
+from groundwork.config import ConfigError
 from test_trainer_support import build_shards
 from trainer.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from trainer.config import ConfigError, ModelConfig, RunConfig, TrainConfig, load_run_config
+from trainer.config import ModelConfig, RunConfig, TrainConfig
+from trainer.config_file import load_run_config
 from trainer.loop import train
 from trainer.metrics import read_metrics
 from trainer.schedule import lr_multiplier
@@ -289,7 +291,8 @@ def test_phi3_small_style_model_trains_through_the_loop(shards, tmp_path):
 def test_compile_auto_compiles_long_cpu_runs_only(shards, tmp_path, monkeypatch):
     """The default ("auto") compiles a CPU run long enough to repay the compile, and says so in the log."""
     from trainer import compile_policy
-    from trainer.config import ConfigError, TrainConfig
+    from groundwork.config import ConfigError
+    from trainer.config import TrainConfig
     from trainer.metrics import read_metrics
 
     assert TrainConfig().compile == "auto"

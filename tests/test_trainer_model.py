@@ -7,14 +7,16 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, LlamaConfig, Phi3Config, PhimoeConfig
 
+from groundwork.config import ConfigError
 from kernels.attention_reference import reference_attention
 from trainer.attention import layer_pattern
-from trainer.config import ConfigError, ModelConfig
+from trainer.config import ModelConfig
 from trainer.convert import from_hf, to_hf
 from trainer.layers import gegelu
 from trainer.model import Decoder
 from trainer.moe import MoEFeedForward, load_balance, softmax_topk
-from trainer.presets import PRESETS, flops_per_token, parameter_count
+from trainer.presets import PRESETS
+from trainer.sizing import flops_per_token, parameter_count
 
 COMMON = dict(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
               num_key_value_heads=2, max_position_embeddings=64, pad_token_id=None, eos_token_id=None,

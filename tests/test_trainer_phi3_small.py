@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainer.config import ConfigError, ModelConfig
+from groundwork.config import ConfigError
+from trainer.config import ModelConfig
 from trainer.convert_phi3_small import from_phi3_small, phi3_small_config, to_phi3_small
 from trainer.model import Decoder
 

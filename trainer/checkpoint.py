@@ -14,11 +14,12 @@ import os
 import pickle
 import random
 import re
-import uuid
 from typing import Any
 
 import numpy as np
 import torch
+
+from groundwork.atomic import atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = "assay-checkpoint-2"  # 2: weights_only-loadable (numpy RNG state as plain lists)
@@ -73,10 +74,8 @@ def latest_checkpoint(out_dir: str) -> str | None:
 def save_checkpoint(out_dir: str, step: int, payload: dict[str, Any], keep: int = 2) -> str:
     """Write atomically, then delete all but the newest `keep` checkpoints."""
     path = checkpoint_path(out_dir, step)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     if keep > 0:
         for old in list_checkpoints(out_dir)[:-keep]:
             os.remove(old)
@@ -115,16 +114,15 @@ def upgrade_checkpoint(path: str) -> str:
             rank["rng"]["numpy"] = {"bit_generator": name, "state": {"key": key.tolist(), "pos": int(pos)},
                                     "has_gauss": int(has_gauss), "gauss": float(gauss)}
     ckpt["format"] = CHECKPOINT_FORMAT
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
     return path
 
 
 def load_trained_model(path: str, device: str = "cpu"):
     """(Decoder in eval mode with the checkpoint's weights, its RunConfig, the checkpoint dict) for a checkpoint
     file or a run folder: what evaluation, export and the ablation runner all start from."""
-    from trainer.config import run_config_from_dict
+    from trainer.config_file import run_config_from_dict
     from trainer.model import Decoder
 
     ckpt = load_checkpoint(path)

@@ -1,19 +1,13 @@
 """Configuration of the trainer as dataclasses, the one place where every default lives.
 
-A run config is a TOML file with three tables, `[model]`, `[train]` and `[eval]`; `[model]` may name a
-preset (`preset = "mini-10m"`) and override any of its fields. Unknown keys are errors, so a typo never
-silently trains the wrong model.
+A run config is a TOML file with three tables, `[model]`, `[train]` and `[eval]` (read by config_file.py,
+where `[model]` may name a preset). A bad value raises groundwork's ConfigError naming the field.
 """
 from __future__ import annotations
 
-import dataclasses
-import tomllib
 from dataclasses import dataclass, field
-from typing import Any
 
-
-class ConfigError(ValueError):
-    """A trainer config is malformed; the message names the key and what to write instead."""
+from groundwork.config import ConfigError
 
 
 @dataclass
@@ -177,57 +171,3 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-
-
-def _build(cls, table: dict[str, Any], where: str):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - names)
-    if unknown:
-        raise ConfigError(f"[{where}] unknown keys {unknown}; known keys: {sorted(names)}")
-    try:
-        return cls(**table)
-    except TypeError as exc:
-        raise ConfigError(f"[{where}] {exc}") from None
-
-
-def model_config_from_dict(table: dict[str, Any]) -> ModelConfig:
-    """A [model] table: optional `preset` name, then field overrides."""
-    table = dict(table)
-    preset = table.pop("preset", None)
-    if preset is None:
-        return _build(ModelConfig, table, "model")
-    from trainer.presets import preset_config
-
-    base = dataclasses.asdict(preset_config(preset))
-    unknown = sorted(set(table) - set(base))
-    if unknown:
-        raise ConfigError(f"[model] unknown keys {unknown}; known keys: {sorted(base)}")
-    base.update(table)
-    return ModelConfig(**base)
-
-
-def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
-    unknown = sorted(set(data) - {"model", "train", "eval"})
-    if unknown:
-        raise ConfigError(f"unknown tables {unknown}; a trainer config has [model], [train] and [eval]")
-    return RunConfig(
-        model=model_config_from_dict(data.get("model", {})),
-        train=_build(TrainConfig, data.get("train", {}), "train"),
-        eval=_build(EvalConfig, data.get("eval", {}), "eval"),
-    )
-
-
-def load_run_config(path: str) -> RunConfig:
-    """Read a TOML run config; errors name the file and the problem."""
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path!r} not found; see docs/trainer.md for an example") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return run_config_from_dict(data)
-
-
-def to_dict(cfg: RunConfig) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from trainer.config import ConfigError, ModelConfig
+from groundwork.config import ConfigError
+from trainer.config import ModelConfig
 from trainer.model import Decoder
 
 FAMILIES = ("llama", "phi3", "phimoe")

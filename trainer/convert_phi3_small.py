@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from trainer.config import ConfigError, ModelConfig
+from groundwork.config import ConfigError
+from trainer.config import ModelConfig
 from trainer.model import Decoder
 
 ARCHITECTURE = "Phi3SmallForCausalLM"

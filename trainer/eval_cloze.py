@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from trainer.token_shards import row_length
+
 MMLU_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "eval", "mmlu.jsonl.gz")
 
 
@@ -102,10 +104,10 @@ def encode_pair(tokenizer, context: str, continuation: str, prefix: list[int]) -
 def continuation_logprobs(model, requests: list[tuple[list[int], list[int]]], max_len: int, device,
                           batch_size: int = 8) -> list[float]:
     """Summed log P(continuation | context) per (context ids, continuation ids) request, batched with right
-    padding; a request longer than max_len + 1 tokens keeps its last max_len + 1."""
+    padding; a request longer than one stored row (row_length(max_len) tokens) keeps its last row."""
     scores: list[float] = []
     for i in range(0, len(requests), batch_size):
-        seqs = [(ctx + cont)[-(max_len + 1):] for ctx, cont in requests[i:i + batch_size]]
+        seqs = [(ctx + cont)[-row_length(max_len):] for ctx, cont in requests[i:i + batch_size]]
         width = max(len(q) for q in seqs)
         tokens = torch.zeros(len(seqs), width, dtype=torch.long)
         for row, q in enumerate(seqs):

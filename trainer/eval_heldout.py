@@ -6,18 +6,18 @@ bits-per-byte = (summed NLL in nats) / ln 2 / (UTF-8 bytes of the text), compara
 """
 from __future__ import annotations
 
-import glob
 import math
-import os
 
-import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 
+from trainer.token_shards import heldout_pools, read_heldout, row_length
+
 
 def windows(ids: list[int], seq_len: int) -> list[list[int]]:
-    """Non-overlapping windows of at most seq_len + 1 tokens that together predict ids[1:] exactly once."""
-    return [ids[start:start + seq_len + 1] for start in range(0, len(ids) - 1, seq_len)]
+    """Non-overlapping windows of at most one stored row (seq_len + 1 tokens) that together predict ids[1:]
+    exactly once."""
+    return [ids[start:start + row_length(seq_len)] for start in range(0, len(ids) - 1, seq_len)]
 
 
 @torch.no_grad()
@@ -38,21 +38,16 @@ def windows_nll(model, chunks: list[list[int]], device, batch_size: int = 8) -> 
     return total
 
 
-def heldout_pools(directory: str) -> dict[str, str]:
-    """{pool: parquet path} of a token-shard directory's heldout/ folder."""
-    return {os.path.splitext(os.path.basename(p))[0]: p
-            for p in sorted(glob.glob(os.path.join(directory, "heldout", "*.parquet")))}
-
-
 @torch.no_grad()
 def heldout_metrics(model, tokenizer, directory: str, seq_len: int, eos_id: int, device,
                     max_docs: int = 200, batch_size: int = 8) -> dict[str, dict[str, float]]:
-    """{pool: {loss, bits_per_byte, tokens, bytes, documents, skipped_empty}} for every held-out pool."""
+    """{pool: {loss, bits_per_byte, tokens, bytes, documents, skipped_empty}} for every held-out pool of
+    `directory` (a token-shard folder, or a folder of eval sets written alike)."""
     was_training = model.training
     model.eval()
     results = {}
     for pool, path in heldout_pools(directory).items():
-        texts = pq.read_table(path, columns=["text"]).column("text").to_pylist()[:max_docs]
+        texts = read_heldout(path, max_docs)
         chunks, tokens, nbytes, docs, empty = [], 0, 0, 0, 0
         for text in texts:
             if not text:

@@ -4,17 +4,16 @@ Why: a proxy model is only useful to the rest of the ecosystem (lm-evaluation-ha
 tooling) in the layout `AutoModelForCausalLM.from_pretrained` reads. The weights go through
 trainer/convert.py (logits equal within 1e-4; Phi-3-small style models through trainer/convert_phi3_small.py,
 in the layout its remote code reads), the tokenizer is the one stored with the token shards the model
-was trained on, and the folder is written next to its destination and renamed into place, so a killed export
+was trained on, and the folder is built next to its destination and renamed into place, so a killed export
 never leaves a half-written model behind.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 
-from trainer.config import ConfigError
+from groundwork.atomic import atomic_folder
+from groundwork.config import ConfigError
 
 EXPORT_FORMATS = ("hf",)
 
@@ -30,12 +29,11 @@ def default_family(cfg) -> str:
 
 
 def _tokenizer_file(data_dir: str | None) -> str | None:
-    from trainer.token_shards import MANIFEST_FILE
+    from trainer.token_shards import ShardFolder
 
-    if not data_dir or data_dir == "synthetic" or not os.path.isfile(os.path.join(data_dir, MANIFEST_FILE)):
+    if not data_dir or data_dir == "synthetic" or not ShardFolder.is_finished(data_dir):
         return None
-    with open(os.path.join(data_dir, MANIFEST_FILE), encoding="utf-8") as fh:
-        return os.path.join(data_dir, json.load(fh)["tokenizer"])
+    return ShardFolder(data_dir).tokenizer_path
 
 
 def export_checkpoint(path: str, out_dir: str, fmt: str = "hf", family: str | None = None,
@@ -57,10 +55,7 @@ def export_checkpoint(path: str, out_dir: str, fmt: str = "hf", family: str | No
     hf_model = None if family == "phi3small" else to_hf(model.float(), family)
     tok_path = _tokenizer_file(data_dir if data_dir is not None else run.train.data)
 
-    parent = os.path.dirname(os.path.abspath(out_dir)) or "."
-    os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".{os.path.basename(os.path.abspath(out_dir))}.tmp-{uuid.uuid4().hex}")
-    try:
+    with atomic_folder(out_dir) as staging:
         if hf_model is None:  # Phi-3-small has no transformers class: its reference layout, for its remote code
             from trainer.convert_phi3_small import save_phi3_small_folder
 
@@ -80,11 +75,6 @@ def export_checkpoint(path: str, out_dir: str, fmt: str = "hf", family: str | No
         with open(os.path.join(staging, "assay_export.json"), "w", encoding="utf-8") as fh:
             json.dump({"checkpoint": os.path.abspath(path), "step": int(ckpt["step"]), "family": family,
                        "tokenizer": tok_path}, fh, indent=2)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return {"out": out_dir, "family": family, "step": int(ckpt["step"]), "tokenizer": tok_path is not None,
             "parameters": parameters}
 

@@ -8,10 +8,8 @@ Under torchrun each rank reads its own slice of the token shards and gradients a
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +19,9 @@ import torch
 from trainer.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
                                 save_checkpoint, set_rng_state)
 from trainer.compile_policy import should_compile
-from trainer.config import ConfigError, RunConfig, to_dict
+from groundwork.atomic import write_json_atomic
+from groundwork.config import ConfigError, to_dict
+from trainer.config import RunConfig
 from trainer.distributed import (DistInfo, gather_objects, gradient_sync, init_distributed, is_sharded,
                                  mean_across, min_across, wrap_model)
 from trainer.metrics import MetricsLog, ProgressBar
@@ -52,7 +52,7 @@ def open_data(run: RunConfig, info: DistInfo):
     from trainer.token_shards import TokenShardReader
 
     reader = TokenShardReader(t.data, rank=info.rank, world_size=info.world_size)
-    vocab, seq_len = int(reader.manifest["vocab_size"]), int(reader.manifest["seq_len"])
+    vocab, seq_len = reader.vocab_size, reader.seq_len
     if vocab > run.model.vocab_size:
         raise ValueError(f"the shards' vocabulary ({vocab}) is larger than [model] vocab_size "
                          f"({run.model.vocab_size}); set vocab_size = {vocab}")
@@ -138,13 +138,6 @@ def _load_state_dicts(model, raw_model, optimizer, ckpt, run: RunConfig) -> None
     optimizer.load_state_dict(ckpt["optimizer"])
 
 
-def _write_json_atomic(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def _restore(ckpt_path: str, model, raw_model, optimizer, scheduler, reader, run: RunConfig, info: DistInfo) -> int:
     """Load a checkpoint into the run after checking it belongs to it; returns its step."""
     ckpt = load_checkpoint(ckpt_path)
@@ -207,14 +200,14 @@ def _measured_peak(run: RunConfig, device: str) -> float:
 
 def train(run: RunConfig, resume: bool = True) -> TrainResult:
     """Train (or continue) the run described by `run`; returns what happened in this invocation."""
-    from trainer.presets import describe, flops_per_token
+    from trainer.sizing import describe, flops_per_token
 
     t = run.train
     info = init_distributed()
     torch.manual_seed(t.seed + info.rank)
     np.random.seed(t.seed + info.rank)
     reader = open_data(run, info)
-    seq_len = int(reader.manifest["seq_len"])
+    seq_len = reader.seq_len
     per_step = t.micro_batch * t.grad_accum
     available = min_across(len(reader) // per_step, info)
     if available < 1:
@@ -243,7 +236,7 @@ def train(run: RunConfig, resume: bool = True) -> TrainResult:
     log = MetricsLog(os.path.join(t.out_dir, "metrics.jsonl"), enabled=info.is_main)
     if info.is_main:
         os.makedirs(t.out_dir, exist_ok=True)
-        _write_json_atomic(os.path.join(t.out_dir, "config.json"), to_dict(run))
+        write_json_atomic(to_dict(run), os.path.join(t.out_dir, "config.json"))
         log.write({"kind": "start", "step": step, "model": describe(run.model, seq_len), "world_size": info.world_size,
                    "peak_flops": peak_flops, "total_steps": total_steps, "resumed_from": ckpt_path,
                    "compiled": compiled})
@@ -303,10 +296,4 @@ def _save(out_dir, step, model, raw_model, optimizer, scheduler, reader, run, in
                "ranks": ranks, "world_size": info.world_size, "fingerprint": reader.fingerprint,
                "config": to_dict(run), "format": CHECKPOINT_FORMAT}
     return save_checkpoint(out_dir, step, payload, keep=run.train.keep_checkpoints)
-
-
-def config_from_checkpoint(ckpt: dict) -> RunConfig:
-    from trainer.config import run_config_from_dict
-
-    return run_config_from_dict(ckpt["config"])
 

@@ -6,11 +6,10 @@ global sequence index), so a model can learn it and every rank / resume sees rep
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import numpy as np
 
-from trainer.token_shards import SequenceCursor
+from trainer.token_shards import SequenceCursor, row_length
 
 
 class SyntheticTokenStream(SequenceCursor):
@@ -24,12 +23,7 @@ class SyntheticTokenStream(SequenceCursor):
         self._global = list(range(rank, n_sequences, world_size))
         self._pos = 0
         key = f"synthetic:{vocab_size}:{seq_len}:{n_sequences}:{seed}".encode()
-        self.manifest: dict[str, Any] = {"fingerprint": hashlib.sha256(key).hexdigest(), "seq_len": seq_len,
-                                         "vocab_size": vocab_size, "tokenizer": None, "phases": []}
-
-    @property
-    def fingerprint(self) -> str:
-        return self.manifest["fingerprint"]
+        self.fingerprint = hashlib.sha256(key).hexdigest()
 
     def __len__(self) -> int:
         return len(self._global)
@@ -37,4 +31,4 @@ class SyntheticTokenStream(SequenceCursor):
     def sequence(self, local: int) -> np.ndarray:
         rng = np.random.default_rng((self.seed, self._global[local]))
         start, stride = rng.integers(0, self.vocab_size), rng.integers(1, 8)
-        return (start + stride * np.arange(self.seq_len + 1)) % self.vocab_size
+        return (start + stride * np.arange(row_length(self.seq_len))) % self.vocab_size

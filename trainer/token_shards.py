@@ -6,7 +6,7 @@ A token-shard directory holds
     index.npy                   int64 [n_sequences, 4]: phase, shard, row in shard, position in the packed stream
     shards/shard-00000.bin      raw little-endian tokens, `seq_len + 1` per sequence, uint16 when the
                                 vocabulary fits in 16 bits, else uint32 (memory-mapped by the reader)
-    heldout/<pool>.parquet      held-out documents (id, text), never in training
+    heldout/<pool>.parquet      held-out documents (id, text) sorted by id, never in training
 Sequences are stored in training order (phase by phase, shuffled inside a phase), so shard i row r is
 training step material in order. Every file's sha256 is in the manifest; the reader checks them and the
 fingerprint on open, so a trainer never silently trains on a changed or half-copied dataset.
@@ -17,13 +17,19 @@ by at most one between ranks; a trainer that needs equal steps stops at the smal
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
-import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from groundwork.atomic import atomic_path, write_bytes_atomic, write_json_atomic
 
 FORMAT_NAME = "assay-token-shards"
 FORMAT_VERSION = 1
@@ -33,10 +39,17 @@ SHARDS_DIR = "shards"
 TOKENIZER_FILE = "tokenizer.json"
 HELDOUT_DIR = "heldout"
 INDEX_COLUMNS = ("phase", "shard", "row", "packed_position")
+HELDOUT_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string())])
 
 
 class TokenShardError(ValueError):
     """A token-shard directory is incomplete, changed since it was written, or used inconsistently."""
+
+
+def row_length(seq_len: int) -> int:
+    """Tokens stored per sequence: `seq_len` inputs and one more, the last input's target (a trainer reads
+    inputs row[:-1] and targets row[1:])."""
+    return seq_len + 1
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -57,12 +70,71 @@ def manifest_fingerprint(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+class ShardFolder:
+    """A finished token-shard folder as its manifest describes it (checksums unchecked: TokenShardReader
+    checks them): what evaluation and export need without reading any tokens."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        path = os.path.join(directory, MANIFEST_FILE)
+        if not os.path.isfile(path):
+            raise TokenShardError(f"{path} not found: {directory!r} is not a finished token-shard directory; "
+                                  "run `assay mix RECIPE --output DIR` (an interrupted run leaves no manifest)")
+        with open(path, encoding="utf-8") as fh:
+            self.manifest: dict[str, Any] = json.load(fh)
+        if self.manifest.get("format") != FORMAT_NAME or self.manifest.get("version") != FORMAT_VERSION:
+            raise TokenShardError(f"{path}: not an {FORMAT_NAME} v{FORMAT_VERSION} manifest")
+
+    @staticmethod
+    def is_finished(directory: str) -> bool:
+        """Whether `directory` holds a manifest (written last, so only a finished folder has one)."""
+        return os.path.isfile(os.path.join(directory, MANIFEST_FILE))
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.manifest["seq_len"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["vocab_size"])
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    @property
+    def tokenizer_path(self) -> str:
+        return os.path.join(self.directory, self.manifest["tokenizer"])
+
+
+def heldout_file(pool: str) -> str:
+    """A pool's held-out file, relative to the folder (as the manifest lists it)."""
+    return f"{HELDOUT_DIR}/{pool}.parquet"
+
+
+def write_heldout(directory: str, pool: str, docs: Iterable[tuple[str, str]]) -> str:
+    """Write `pool`'s held-out documents, (id, text) pairs, sorted by id as <directory>/heldout/<pool>.parquet,
+    atomically; returns its path. A pool with none still gets a file, so every pool has one."""
+    rows = sorted(docs)
+    table = (pa.Table.from_pydict({"id": [r[0] for r in rows], "text": [r[1] for r in rows]}, schema=HELDOUT_SCHEMA)
+             if rows else HELDOUT_SCHEMA.empty_table())
+    path = os.path.join(directory, heldout_file(pool))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=10_000)
+    return path
+
+
+def heldout_pools(directory: str) -> dict[str, str]:
+    """{pool: path} of the held-out files of a token-shard folder (or of a folder laid out alike), by name."""
+    folder = os.path.join(directory, HELDOUT_DIR)
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return {n[: -len(".parquet")]: os.path.join(folder, n) for n in names
+            if n.endswith(".parquet") and not n.startswith(".")}
+
+
+def read_heldout(path: str, limit: int | None = None) -> list[str]:
+    """The texts of a held-out file in stored order, the first `limit` of them."""
+    return pq.read_table(path, columns=["text"]).column("text").to_pylist()[:limit]
 
 
 class TokenShardWriter:
@@ -90,8 +162,8 @@ class TokenShardWriter:
     def add(self, sequences: np.ndarray, phase: str, packed_positions: np.ndarray | None = None) -> None:
         """Append sequences [n, seq_len + 1] of `phase` (phases must come in training order, each once)."""
         sequences = np.asarray(sequences)
-        if sequences.ndim != 2 or sequences.shape[1] != self.seq_len + 1:
-            raise TokenShardError(f"sequences must be [n, {self.seq_len + 1}], got {list(sequences.shape)}")
+        if sequences.ndim != 2 or sequences.shape[1] != row_length(self.seq_len):
+            raise TokenShardError(f"sequences must be [n, {row_length(self.seq_len)}], got {list(sequences.shape)}")
         if sequences.size and (sequences.min() < 0 or sequences.max() >= self.vocab_size):
             raise TokenShardError(f"token ids must lie in [0, {self.vocab_size}); got {sequences.min()}..{sequences.max()}")
         if not self._phases or self._phases[-1]["name"] != phase:
@@ -122,19 +194,18 @@ class TokenShardWriter:
 
     def _open_shard(self) -> None:
         name = f"{SHARDS_DIR}/shard-{len(self._shards):05d}.bin"
-        self._tmp = os.path.join(self.directory, f"{name}.tmp-{uuid.uuid4().hex}")
-        self._fh = open(self._tmp, "wb")
+        self._shard_file = contextlib.ExitStack()  # closing it closes the file, then renames it into place
+        tmp = self._shard_file.enter_context(atomic_path(os.path.join(self.directory, name)))
+        self._fh = self._shard_file.enter_context(open(tmp, "wb"))
         self._rows_in_shard = 0
         self._shards.append({"file": name, "sequences": 0})
 
     def _close_shard(self) -> None:
-        self._fh.close()
+        self._shard_file.close()
         self._fh = None
         entry = self._shards[-1]
-        path = os.path.join(self.directory, entry["file"])
-        os.replace(self._tmp, path)
-        entry["tokens"] = entry["sequences"] * (self.seq_len + 1)
-        entry["sha256"] = file_sha256(path)
+        entry["tokens"] = entry["sequences"] * row_length(self.seq_len)
+        entry["sha256"] = file_sha256(os.path.join(self.directory, entry["file"]))
 
     def close(self, extra: dict[str, Any] | None = None, phase_info: dict[str, dict[str, Any]] | None = None,
               files: list[str] | None = None) -> dict[str, Any]:
@@ -146,10 +217,10 @@ class TokenShardWriter:
             raise TokenShardError("no sequences were written; a token-shard directory needs at least one")
         index = np.concatenate(self._index) if self._index else np.zeros((0, 4), np.int64)
         buf = _npy_bytes(index)
-        _atomic_write(os.path.join(self.directory, INDEX_FILE), buf)
+        write_bytes_atomic(buf, os.path.join(self.directory, INDEX_FILE))
         phases = []
         for p in self._phases:
-            entry = dict(p, tokens=p["sequences"] * (self.seq_len + 1))
+            entry = dict(p, tokens=p["sequences"] * row_length(self.seq_len))
             entry.update((phase_info or {}).get(p["name"], {}))
             phases.append(entry)
         checked = {name: file_sha256(os.path.join(self.directory, name)) for name in sorted(files or [])}
@@ -162,21 +233,18 @@ class TokenShardWriter:
             "dtype": self.dtype.name,
             "tokenizer": manifest.get("tokenizer", TOKENIZER_FILE),
             "sequences": self._total,
-            "tokens": self._total * (self.seq_len + 1),
+            "tokens": self._total * row_length(self.seq_len),
             "phases": phases,
             "shards": self._shards,
             "index": {"file": INDEX_FILE, "columns": list(INDEX_COLUMNS), "sha256": hashlib.sha256(buf).hexdigest()},
             "files": checked,
         })
         manifest["fingerprint"] = manifest_fingerprint(manifest)
-        _atomic_write(os.path.join(self.directory, MANIFEST_FILE),
-                      json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+        write_json_atomic(manifest, os.path.join(self.directory, MANIFEST_FILE))
         return manifest
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
     out = io.BytesIO()
     np.save(out, array, allow_pickle=False)
     return out.getvalue()
@@ -238,7 +306,7 @@ class SequenceCursor:
         self._pos = pos
 
 
-class TokenShardReader(SequenceCursor):
+class TokenShardReader(ShardFolder, SequenceCursor):
     """Training-order sequences of one rank, as int64 arrays of seq_len + 1 tokens, resumable exactly.
 
     Iterating (or `next_batch`) advances the position; `state_dict()` / `load_state_dict()` save and
@@ -248,23 +316,15 @@ class TokenShardReader(SequenceCursor):
     def __init__(self, directory: str, rank: int = 0, world_size: int = 1, verify: bool = True):
         if world_size < 1 or not 0 <= rank < world_size:
             raise TokenShardError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
-        self.directory, self.rank, self.world_size = directory, rank, world_size
-        path = os.path.join(directory, MANIFEST_FILE)
-        if not os.path.isfile(path):
-            raise TokenShardError(f"{path} not found: {directory!r} is not a finished token-shard directory; "
-                                  "run `assay mix RECIPE --output DIR` (an interrupted run leaves no manifest)")
-        with open(path, encoding="utf-8") as fh:
-            self.manifest: dict[str, Any] = json.load(fh)
-        if self.manifest.get("format") != FORMAT_NAME or self.manifest.get("version") != FORMAT_VERSION:
-            raise TokenShardError(f"{path}: not an {FORMAT_NAME} v{FORMAT_VERSION} manifest")
+        super().__init__(directory)
+        self.rank, self.world_size = rank, world_size
         if verify:
             self._verify()
-        self.seq_len = int(self.manifest["seq_len"])
         self.dtype = np.dtype(self.manifest["dtype"])
         self.index = np.load(os.path.join(directory, INDEX_FILE), mmap_mode="r", allow_pickle=False)
         self._shards = [
             np.memmap(os.path.join(directory, s["file"]), dtype=self.dtype, mode="r",
-                      shape=(s["sequences"], self.seq_len + 1))
+                      shape=(s["sequences"], row_length(self.seq_len)))
             for s in self.manifest["shards"]
         ]
         total = int(self.manifest["sequences"])
@@ -288,14 +348,6 @@ class TokenShardReader(SequenceCursor):
             if file_sha256(path) != digest:
                 raise TokenShardError(f"checksum mismatch in {path}: the file changed or was copied partly; "
                                       "copy it again or re-run `assay mix`")
-
-    @property
-    def fingerprint(self) -> str:
-        return self.manifest["fingerprint"]
-
-    @property
-    def tokenizer_path(self) -> str:
-        return os.path.join(self.directory, self.manifest["tokenizer"])
 
     def __len__(self) -> int:
         return self._len

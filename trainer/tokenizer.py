@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from groundwork.atomic import write_text_atomic
 
 EOS_TOKEN = "<|endoftext|>"
 #: Special tokens in id order; the phi-3 chat template uses the last three.
@@ -80,8 +81,4 @@ def tokenizer_hash(tok: Tokenizer) -> str:
 
 def save_tokenizer(tok: Tokenizer, path: str) -> None:
     """Write tokenizer.json atomically (temp file + rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(tokenizer_json(tok))
-    os.replace(tmp, path)
+    write_text_atomic(tokenizer_json(tok), path)

@@ -6,14 +6,15 @@ the sequences the size trains on, so every size sees every phase of the schedule
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import os
 from dataclasses import dataclass
 
-from pipelines.ablate.plan import Plan, SizeSpec, train_defaults
-from pipelines.mix.recipe import Recipe, load_recipe, recipe_hash, validate
+from pipelines.ablate.plan import Plan, SizeSpec
+from pipelines.mix import Recipe, load_recipe, recipe_hash
+from trainer.config import ModelConfig
+from trainer.token_shards import row_length
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Cell:
     size: str
     seed: int
     resolved: Recipe  # the recipe as mixed for this size
-    model: object  # trainer.config.ModelConfig
+    model: ModelConfig
     steps: int
     tokens: int  # training tokens (steps x sequences per step x seq_len)
     params: int  # total parameters (tied weights once)
@@ -41,50 +42,37 @@ def cell_dir(output: str, recipe: str, size: str, seed: int) -> str:
     return os.path.join(output, "cells", recipe, size, f"seed-{seed}")
 
 
-def sequences_per_step(plan: Plan) -> int:
-    t = {**train_defaults(), **plan.train}
-    return int(t["micro_batch"]) * int(t["grad_accum"])
-
-
 def resolve_recipe(base: Recipe, plan: Plan, size: SizeSpec) -> tuple[Recipe, int]:
-    """(the recipe mixed for `size`, optimizer steps): phases scaled to the size's sequences."""
-    recipe = copy.deepcopy(base)
+    """(the recipe mixed for `size`, optimizer steps): the plan's mix settings, phases scaled to the size's
+    sequences (each table checks the values it is given)."""
     m = plan.mix
-    recipe.seq_len = m.seq_len
-    recipe.heldout_fraction = m.heldout_fraction
-    if not recipe.tokenizer.path:
-        recipe.tokenizer.vocab_size = m.vocab_size
-    recipe.runner.workers, recipe.runner.mode = m.workers, m.mode
-    per_step = sequences_per_step(plan)
+    per_step = plan.sequences_per_step
     steps = max(1, size.tokens // (per_step * m.seq_len))
     needed = steps * per_step
     total = sum(p.tokens for p in base.phases)
-    for phase in recipe.phases:
-        phase.tokens = math.ceil(needed * phase.tokens / total) * (m.seq_len + 1)
-    validate(recipe)
+    phases = [dataclasses.replace(p, tokens=math.ceil(needed * p.tokens / total) * row_length(m.seq_len))
+              for p in base.phases]
+    tokenizer = base.tokenizer if base.tokenizer.path else dataclasses.replace(base.tokenizer,
+                                                                               vocab_size=m.vocab_size)
+    recipe = dataclasses.replace(base, seq_len=m.seq_len, heldout_fraction=m.heldout_fraction, tokenizer=tokenizer,
+                                 runner=dataclasses.replace(m.runner), phases=phases)
     return recipe, steps
 
 
-def model_config(plan: Plan, size: SizeSpec, recipe: Recipe):
+def model_config(plan: Plan, size: SizeSpec, recipe: Recipe) -> ModelConfig:
     """The size's preset with its overrides; vocabulary from the plan (or a fixed tokenizer file)."""
-    from trainer.config import ModelConfig
-    from trainer.presets import preset_config
-
     vocab = plan.mix.vocab_size
     if recipe.tokenizer.path:
         from trainer.tokenizer import load_tokenizer
 
         vocab = max(vocab, load_tokenizer(recipe.tokenizer.path).get_vocab_size(with_added_tokens=True))
-    base = dataclasses.asdict(preset_config(size.preset))
-    base.update(size.model)
-    base["vocab_size"] = vocab
-    base["max_seq_len"] = max(int(base["max_seq_len"]), plan.mix.seq_len)
-    return ModelConfig(**base)
+    cfg = size.model_config()
+    return dataclasses.replace(cfg, vocab_size=vocab, max_seq_len=max(cfg.max_seq_len, plan.mix.seq_len))
 
 
 def plan_cells(plan: Plan) -> list[Cell]:
     """Every cell in run order: recipe by recipe, size by size, seed by seed."""
-    from trainer.presets import parameter_count
+    from trainer.sizing import parameter_count
 
     cells = []
     for name, ref in plan.recipes.items():
@@ -93,7 +81,7 @@ def plan_cells(plan: Plan) -> list[Cell]:
             resolved, steps = resolve_recipe(base, plan, size)
             model = model_config(plan, size, resolved)
             params = parameter_count(model)["total"]
-            tokens = steps * sequences_per_step(plan) * plan.mix.seq_len
+            tokens = steps * plan.sequences_per_step * plan.mix.seq_len
             for seed in plan.seeds:
                 cells.append(Cell(name, size.name, seed, resolved, model, steps, tokens, params,
                                   6.0 * params * tokens))

@@ -29,7 +29,7 @@ def check_pools(recipe) -> str:
     import duckdb
 
     from groundwork.config import ConfigError
-    from pipelines.mix.pools import count_pool, resolve_pools
+    from pipelines.mix import count_pool, resolve_pools
 
     try:
         pools, skipped = resolve_pools(recipe, warn=lambda _: None)
@@ -86,7 +86,7 @@ def render(plan: Plan, result: DryRun, console, output: str | None = None) -> No
     from rich.table import Table
 
     from pipelines.ablate.mixcache import cached_mix
-    from pipelines.mix.pools import pools_fingerprint
+    from pipelines.mix import pools_fingerprint
 
     cache = mix_cache_dir(plan, os.path.abspath(output or plan.output))
     table = Table(title=f"ablation plan {plan.name!r}: {len(result.cells)} cells")

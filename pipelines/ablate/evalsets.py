@@ -16,16 +16,16 @@ EVAL_DIR = "evalsets"
 
 
 def build_eval_sets(plan: Plan, output: str) -> dict[str, dict[str, Any]]:
-    """Write <output>/evalsets/heldout/<set>.parquet (id, text); return {set: {documents, sha256}}.
+    """Write the eval sets as the held-out files of <output>/evalsets (trainer.token_shards' layout, so the
+    trainer's held-out evaluation reads them); return {set: {documents, sha256, source, predicate}}.
     A source without shards or a predicate DuckDB rejects is a ConfigError naming the field."""
     import duckdb
-    import pyarrow as pa
 
-    from curation.shards import write_table_atomic
     from groundwork.config import ConfigError
-    from pipelines.mix.pools import PoolFiles, count_pool, is_heldout, pool_files, pool_query
-    from pipelines.mix.recipe import PoolSpec
-    from trainer.token_shards import file_sha256
+    from pipelines.mix import PoolFiles, PoolSpec, count_pool, is_heldout, pool_files, pool_query
+    from trainer.token_shards import file_sha256, heldout_pools, write_heldout
+
+    folder = os.path.join(output, EVAL_DIR)
 
     info = {}
     con = duckdb.connect()
@@ -46,17 +46,14 @@ def build_eval_sets(plan: Plan, output: str) -> dict[str, dict[str, Any]]:
                 raise ConfigError(f"eval.sets.{name}: none of its {len(rows)} documents falls in the held-out "
                                   f"fraction {plan.mix.heldout_fraction}; raise mix.heldout_fraction or widen "
                                   f"eval.sets.{name}.predicate")
-            path = os.path.join(output, EVAL_DIR, "heldout", f"{name}.parquet")
-            table = pa.table({"id": [i for i, _ in kept], "text": [t for _, t in kept]})
-            write_table_atomic(table, path)
+            path = write_heldout(folder, name, kept)
             info[name] = {"documents": len(kept), "sha256": file_sha256(path), "source": spec.source,
                           "predicate": spec.predicate}
     finally:
         con.close()
-    folder = os.path.join(output, EVAL_DIR, "heldout")
-    for name in os.listdir(folder) if os.path.isdir(folder) else []:
-        if name.endswith(".parquet") and name[: -len(".parquet")] not in plan.eval.sets:
-            os.remove(os.path.join(folder, name))  # a set the plan no longer has: never scored again
+    for name, path in heldout_pools(folder).items():
+        if name not in plan.eval.sets:
+            os.remove(path)  # a set the plan no longer has: never scored again
     return info
 
 
@@ -66,30 +63,19 @@ def load_tasks(plan: Plan) -> list:
     return [load_task(spec, plan.eval.task_limit) for spec in plan.eval.tasks]
 
 
-def evaluate_checkpoint_on_sets(path: str, data_dir: str, output: str, plan: Plan, tasks: list) -> dict[str, float]:
-    """Flat {"<set>.loss", "<set>.bits_per_byte", "<task>.acc", "<task>.acc_norm"} of one checkpoint, with
-    the tokenizer of the token shards it was trained on."""
-    import torch
+def checkpoint_scores(path: str, data_dir: str, output: str, plan: Plan, tasks: list) -> dict[str, float]:
+    """Flat {"<set>.loss", "<set>.bits_per_byte", "<task>.acc", "<task>.acc_norm"} of one checkpoint: the
+    trainer's evaluation, with the tokenizer of the token shards it was trained on, on the plan's eval sets."""
+    from trainer.config import EvalConfig
+    from trainer.evaluate import evaluate_checkpoint
 
-    from trainer.checkpoint import load_trained_model
-    from trainer.eval_cloze import evaluate_cloze
-    from trainer.eval_heldout import heldout_metrics
-    from trainer.token_shards import TokenShardReader
-    from trainer.tokenizer import eos_id, load_tokenizer
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, run, _ = load_trained_model(path, device)
-    reader = TokenShardReader(data_dir, verify=False)
-    tok = load_tokenizer(reader.tokenizer_path)
-    eos, seq_len = eos_id(tok), min(reader.seq_len, run.model.max_seq_len)
+    settings = EvalConfig(heldout=bool(plan.eval.sets), heldout_max_docs=plan.eval.max_docs)
+    result = evaluate_checkpoint(path, data_dir, tasks, settings=settings, heldout_dir=os.path.join(output, EVAL_DIR))
     flat: dict[str, float] = {}
-    if plan.eval.sets:
-        sets = heldout_metrics(model, tok, os.path.join(output, EVAL_DIR), seq_len, eos, device, plan.eval.max_docs)
-        for name in plan.eval.sets:
-            flat[f"{name}.loss"] = sets[name]["loss"]
-            flat[f"{name}.bits_per_byte"] = sets[name]["bits_per_byte"]
+    for name in plan.eval.sets:
+        for metric in ("loss", "bits_per_byte"):
+            flat[f"{name}.{metric}"] = result["heldout"][name][metric]
     for task in tasks:
-        scores = evaluate_cloze(model, tok, task, seq_len, device, prefix=[eos])
-        flat[f"{task.name}.acc"] = scores["acc"]
-        flat[f"{task.name}.acc_norm"] = scores["acc_norm"]
+        for metric in ("acc", "acc_norm"):
+            flat[f"{task.name}.{metric}"] = result["tasks"][task.name][metric]
     return flat

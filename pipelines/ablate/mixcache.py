@@ -8,8 +8,8 @@ import hashlib
 import json
 import os
 
-from pipelines.mix.pools import pools_fingerprint
-from pipelines.mix.recipe import Recipe, recipe_hash
+from groundwork.atomic import write_json_atomic
+from pipelines.mix import Recipe, pools_fingerprint, recipe_hash, run_mix
 
 POOLS_FILE = "pools.json"  # beside the mix's manifest: the data fingerprint of the pools it was built from
 
@@ -17,14 +17,14 @@ POOLS_FILE = "pools.json"  # beside the mix's manifest: the data fingerprint of 
 def cached_mix(cache: str, digest: str, data: str = "") -> str | None:
     """A finished token-shard folder in `cache` built from the recipe with hash `digest` over pools whose data
     fingerprint was `data`, if any."""
-    from trainer.token_shards import MANIFEST_FILE, TokenShardError, TokenShardReader
+    from trainer.token_shards import ShardFolder, TokenShardError, TokenShardReader
 
-    for manifest in sorted(glob.glob(os.path.join(cache, "*", MANIFEST_FILE))):
+    for folder in sorted(glob.glob(os.path.join(cache, "*"))):
+        if not ShardFolder.is_finished(folder):
+            continue
         try:
-            with open(manifest, encoding="utf-8") as fh:
-                if json.load(fh).get("recipe_hash") != digest:
-                    continue
-            folder = os.path.dirname(manifest)
+            if ShardFolder(folder).manifest.get("recipe_hash") != digest:
+                continue
             with open(os.path.join(folder, POOLS_FILE), encoding="utf-8") as fh:
                 if json.load(fh).get("pools_fingerprint") != data:
                     continue
@@ -38,10 +38,6 @@ def cached_mix(cache: str, digest: str, data: str = "") -> str | None:
 def ensure_mix(recipe: Recipe, cache: str, label: str, console=None) -> tuple[str, bool]:
     """(token-shard folder for `recipe`, whether it was built now). Raises the mix's ConfigError /
     BudgetError / TokenizerError when a pool is missing or too small."""
-    from pipelines.mix.build import run_mix
-
-    from groundwork.atomic import write_bytes_atomic
-
     digest, data = recipe_hash(recipe), pools_fingerprint(recipe)
     found = cached_mix(cache, digest, data)
     if found:
@@ -49,6 +45,6 @@ def ensure_mix(recipe: Recipe, cache: str, label: str, console=None) -> tuple[st
     key = hashlib.sha256(f"{digest}\0{data}".encode()).hexdigest()
     folder = os.path.join(cache, f"{label}-{key[:16]}")
     run_mix(recipe, output=folder, progress=console is not None, console=console)
-    write_bytes_atomic(json.dumps({"recipe_hash": digest, "pools_fingerprint": data}, indent=1).encode(),
-                       os.path.join(folder, POOLS_FILE))
+    write_json_atomic({"recipe_hash": digest, "pools_fingerprint": data}, os.path.join(folder, POOLS_FILE),
+                      indent=1, sort_keys=False)
     return folder, True

@@ -1,5 +1,6 @@
 """An ablation plan: which recipes to compare, at which proxy sizes and token budgets, with how many seeds,
-and how to score them. Every default lives here; validation errors name the field at fault.
+and how to score them. Every default lives here; each table checks its own values (the sizes' models and
+the [train] overrides as the trainer's own configs), `validate` the plan as a whole; errors name the field.
 
 Example (see plans/sample_demo.toml and docs/ablate.md):
     name = "edu-vs-web"
@@ -21,9 +22,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from groundwork.config import ConfigError, from_dict, load_toml
+from groundwork.config import ConfigError, FieldError, from_dict, load_config
+from pipelines.mix import MixRunnerConfig
+from trainer.config import ModelConfig, TrainConfig
+from trainer.config_file import model_config_from_dict
+from trainer.presets import PRESETS
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+NAME_RULE = "letters, digits, '_', '-' and '.' only"
 #: TrainConfig fields the ablation sets per cell; a plan may not override them.
 RESERVED_TRAIN = ("data", "out_dir", "seed", "max_steps", "stop_after", "checkpoint_every", "keep_checkpoints",
                   "eval_every")
@@ -39,6 +45,10 @@ class RecipeRef:
     label: str = ""
     needs: str = ""
 
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise FieldError("path", "required: a phase-scheduler recipe TOML (see docs/mix.md)")
+
 
 @dataclass
 class SizeSpec:
@@ -49,17 +59,48 @@ class SizeSpec:
     tokens: int = 0
     model: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not NAME.match(self.name or ""):
+            raise FieldError("name", f"required ({NAME_RULE})")
+        if self.preset not in PRESETS:
+            raise FieldError("preset", f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
+        if self.tokens < 1:
+            raise FieldError("tokens", f"training tokens per cell, must be >= 1, got {self.tokens}")
+        if "vocab_size" in self.model:
+            raise FieldError("model.vocab_size", "set by the plan's mix.vocab_size so every recipe's model has the "
+                             "same size; remove it")
+        unknown = sorted(set(self.model) - {f.name for f in dataclasses.fields(ModelConfig)})
+        if unknown:
+            raise FieldError("model", f"unknown model fields {unknown} (see trainer/config.py ModelConfig)")
+        try:
+            self.model_config()
+        except ConfigError as exc:
+            raise FieldError("model", str(exc)) from None
+
+    def model_config(self) -> ModelConfig:
+        """The trainer's model config of this size: its preset with its overrides."""
+        return model_config_from_dict({"preset": self.preset, **self.model}, where="")
+
 
 @dataclass
 class MixSettings:
     """Applied to every recipe so the cells are comparable: the same sequence length, the same held-out
-    rule (the shared eval sets are exactly the documents every recipe holds out) and tokenizer size."""
+    rule (the shared eval sets are exactly the documents every recipe holds out) and tokenizer size, and the
+    Beam runner every mix is tokenized with."""
 
     seq_len: int = 64
     heldout_fraction: float = 0.05
     vocab_size: int = 1024
-    workers: int = 2
-    mode: str = "multi_threading"
+    runner: MixRunnerConfig = field(default_factory=MixRunnerConfig)
+
+    def __post_init__(self) -> None:
+        if self.seq_len < 2:
+            raise FieldError("seq_len", f"must be >= 2, got {self.seq_len}")
+        if not 0.0 < self.heldout_fraction < 0.5:
+            raise FieldError("heldout_fraction", "must be in (0, 0.5): the eval sets are the held-out documents; "
+                             f"got {self.heldout_fraction}")
+        if self.vocab_size <= 260:
+            raise FieldError("vocab_size", f"must be > 260 (256 bytes + 4 special tokens), got {self.vocab_size}")
 
 
 @dataclass
@@ -68,6 +109,10 @@ class EvalSet:
 
     source: str = ""
     predicate: str = "true"
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise FieldError("source", "required: a curation output or folder of Parquet shards")
 
 
 @dataclass
@@ -78,6 +123,16 @@ class EvalSettings:
     max_docs: int = 64  # per eval set
     points: int = 4  # checkpoints evaluated per cell (for the eval-vs-tokens curves), the last included
     primary: str = ""  # metric that ranks recipes and feeds the scaling fit; default: first set's bits_per_byte
+
+    def __post_init__(self) -> None:
+        for name in self.sets:
+            if not NAME.match(name):
+                raise FieldError(f"sets.{name}", f"names may use {NAME_RULE}")
+        for name in ("points", "max_docs"):
+            if getattr(self, name) < 1:
+                raise FieldError(name, f"must be >= 1, got {getattr(self, name)}")
+        if self.primary and "." not in self.primary:
+            raise FieldError("primary", f"SET.METRIC or TASK.METRIC (e.g. web.bits_per_byte), got {self.primary!r}")
 
 
 @dataclass
@@ -95,9 +150,47 @@ class Plan:
     mix: MixSettings = field(default_factory=MixSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
 
+    def __post_init__(self) -> None:
+        if not NAME.match(self.name):
+            raise FieldError("name", f"{NAME_RULE}, got {self.name!r}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise FieldError("seeds", f"give distinct non-negative integers, e.g. [0, 1, 2]; got {self.seeds}")
+        if self.torch_threads < 0:
+            raise FieldError("torch_threads", f"must be >= 0 (0 = torch's default), got {self.torch_threads}")
+        for name in self.recipes:
+            if not NAME.match(name):
+                raise FieldError(f"recipes.{name}", f"names may use {NAME_RULE}")
+        seen: set[str] = set()
+        for i, size in enumerate(self.sizes):
+            if size.name in seen:
+                raise FieldError(f"sizes[{i}].name", f"size {size.name!r} is defined twice")
+            seen.add(size.name)
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        for key in self.train:
+            if key in RESERVED_TRAIN:
+                raise FieldError(f"train.{key}", "set by the ablation for each cell (sizes[].tokens decides the "
+                                 "steps, seeds the seed, output the folders); remove it")
+            if key not in known:
+                raise FieldError(f"train.{key}", f"not a trainer [train] field; known: "
+                                 f"{sorted(known - set(RESERVED_TRAIN))}")
+        try:
+            self.train_config()
+        except ConfigError as exc:
+            raise FieldError("train", str(exc)) from None
+
     @property
     def primary_metric(self) -> str:
         return self.eval.primary or f"{next(iter(self.eval.sets))}.bits_per_byte"
+
+    def train_config(self, **cell: Any) -> TrainConfig:
+        """The trainer's [train] of a cell: the ablation's defaults, the plan's overrides, then `cell` (the
+        fields the ablation sets per cell)."""
+        return from_dict(TrainConfig, {**train_defaults(), **self.train, **cell})
+
+    @property
+    def sequences_per_step(self) -> int:
+        train = self.train_config()
+        return train.micro_batch * train.grad_accum
 
 
 def higher_is_better(metric: str) -> bool:
@@ -106,13 +199,7 @@ def higher_is_better(metric: str) -> bool:
 
 def load_plan(path: str) -> Plan:
     """Parse and validate a plan TOML file; ConfigError messages start with the file and field."""
-    data = load_toml(path)
-    try:
-        plan = from_dict(Plan, data)
-        validate(plan)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    return plan
+    return load_config(Plan, path, build=lambda data: validate(from_dict(Plan, data)))
 
 
 def train_defaults() -> dict[str, Any]:
@@ -121,81 +208,20 @@ def train_defaults() -> dict[str, Any]:
                 log_every=1)
 
 
-def validate(plan: Plan) -> None:
-    from trainer.config import ConfigError as TrainerConfigError
-    from trainer.config import ModelConfig, TrainConfig
-    from trainer.presets import PRESETS
-
-    if not NAME.match(plan.name):
-        raise ConfigError(f"name: letters, digits, '_', '-' and '.' only, got {plan.name!r}")
-    if not plan.seeds or len(set(plan.seeds)) != len(plan.seeds) or min(plan.seeds) < 0:
-        raise ConfigError(f"seeds: give distinct non-negative integers, e.g. [0, 1, 2]; got {plan.seeds}")
-    if plan.torch_threads < 0:
-        raise ConfigError(f"torch_threads: must be >= 0 (0 = torch's default), got {plan.torch_threads}")
+def validate(plan: Plan) -> Plan:
+    """The plan as a whole (each table checked its own fields): something to compare, sizes to compare it at,
+    recipe files that exist, and something to score. Returns the plan."""
     if not plan.recipes:
         raise ConfigError("recipes: define at least one, e.g. [recipes.web] path = \"recipes/ablate/web.toml\"")
     for name, ref in plan.recipes.items():
-        if not NAME.match(name):
-            raise ConfigError(f"recipes.{name}: names may use letters, digits, '_', '-' and '.' only")
-        if not ref.path:
-            raise ConfigError(f"recipes.{name}.path: required: a phase-scheduler recipe TOML (see docs/mix.md)")
         if not os.path.isfile(ref.path):
             raise ConfigError(f"recipes.{name}.path: {ref.path!r} not found (paths are relative to the directory "
                               "you run `assay` from)")
     if not plan.sizes:
         raise ConfigError("sizes: define at least one [[sizes]] table with name, preset and tokens")
-    seen: set[str] = set()
-    for i, size in enumerate(plan.sizes):
-        where = f"sizes[{i}]"
-        if not NAME.match(size.name or ""):
-            raise ConfigError(f"{where}.name: required (letters, digits, '_', '-', '.')")
-        if size.name in seen:
-            raise ConfigError(f"{where}.name: size {size.name!r} is defined twice")
-        seen.add(size.name)
-        if size.preset not in PRESETS:
-            raise ConfigError(f"{where}.preset: unknown preset {size.preset!r}; presets: {', '.join(PRESETS)}")
-        if size.tokens < 1:
-            raise ConfigError(f"{where}.tokens: training tokens per cell, must be >= 1, got {size.tokens}")
-        unknown = sorted(set(size.model) - {f.name for f in dataclasses.fields(PRESETS[size.preset])})
-        if unknown:
-            raise ConfigError(f"{where}.model: unknown model fields {unknown} (see trainer/config.py ModelConfig)")
-        try:
-            ModelConfig(**{**dataclasses.asdict(PRESETS[size.preset]), **size.model})
-        except (TrainerConfigError, TypeError) as exc:
-            raise ConfigError(f"{where}.model: {exc}") from None
-        if "vocab_size" in size.model:
-            raise ConfigError(f"{where}.model.vocab_size: set by the plan's mix.vocab_size so every recipe's "
-                              "model has the same size; remove it")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    for key in plan.train:
-        if key in RESERVED_TRAIN:
-            raise ConfigError(f"train.{key}: set by the ablation for each cell (sizes[].tokens decides the steps, "
-                              "seeds the seed, output the folders); remove it")
-        if key not in known:
-            raise ConfigError(f"train.{key}: not a trainer [train] field; known: {sorted(known - set(RESERVED_TRAIN))}")
-    try:
-        TrainConfig(**{**train_defaults(), **plan.train})
-    except Exception as exc:
-        raise ConfigError(f"train: {exc}") from None
-    m = plan.mix
-    if m.seq_len < 2:
-        raise ConfigError(f"mix.seq_len: must be >= 2, got {m.seq_len}")
-    if not 0.0 < m.heldout_fraction < 0.5:
-        raise ConfigError(f"mix.heldout_fraction: must be in (0, 0.5): the eval sets are the held-out documents; "
-                          f"got {m.heldout_fraction}")
-    if m.vocab_size <= 260:
-        raise ConfigError(f"mix.vocab_size: must be > 260 (256 bytes + 4 special tokens), got {m.vocab_size}")
     e = plan.eval
     if not e.sets and not e.tasks:
         raise ConfigError("eval: give at least one eval set ([eval.sets.NAME] source = ...) or task")
-    for name, s in e.sets.items():
-        if not NAME.match(name):
-            raise ConfigError(f"eval.sets.{name}: names may use letters, digits, '_', '-' and '.' only")
-        if not s.source:
-            raise ConfigError(f"eval.sets.{name}.source: required: a curation output or folder of Parquet shards")
-    if e.points < 1 or e.max_docs < 1:
-        raise ConfigError(f"eval.points and eval.max_docs: must be >= 1, got {e.points} and {e.max_docs}")
     if not e.primary and not e.sets:
         raise ConfigError("eval.primary: required when there are no eval sets, e.g. \"mytask.acc_norm\"")
-    if e.primary and "." not in e.primary:
-        raise ConfigError(f"eval.primary: SET.METRIC or TASK.METRIC (e.g. web.bits_per_byte), got {e.primary!r}")
+    return plan

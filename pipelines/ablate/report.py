@@ -13,9 +13,10 @@ import os
 import re
 from typing import Any
 
+from groundwork.atomic import write_json_atomic, write_text_atomic
 from pipelines.ablate.lineage import LINEAGE_KEYS, short
 from pipelines.ablate.plan import higher_is_better
-from pipelines.ablate.runner import RESULT_FILE, STATUS_FILE, write_json_atomic
+from pipelines.ablate.runner import RESULT_FILE, STATUS_FILE
 from pipelines.ablate.stats import error_of, fit_scaling, mean_ci, rank, rank_agreement
 
 
@@ -117,10 +118,8 @@ def build_report(output: str) -> dict[str, Any]:
     plots.eval_vs_tokens(by, recipes, sizes, primary, os.path.join(output, "eval_vs_tokens.png"))
     ylabel = f"1 - {primary}" if hib else primary
     plots.scaling(points, fits, ylabel, os.path.join(output, "scaling.png"))
-    write_json_atomic(os.path.join(output, "report.json"), report)
-    from groundwork.atomic import write_bytes_atomic
-
-    write_bytes_atomic(render_markdown(report).encode("utf-8"), os.path.join(output, "report.md"))
+    write_json_atomic(report, os.path.join(output, "report.json"))
+    write_text_atomic(render_markdown(report), os.path.join(output, "report.md"))
     return report
 
 

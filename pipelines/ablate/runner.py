@@ -12,12 +12,13 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
-from pipelines.ablate.cells import Cell, cell_dir, plan_cells, sequences_per_step
-from pipelines.ablate.evalsets import build_eval_sets, evaluate_checkpoint_on_sets, load_tasks
+from groundwork.atomic import write_json_atomic
+from pipelines.ablate.cells import Cell, cell_dir, plan_cells
+from pipelines.ablate.evalsets import build_eval_sets, checkpoint_scores, load_tasks
 from pipelines.ablate.lineage import code_version, json_hash
-from pipelines.ablate.plan import Plan, train_defaults
+from pipelines.ablate.plan import Plan
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
@@ -33,12 +34,6 @@ class RunSummary:
     failed: dict[str, str] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)  # "recipe/size": why it could not be mixed
     mixes_built: list[str] = field(default_factory=list)
-
-
-def write_json_atomic(path: str, data: Any) -> None:
-    from groundwork.atomic import write_bytes_atomic
-
-    write_bytes_atomic(json.dumps(data, indent=2, sort_keys=True, default=str).encode("utf-8"), path)
 
 
 def result_path(output: str, cell: Cell) -> str:
@@ -65,14 +60,14 @@ def run_plan(plan: Plan, output: str | None = None, log: Callable[[str], None] =
 
 def _run_plan(plan: Plan, output: str, log: Callable[[str], None]) -> RunSummary:
     from groundwork.config import ConfigError
-    from pipelines.mix.sampling import BudgetError
     from pipelines.ablate.mixcache import ensure_mix
+    from pipelines.mix import BudgetError
     from trainer.tokenizer import TokenizerError
 
     cells = plan_cells(plan)
     eval_info = build_eval_sets(plan, output)
     tasks = load_tasks(plan)
-    write_json_atomic(os.path.join(output, "plan.json"), _plan_record(plan))
+    write_json_atomic(_plan_record(plan), os.path.join(output, "plan.json"))
     summary = RunSummary()
     mixes: dict[tuple[str, str], str] = {}
     peak = None
@@ -108,13 +103,14 @@ def _run_plan(plan: Plan, output: str, log: Callable[[str], None]) -> RunSummary
             summary.ran.append(cell.key)
         except Exception as exc:  # one failing cell must not stop the plan; the reason is kept on disk
             reason = f"{type(exc).__name__}: {exc}"
-            write_json_atomic(os.path.join(cell_dir(output, cell.recipe, cell.size, cell.seed), ERROR_FILE),
-                              {"cell": cell.key, "error": reason, "at": time.time()})
+            write_json_atomic({"cell": cell.key, "error": reason, "at": time.time()},
+                              os.path.join(cell_dir(output, cell.recipe, cell.size, cell.seed), ERROR_FILE))
             summary.failed[cell.key] = reason
             log(f"cell {cell.key} failed: {reason}")
-    write_json_atomic(os.path.join(output, STATUS_FILE), {
+    write_json_atomic({
         "unavailable": {**summary.unavailable}, "failed": summary.failed,
-        "labels": {n: {"label": r.label, "needs": r.needs} for n, r in plan.recipes.items()}})
+        "labels": {n: {"label": r.label, "needs": r.needs} for n, r in plan.recipes.items()}},
+        os.path.join(output, STATUS_FILE))
     return summary
 
 
@@ -138,13 +134,12 @@ def run_config(plan: Plan, cell: Cell, data: str, out_dir: str, peak: float = 0.
     """The trainer config of a cell: the plan's [train] over the ablation defaults, checkpoints spaced for
     `eval.points` evaluations (all kept), the trainer's own end-of-run evaluation off (ours is shared),
     the matmul peak measured once per run (the MFU denominator) unless the plan gives one."""
-    from trainer.config import EvalConfig, RunConfig, TrainConfig
+    from trainer.config import EvalConfig, RunConfig
 
     every = max(1, cell.steps // plan.eval.points)
-    train = TrainConfig(**{**train_defaults(), "peak_flops": peak, **plan.train, "data": data, "out_dir": out_dir,
-                           "seed": cell.seed,
-                           "max_steps": cell.steps, "checkpoint_every": every, "keep_checkpoints": 0,
-                           "eval_every": 0})
+    train = plan.train_config(peak_flops=plan.train.get("peak_flops", peak), data=data, out_dir=out_dir,
+                              seed=cell.seed, max_steps=cell.steps, checkpoint_every=every, keep_checkpoints=0,
+                              eval_every=0)
     return RunConfig(model=cell.model, train=train, eval=EvalConfig(heldout=False, tasks=[]))
 
 
@@ -153,11 +148,10 @@ def cell_config(plan: Plan, cell: Cell, eval_info: dict) -> dict:
     the trainer config (without paths, the MFU denominator and display settings), the resolved recipe, the
     data its pools read (pools_fingerprint), the eval sets (with their file hashes) and tasks. A finished
     cell whose hash differs is rerun."""
-    from groundwork.config import to_dict as plain
-    from pipelines.mix.pools import pools_fingerprint
-    from pipelines.mix.recipe import recipe_dict
+    from groundwork.config import to_dict
+    from pipelines.mix import pools_fingerprint, recipe_dict
 
-    run = plain(run_config(plan, cell, "", ""))
+    run = to_dict(run_config(plan, cell, "", ""))
     run["train"] = {k: v for k, v in run["train"].items()
                     if k not in ("data", "out_dir", "peak_flops", "progress", "log_every")}
     return {"run": run, "recipe": recipe_dict(cell.resolved), "recipe_hash": cell.recipe_hash,
@@ -191,31 +185,31 @@ def _retire(output: str, cell: Cell) -> str:
 
 def _run_cell(plan: Plan, output: str, cell: Cell, data: str, eval_info: dict, tasks: list, peak: float,
               log: Callable[[str], None]) -> None:
+    from groundwork.config import to_dict
     from trainer.checkpoint import list_checkpoints, load_checkpoint
-    from trainer.config import to_dict
     from trainer.loop import train
     from trainer.metrics import read_metrics
-    from trainer.token_shards import TokenShardReader
+    from trainer.token_shards import ShardFolder
 
     start = time.perf_counter()
     folder = cell_dir(output, cell.recipe, cell.size, cell.seed)
     run = run_config(plan, cell, data, os.path.join(folder, "train"), peak)
     config = cell_config(plan, cell, eval_info)
-    write_json_atomic(os.path.join(folder, STARTED_FILE), {"config_hash": json_hash(config), "cell": cell.key})
+    write_json_atomic({"config_hash": json_hash(config), "cell": cell.key}, os.path.join(folder, STARTED_FILE))
     log(f"training {cell.key}: {cell.params:,} parameters, {cell.steps} steps, {cell.tokens:,} tokens")
     trained = train(run, resume=True)
-    tokens_per_step = sequences_per_step(plan) * plan.mix.seq_len
+    tokens_per_step = plan.sequences_per_step * plan.mix.seq_len
     evals = []
     for path in list_checkpoints(run.train.out_dir):
         step = int(load_checkpoint(path)["step"])
-        metrics = evaluate_checkpoint_on_sets(path, data, output, plan, tasks)
+        metrics = checkpoint_scores(path, data, output, plan, tasks)
         evals.append({"step": step, "tokens": step * tokens_per_step, "metrics": metrics})
     if not evals or evals[-1]["step"] != trained.total_steps:
         raise RuntimeError(f"training of {cell.key} stopped at step {trained.step} of {trained.total_steps}; "
                            "rerun `assay ablate` to resume it")
     curve = [{"step": r["step"], "tokens": r["tokens"], "loss": r["loss"]}
              for r in read_metrics(os.path.join(run.train.out_dir, "metrics.jsonl")) if r.get("kind") == "train"]
-    manifest = TokenShardReader(data, verify=False).manifest
+    manifest = ShardFolder(data).manifest
     final = dict(evals[-1]["metrics"])
     final["train.loss"] = curve[-1]["loss"] if curve else float("nan")
     result = {
@@ -230,7 +224,7 @@ def _run_cell(plan: Plan, output: str, cell: Cell, data: str, eval_info: dict, t
         "config": config, "run_config": to_dict(run), "data": data, "wall_seconds": round(time.perf_counter() - start, 2),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_json_atomic(result_path(output, cell), result)
+    write_json_atomic(result, result_path(output, cell))
     stale = os.path.join(folder, ERROR_FILE)
     if os.path.exists(stale):
         os.remove(stale)

@@ -75,7 +75,8 @@ def train(
 
     Example: assay classify train --labels labels/ref --kind fasttext --out models/ref-ft
     """
-    from classifiers.config import EncoderConfig, FastTextConfig, TrainConfig
+    from classifiers.config import ClassifierTrainConfig as TrainConfig
+    from classifiers.config import EncoderConfig, FastTextConfig
     from classifiers.train import train as run_train
 
     with _clear_errors():

@@ -70,13 +70,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from rich.console import Console
 
-        from trainer.config import ConfigError, load_run_config, to_dict
+        from groundwork.config import ConfigError, to_dict
+        from trainer.config_file import load_run_config
 
         console = Console()
         if presets:
             from rich.table import Table
 
-            from trainer.presets import PRESETS, flops_per_token, parameter_count
+            from trainer.presets import PRESETS
+            from trainer.sizing import flops_per_token, parameter_count
 
             table = Table("preset", "params", "active", "MFLOPs/token (train)", "layers x d_model", "style")
             for name, cfg in PRESETS.items():
@@ -109,7 +111,7 @@ def register(app: typer.Typer) -> None:
             return
         from trainer.checkpoint import CheckpointError
         from trainer.loop import train
-        from trainer.presets import describe
+        from trainer.sizing import describe
         from trainer.token_shards import TokenShardError
 
         console.print(f"model: {describe(run.model)}")
@@ -132,8 +134,8 @@ def register(app: typer.Typer) -> None:
                                                       "(default: the one the model trained on)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty --out folder"),
     ) -> None:
+        from groundwork.config import ConfigError
         from trainer.checkpoint import CheckpointError
-        from trainer.config import ConfigError
         from trainer.export import export_checkpoint
         from trainer.tokenizer import TokenizerError
 
@@ -154,8 +156,8 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, help="score at most this many items per task"),
         json_out: Optional[str] = typer.Option(None, "--json-out", help="also write the result to this JSON file"),
     ) -> None:
+        from groundwork.config import ConfigError
         from trainer.checkpoint import CheckpointError
-        from trainer.config import ConfigError
         from trainer.evaluate import evaluate_checkpoint
         from trainer.tokenizer import TokenizerError
 

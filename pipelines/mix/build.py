@@ -10,15 +10,14 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-
+from groundwork.atomic import atomic_folder
 from pipelines.mix.pools import PoolFiles, count_pool, resolve_pools, tokenizer_sample
 from pipelines.mix.recipe import Recipe, recipe_dict, recipe_hash
 from pipelines.mix.sampling import BudgetError, PhasePlan, phase_quotas, plan_phases
-from pipelines.mix.tokenize_beam import StagedTokens
+from pipelines.mix.staged import StagedTokens
 
 STAGING = "_staging"
 
@@ -114,44 +113,42 @@ def run_mix(recipe: Recipe, output: str | None = None, dry_run: bool = False, pr
         spec = recipe.pools[name]
         report.pools[name] = PoolReport(name, spec.source, spec.predicate, skipped=reason)
     con = duckdb.connect()
-    with steps.step(f"counting {len(pools)} pools with DuckDB"):
-        counts = {pool.name: count_pool(con, pool) for pool in pools}
-    report.quotas = phase_quotas(recipe, skipped)
-    if dry_run:
-        work = tempfile.mkdtemp(prefix="assay-mix-dry-")
-    else:
-        parent = os.path.dirname(output)
-        os.makedirs(parent, exist_ok=True)
-        work = os.path.join(parent, f".{os.path.basename(output)}.tmp-{uuid.uuid4().hex}")
-        os.makedirs(work)
     try:
-        tok = _tokenizer(recipe, con, pools, work, steps)
-        _tokenize(recipe, pools, work, dry_run, steps)
-        staged = StagedTokens(os.path.join(work, STAGING, "tokens"))
-        for pool in pools:
-            docs = staged.documents(pool.name)
-            count = counts[pool.name]
-            report.pools[pool.name] = PoolReport(
-                pool.name, pool.spec.source, pool.spec.predicate, documents=len(docs), tokens=sum(docs.values()),
-                heldout_documents=count.documents - len(docs), empty_documents=count.empty)
-        report.pools = {name: report.pools[name] for name in recipe.pools}  # recipe order
-        try:
-            report.plans = plan_phases(recipe, {p.name: staged.documents(p.name) for p in pools}, skipped)
-        except BudgetError as exc:
-            if not dry_run:
-                raise
-            report.error = str(exc)
-        if dry_run:
-            return report
-        report.manifest = _write_shards(recipe, tok, report, staged, work, steps)
-        shutil.rmtree(os.path.join(work, STAGING))
-        _publish(work, output)
-        work = ""
+        with steps.step(f"counting {len(pools)} pools with DuckDB"):
+            counts = {pool.name: count_pool(con, pool) for pool in pools}
+        report.quotas = phase_quotas(recipe, skipped)
+        with _work_folder(output, dry_run) as work:
+            tok = _tokenizer(recipe, con, pools, work, steps)
+            _tokenize(recipe, pools, work, dry_run, steps)
+            staged = StagedTokens(os.path.join(work, STAGING, "tokens"))
+            for pool in pools:
+                docs = staged.documents(pool.name)
+                count = counts[pool.name]
+                report.pools[pool.name] = PoolReport(
+                    pool.name, pool.spec.source, pool.spec.predicate, documents=len(docs),
+                    tokens=sum(docs.values()), heldout_documents=count.documents - len(docs),
+                    empty_documents=count.empty)
+            report.pools = {name: report.pools[name] for name in recipe.pools}  # recipe order
+            try:
+                report.plans = plan_phases(recipe, {p.name: staged.documents(p.name) for p in pools}, skipped)
+            except BudgetError as exc:
+                if not dry_run:
+                    raise
+                report.error = str(exc)
+            if dry_run:
+                return report
+            report.manifest = _write_shards(recipe, tok, report, staged, work, steps)
+            shutil.rmtree(os.path.join(work, STAGING))
+            _check_output(output)  # what is there now is still a token mix (or nothing) before it is replaced
         return report
     finally:
         con.close()
-        if work:
-            shutil.rmtree(work, ignore_errors=True)
+
+
+def _work_folder(output: str, dry_run: bool):
+    """Where the mix is built: for a dry run a temporary folder, removed after; else a folder beside `output`
+    that replaces it once complete (the previous mix stays until then)."""
+    return tempfile.TemporaryDirectory(prefix="assay-mix-dry-") if dry_run else atomic_folder(output)
 
 
 def _tokenizer(recipe: Recipe, con, pools: list[PoolFiles], work: str, steps: _Steps):
@@ -176,9 +173,9 @@ def _tokenizer(recipe: Recipe, con, pools: list[PoolFiles], work: str, steps: _S
 def _tokenize(recipe: Recipe, pools: list[PoolFiles], work: str, dry_run: bool, steps: _Steps) -> None:
     from curation.shards import shard_files
     from pipelines.mix.tokenize_beam import chunk_tasks, run_tokenize, write_empty_heldout
-    from trainer.token_shards import HELDOUT_DIR, TOKENIZER_FILE
+    from trainer.token_shards import TOKENIZER_FILE
 
-    heldout = None if dry_run else os.path.join(work, HELDOUT_DIR)
+    heldout = None if dry_run else work
     staging = os.path.join(work, STAGING, "tokens")
     total = len(chunk_tasks(pools, recipe.runner.rows_per_task))
     steps.watch(f"tokenizing with Beam ({recipe.runner.workers} workers, {recipe.runner.mode}): work items",
@@ -192,14 +189,15 @@ def _tokenize(recipe: Recipe, pools: list[PoolFiles], work: str, dry_run: bool, 
 
 def _write_shards(recipe: Recipe, tok, report: MixReport, staged: StagedTokens, work: str, steps: _Steps) -> dict:
     from pipelines.mix.pack import pack_phase
-    from trainer.token_shards import HELDOUT_DIR, TOKENIZER_FILE, TokenShardWriter
+    from trainer.token_shards import TOKENIZER_FILE, TokenShardWriter, heldout_file, row_length
     from trainer.tokenizer import eos_id, tokenizer_hash
 
     vocab = tok.get_vocab_size(with_added_tokens=True)
     writer = TokenShardWriter(work, recipe.seq_len, vocab, recipe.sequences_per_shard)
     phase_info = {}
     for i, plan in enumerate(report.plans):
-        with steps.step(f"packing phase {plan.name!r}: {plan.sequences:,} sequences of {recipe.seq_len + 1}"):
+        with steps.step(f"packing phase {plan.name!r}: {plan.sequences:,} sequences of "
+                        f"{row_length(recipe.seq_len)}"):
             packed = pack_phase([staged.tokens(pool, doc_id) for pool, doc_id, _ in plan.docs], plan.sequences,
                                 recipe.seq_len, recipe.seed, i)
             writer.add(packed.rows, plan.name, packed.packed_positions)
@@ -211,7 +209,7 @@ def _write_shards(recipe: Recipe, tok, report: MixReport, staged: StagedTokens, 
             "pools": {name: vars(use) for name, use in plan.pools.items()},
         }
     found = [p for p in report.pools.values() if not p.skipped]
-    heldout_files = [f"{HELDOUT_DIR}/{p.name}.parquet" for p in found]
+    heldout_files = [heldout_file(p.name) for p in found]
     extra = {
         "tokenizer": TOKENIZER_FILE,
         "tokenizer_hash": tokenizer_hash(tok),
@@ -220,7 +218,7 @@ def _write_shards(recipe: Recipe, tok, report: MixReport, staged: StagedTokens, 
         "recipe": recipe_dict(recipe),
         "recipe_hash": recipe_hash(recipe),
         "pools": {name: {k: v for k, v in vars(p).items() if k != "name"} | (
-            {"heldout": f"{HELDOUT_DIR}/{name}.parquet"} if not p.skipped else {})
+            {"heldout": heldout_file(name)} if not p.skipped else {})
             for name, p in report.pools.items()},
     }
     with steps.step("writing index and manifest"):
@@ -228,21 +226,10 @@ def _write_shards(recipe: Recipe, tok, report: MixReport, staged: StagedTokens, 
 
 
 def _check_output(output: str) -> None:
-    from trainer.token_shards import MANIFEST_FILE
+    """An existing output is replaced only if it is a token mix (or empty)."""
+    from trainer.token_shards import ShardFolder
 
     if os.path.isfile(output) or (os.path.isdir(output) and os.listdir(output)
-                                  and not os.path.isfile(os.path.join(output, MANIFEST_FILE))):
+                                  and not ShardFolder.is_finished(output)):
         raise FileExistsError(f"{output} exists and is not a token-shard directory; choose another --output "
                               "or remove it")
-
-
-def _publish(work: str, output: str) -> None:
-    """Swap the finished directory into place; an existing output is replaced only if it is a token mix."""
-    _check_output(output)
-    if os.path.exists(output):
-        old = f"{output}.old-{uuid.uuid4().hex}"
-        os.rename(output, old)
-        os.rename(work, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(work, output)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trainer.token_shards import row_length
+
 
 @dataclass
 class PackedPhase:
@@ -21,7 +23,7 @@ class PackedPhase:
 
 def pack_phase(token_arrays: list[np.ndarray], sequences: int, seq_len: int, seed: int, phase_index: int,
                shuffle: bool = True) -> PackedPhase:
-    row = seq_len + 1
+    row = row_length(seq_len)
     stream = np.concatenate(token_arrays) if token_arrays else np.zeros(0, np.uint32)
     need = sequences * row
     if len(stream) < need:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from curation.document import content_hash
-from curation.shards import DOCS_DIR, shard_files
+from curation.shards import document_shards
 from groundwork.config import ConfigError
 from pipelines.mix.recipe import PoolSpec, Recipe
 
@@ -31,11 +31,11 @@ class PoolCount:
 
 
 def pool_files(name: str, spec: PoolSpec) -> list[str]:
-    """Parquet shards of a pool: SOURCE/docs/*.parquet for a curation output, else SOURCE/*.parquet."""
-    directory = spec.source
-    if os.path.isdir(os.path.join(directory, DOCS_DIR)):
-        directory = os.path.join(directory, DOCS_DIR)
-    return shard_files(directory)
+    """Parquet shards of a pool (curation.shards.document_shards of its source); none when there are none."""
+    try:
+        return document_shards(spec.source)
+    except FileNotFoundError:
+        return []
 
 
 FOOTER_BYTES = 1 << 16

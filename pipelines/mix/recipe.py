@@ -1,5 +1,6 @@
 """A data recipe: pools (shard directory + DuckDB predicate), phases (token budget + pool weights), and how to
-tokenize and pack. Every default is defined here; validation errors name the field at fault.
+tokenize and pack. Every default is defined here; each table checks its own values, `validate` the recipe as
+a whole (at least one pool and phase, weights naming defined pools); errors name the field at fault.
 
 Example (see recipes/sample.toml and docs/mix.md):
     seed = 0
@@ -19,10 +20,10 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from groundwork.config import ConfigError, from_dict, load_toml, to_dict
+from groundwork.config import ConfigError, FieldError, from_dict, load_config, to_dict
+from pipelines.job.runner import RunnerConfig
 
 POOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-RUNNER_MODES = ("multi_processing", "in_memory", "multi_threading")
 
 
 @dataclass
@@ -33,6 +34,12 @@ class TokenizerSpec:
     vocab_size: int = 8192
     sample_docs: int = 5000  # per pool, chosen by a seeded hash of the id
     min_frequency: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.path and self.vocab_size <= 260:
+            raise FieldError("vocab_size", f"must be > 260 (256 bytes + 4 special tokens), got {self.vocab_size}")
+        if self.sample_docs < 1:
+            raise FieldError("sample_docs", f"must be >= 1, got {self.sample_docs}")
 
 
 @dataclass
@@ -47,6 +54,14 @@ class PoolSpec:
     max_repeats: int = 1
     optional: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise FieldError("source", "required: a curation output or a directory of Parquet shards")
+        if not self.predicate.strip():
+            raise FieldError("predicate", "empty; use \"true\" to take every document")
+        if self.max_repeats < 1:
+            raise FieldError("max_repeats", f"must be >= 1 (1 = no repeats), got {self.max_repeats}")
+
 
 @dataclass
 class PhaseSpec:
@@ -56,17 +71,32 @@ class PhaseSpec:
     tokens: int = 0
     weights: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise FieldError("name", "required")
+        if self.tokens < 1:
+            raise FieldError("tokens", f"must be >= 1, got {self.tokens}")
+        if not self.weights:
+            raise FieldError("weights", "give at least one pool weight, e.g. { web = 1.0 }")
+        for pool, weight in self.weights.items():
+            if not weight > 0:
+                raise FieldError(f"weights.{pool}", f"must be > 0, got {weight} (drop the pool instead)")
+
 
 @dataclass
-class RunnerSpec:
-    """Beam's FnApiRunner (local, no network): worker count, mode, and rows of a shard file per work item.
+class MixRunnerConfig(RunnerConfig):
+    """The Beam runner of the tokenize step, plus rows of a shard file per work item.
 
     Threads by default: the work is DuckDB reads and Rust tokenization, which both release the GIL, and
     worker processes cost seconds of start-up each run."""
 
-    workers: int = 2
     mode: str = "multi_threading"
     rows_per_task: int = 2000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.rows_per_task < 1:
+            raise FieldError("rows_per_task", f"must be >= 1, got {self.rows_per_task}")
 
 
 @dataclass
@@ -77,72 +107,47 @@ class Recipe:
     sequences_per_shard: int = 8192
     output: str = "out/mix"
     tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
-    runner: RunnerSpec = field(default_factory=RunnerSpec)
+    runner: MixRunnerConfig = field(default_factory=MixRunnerConfig)
     pools: dict[str, PoolSpec] = field(default_factory=dict)
     phases: list[PhaseSpec] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise FieldError("seed", f"must be >= 0, got {self.seed}")
+        if self.seq_len < 1:
+            raise FieldError("seq_len", f"must be >= 1, got {self.seq_len}")
+        if not 0.0 <= self.heldout_fraction < 0.5:
+            raise FieldError("heldout_fraction", f"must be in [0, 0.5), got {self.heldout_fraction}")
+        if self.sequences_per_shard < 1:
+            raise FieldError("sequences_per_shard", f"must be >= 1, got {self.sequences_per_shard}")
+        for name in self.pools:
+            if not POOL_NAME.match(name):
+                raise FieldError(f"pools.{name}", "pool names may use letters, digits, '_', '-' and '.' only")
+        seen: set[str] = set()
+        for i, phase in enumerate(self.phases):
+            if phase.name in seen:
+                raise FieldError(f"phases[{i}].name", f"phase {phase.name!r} is defined twice")
+            seen.add(phase.name)
 
 
 def load_recipe(path: str) -> Recipe:
     """Parse and validate a recipe TOML file; ConfigError messages start with the file and field."""
-    data = load_toml(path)
-    try:
-        recipe = from_dict(Recipe, data)
-        validate(recipe)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    return recipe
+    return load_config(Recipe, path, build=lambda data: validate(from_dict(Recipe, data)))
 
 
-def validate(recipe: Recipe) -> None:
-    if recipe.seed < 0:
-        raise ConfigError(f"seed: must be >= 0, got {recipe.seed}")
-    if recipe.seq_len < 1:
-        raise ConfigError(f"seq_len: must be >= 1, got {recipe.seq_len}")
-    if not 0.0 <= recipe.heldout_fraction < 0.5:
-        raise ConfigError(f"heldout_fraction: must be in [0, 0.5), got {recipe.heldout_fraction}")
-    if recipe.sequences_per_shard < 1:
-        raise ConfigError(f"sequences_per_shard: must be >= 1, got {recipe.sequences_per_shard}")
-    tok = recipe.tokenizer
-    if not tok.path and tok.vocab_size <= 260:
-        raise ConfigError(f"tokenizer.vocab_size: must be > 260 (256 bytes + 4 special tokens), got {tok.vocab_size}")
-    if tok.sample_docs < 1:
-        raise ConfigError(f"tokenizer.sample_docs: must be >= 1, got {tok.sample_docs}")
-    if recipe.runner.mode not in RUNNER_MODES:
-        raise ConfigError(f"runner.mode: expected one of {list(RUNNER_MODES)}, got {recipe.runner.mode!r}")
-    if recipe.runner.workers < 1:
-        raise ConfigError(f"runner.workers: must be >= 1, got {recipe.runner.workers}")
-    if recipe.runner.rows_per_task < 1:
-        raise ConfigError(f"runner.rows_per_task: must be >= 1, got {recipe.runner.rows_per_task}")
+def validate(recipe: Recipe) -> Recipe:
+    """The recipe as a whole (each table checked its own fields): at least one pool and phase, and every
+    phase's weights name defined pools. Returns the recipe."""
     if not recipe.pools:
         raise ConfigError("pools: define at least one pool, e.g. [pools.web] source = \"out/demo\"")
-    for name, pool in recipe.pools.items():
-        if not POOL_NAME.match(name):
-            raise ConfigError(f"pools.{name}: pool names may use letters, digits, '_', '-' and '.' only")
-        if not pool.source:
-            raise ConfigError(f"pools.{name}.source: required: a curation output or a directory of Parquet shards")
-        if not pool.predicate.strip():
-            raise ConfigError(f"pools.{name}.predicate: empty; use \"true\" to take every document")
-        if pool.max_repeats < 1:
-            raise ConfigError(f"pools.{name}.max_repeats: must be >= 1 (1 = no repeats), got {pool.max_repeats}")
     if not recipe.phases:
         raise ConfigError("phases: define at least one [[phases]] table with name, tokens and weights")
-    seen: set[str] = set()
     for i, phase in enumerate(recipe.phases):
-        where = f"phases[{i}]"
-        if not phase.name:
-            raise ConfigError(f"{where}.name: required")
-        if phase.name in seen:
-            raise ConfigError(f"{where}.name: phase {phase.name!r} is defined twice")
-        seen.add(phase.name)
-        if phase.tokens < 1:
-            raise ConfigError(f"{where}.tokens: must be >= 1, got {phase.tokens}")
-        if not phase.weights:
-            raise ConfigError(f"{where}.weights: give at least one pool weight, e.g. {{ web = 1.0 }}")
-        for pool, weight in phase.weights.items():
+        for pool in phase.weights:
             if pool not in recipe.pools:
-                raise ConfigError(f"{where}.weights.{pool}: no pool named {pool!r}; defined: {sorted(recipe.pools)}")
-            if not weight > 0:
-                raise ConfigError(f"{where}.weights.{pool}: must be > 0, got {weight} (drop the pool instead)")
+                raise ConfigError(f"phases[{i}].weights.{pool}: no pool named {pool!r}; "
+                                  f"defined: {sorted(recipe.pools)}")
+    return recipe
 
 
 def recipe_dict(recipe: Recipe) -> dict:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from pipelines.mix.recipe import Recipe
+from trainer.token_shards import row_length
 
 
 class BudgetError(ValueError):
@@ -73,7 +74,7 @@ class _PoolCursor:
 
 def phase_quotas(recipe: Recipe, skipped: dict[str, str]) -> list[tuple[int, dict[str, tuple[float, int]]]]:
     """Per phase: (sequences, {pool: (normalised weight, token quota)}), skipped pools left out."""
-    row = recipe.seq_len + 1
+    row = row_length(recipe.seq_len)
     out = []
     for i, phase in enumerate(recipe.phases):
         weights = {p: w for p, w in phase.weights.items() if p not in skipped}
@@ -91,13 +92,13 @@ def phase_quotas(recipe: Recipe, skipped: dict[str, str]) -> list[tuple[int, dic
 def plan_phases(recipe: Recipe, pool_tokens: dict[str, dict[str, int]], skipped: dict[str, str]) -> list[PhasePlan]:
     """pool_tokens: {pool: {doc id: tokens incl. EOS}} for every pool that was found (skipped ones absent).
 
-    Each phase gets ceil(budget / (seq_len + 1)) sequences; quotas split that many tokens by weight and each
+    Each phase gets ceil(budget / row_length(seq_len)) sequences; quotas split that many tokens by weight and each
     pool takes whole documents until its quota is reached (the excess becomes the phase's dropped tail).
     """
     cursors = {name: _PoolCursor(name, docs, recipe.seed) for name, docs in pool_tokens.items()}
     plans = []
     for i, (phase, (sequences, quotas)) in enumerate(zip(recipe.phases, phase_quotas(recipe, skipped))):
-        target = sequences * (recipe.seq_len + 1)
+        target = sequences * row_length(recipe.seq_len)
         plan = PhasePlan(phase.name, phase.tokens, sequences)
         for pool, (w, quota) in quotas.items():
             cur = cursors[pool]

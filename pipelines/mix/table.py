@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pipelines.mix.build import MixReport
 from pipelines.mix.recipe import Recipe
+from trainer.token_shards import row_length
 
 
 def budget_rows(recipe: Recipe, report: MixReport) -> list[dict]:
@@ -35,7 +36,7 @@ def render(recipe: Recipe, report: MixReport, console) -> None:
             pools.add_row(name, p.source, p.predicate, f"{p.documents:,}", f"{p.heldout_documents:,}",
                           f"{p.tokens:,}", str(recipe.pools[name].max_repeats))
     console.print(pools)
-    phases = Table(title=f"phases (sequences of {recipe.seq_len + 1} tokens)")
+    phases = Table(title=f"phases (sequences of {row_length(recipe.seq_len)} tokens)")
     for col in ("phase", "sequences", "pool", "weight", "tokens", "pool tokens", "passes so far", "max repeats", ""):
         phases.add_column(col, justify="left" if col in ("phase", "pool", "") else "right")
     for r in budget_rows(recipe, report):

@@ -8,23 +8,18 @@ the output does not depend on worker count or timing.
 """
 from __future__ import annotations
 
-import os
-
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.shards import shard_files, write_table_atomic
+from curation.shards import write_table_atomic
 from pipelines.mix.pools import PoolFiles, is_heldout, pool_query
-from pipelines.mix.recipe import RunnerSpec
+from pipelines.mix.recipe import MixRunnerConfig
+from pipelines.mix.staged import STAGED_DTYPE, STAGED_SCHEMA
+from trainer.token_shards import heldout_pools, write_heldout
 
 HELDOUT = "heldout"
-STAGED_SCHEMA = pa.schema([("pool", pa.string()), ("id", pa.string()), ("n_tokens", pa.int64()),
-                           ("tokens", pa.binary())])
-HELDOUT_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string())])
-#: dtype of staged token ids (little-endian uint32; the final shards pick uint16 when the vocabulary fits)
-STAGED_DTYPE = np.dtype("<u4")
 
 
 def chunk_tasks(pools: list[PoolFiles], rows_per_task: int) -> list[tuple[str, str, str]]:
@@ -89,21 +84,20 @@ class TokenizeChunk(beam.DoFn):
 
 
 class WriteHeldout(beam.DoFn):
+    """(pool, [(id, text), ...]) -> the pool's held-out file in the token-shard folder `directory`."""
+
     def __init__(self, directory: str):
         self.directory = directory
 
     def process(self, element):
         pool, docs = element
-        rows = sorted(docs)
-        table = pa.Table.from_pydict({"id": [r[0] for r in rows], "text": [r[1] for r in rows]},
-                                     schema=HELDOUT_SCHEMA)
-        path = os.path.join(self.directory, f"{pool}.parquet")
-        write_table_atomic(table, path)
-        yield path
+        yield write_heldout(self.directory, pool, docs)
 
 
 def build_tokenize_pipeline(p: beam.Pipeline, pools: list[PoolFiles], tokenizer_path: str, staging: str,
-                            heldout_dir: str | None, heldout_fraction: float, rows_per_task: int) -> None:
+                            heldout_to: str | None, heldout_fraction: float, rows_per_task: int) -> None:
+    """`heldout_to`: the token-shard folder whose held-out files to write (None: the held-out documents are
+    only left out, as in a dry run)."""
     staged = (
         p
         | "chunks" >> beam.Create(chunk_tasks(pools, rows_per_task))
@@ -111,49 +105,21 @@ def build_tokenize_pipeline(p: beam.Pipeline, pools: list[PoolFiles], tokenizer_
         | "tokenize" >> beam.ParDo(TokenizeChunk(tokenizer_path, staging, heldout_fraction)).with_outputs(
             HELDOUT, main="staged")
     )
-    if heldout_dir is not None:
+    if heldout_to is not None:
         (staged[HELDOUT] | "group heldout" >> beam.GroupByKey()
-         | "write heldout" >> beam.ParDo(WriteHeldout(heldout_dir)))
+         | "write heldout" >> beam.ParDo(WriteHeldout(heldout_to)))
 
 
-def write_empty_heldout(heldout_dir: str, pool: str) -> None:
+def write_empty_heldout(directory: str, pool: str) -> None:
     """Pools without held-out documents still get a (empty) file, so every pool has one."""
-    path = os.path.join(heldout_dir, f"{pool}.parquet")
-    if not os.path.exists(path):
-        write_table_atomic(HELDOUT_SCHEMA.empty_table(), path)
+    if pool not in heldout_pools(directory):
+        write_heldout(directory, pool, [])
 
 
-class StagedTokens:
-    """The Beam stage's output: per pool, document id -> token count, and each document's token ids."""
+def run_tokenize(pools: list[PoolFiles], tokenizer_path: str, staging: str, heldout_to: str | None,
+                 heldout_fraction: float, runner: MixRunnerConfig) -> None:
+    from pipelines.job.runner import new_pipeline
 
-    def __init__(self, directory: str):
-        files = shard_files(directory)
-        table = pa.concat_tables([pq.read_table(f) for f in files]) if files else STAGED_SCHEMA.empty_table()
-        tokens = table.column("tokens").cast(pa.large_binary()).combine_chunks()
-        offsets = np.frombuffer(tokens.buffers()[1], dtype=np.int64)
-        self._offsets = offsets[tokens.offset:tokens.offset + len(tokens) + 1]
-        data = tokens.buffers()[2]
-        self._data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-        self._rows: dict[str, dict[str, int]] = {}
-        self._counts: dict[str, dict[str, int]] = {}
-        for i, (pool, doc_id, n) in enumerate(zip(table.column("pool").to_pylist(), table.column("id").to_pylist(),
-                                                  table.column("n_tokens").to_pylist())):
-            self._rows.setdefault(pool, {})[doc_id] = i
-            self._counts.setdefault(pool, {})[doc_id] = n
-
-    def documents(self, pool: str) -> dict[str, int]:
-        return self._counts.get(pool, {})
-
-    def tokens(self, pool: str, doc_id: str) -> np.ndarray:
-        i = self._rows[pool][doc_id]
-        return self._data[self._offsets[i]:self._offsets[i + 1]].view(STAGED_DTYPE)
-
-
-def run_tokenize(pools: list[PoolFiles], tokenizer_path: str, staging: str, heldout_dir: str | None,
-                 heldout_fraction: float, runner_spec: RunnerSpec) -> None:
-    from pipelines.job.runner import RunnerConfig, build_options
-
-    runner, options = build_options(RunnerConfig(workers=runner_spec.workers, mode=runner_spec.mode))
-    with beam.Pipeline(runner=runner, options=options) as p:
-        build_tokenize_pipeline(p, pools, tokenizer_path, staging, heldout_dir, heldout_fraction,
-                                runner_spec.rows_per_task)
+    with new_pipeline(runner) as p:
+        build_tokenize_pipeline(p, pools, tokenizer_path, staging, heldout_to, heldout_fraction,
+                                runner.rows_per_task)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 
-from groundwork.atomic import write_bytes_atomic
+from groundwork.atomic import atomic_path, write_bytes_atomic
 from pipelines.quality.metrics import EXACT_BIN, JACCARD_BINS, QualityReport
 
 REPORT_MD, REPORT_JSON, REPORT_PNG = "quality.md", "quality.json", "quality.png"
@@ -82,10 +82,9 @@ def plot(report: QualityReport, path: str) -> None:
     right.set_title("dedup by Jaccard of the pair")
     right.tick_params(axis="x", rotation=30)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_report(report: QualityReport, out_dir: str, failures: list[str]) -> dict[str, str]:

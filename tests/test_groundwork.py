@@ -1,0 +1,57 @@
+"""The basement: atomic folders (the old one stays until the new one is complete) and config errors that
+name the whole path of a field a dataclass checks itself (FieldError)."""
+import os
+from dataclasses import dataclass, field
+
+import pytest
+
+from groundwork.atomic import atomic_folder
+from groundwork.config import ConfigError, FieldError, from_dict
+
+
+def test_atomic_folder_replaces_only_a_complete_folder(tmp_path):
+    final = tmp_path / "model"
+    with atomic_folder(str(final)) as work:
+        (open(os.path.join(work, "weights.bin"), "w")).write("v1")
+        assert not final.exists()  # nothing at the final name while the folder is being built
+    assert (final / "weights.bin").read_text() == "v1"
+    with pytest.raises(RuntimeError, match="killed halfway"):
+        with atomic_folder(str(final)) as work:
+            (open(os.path.join(work, "weights.bin"), "w")).write("v2, half written")
+            raise RuntimeError("killed halfway")
+    assert (final / "weights.bin").read_text() == "v1"  # the old folder, untouched
+    assert sorted(os.listdir(tmp_path)) == ["model"]  # and no work folder left beside it
+    with atomic_folder(str(final)) as work:
+        (open(os.path.join(work, "weights.bin"), "w")).write("v2")
+    assert (final / "weights.bin").read_text() == "v2" and sorted(os.listdir(tmp_path)) == ["model"]
+
+
+@dataclass
+class Pool:
+    source: str = ""
+    max_repeats: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_repeats < 1:
+            raise FieldError("max_repeats", f"must be >= 1, got {self.max_repeats}")
+        if not self.source:
+            raise ValueError("a pool needs a source")
+
+
+@dataclass
+class Recipe:
+    pools: dict[str, Pool] = field(default_factory=dict)
+    phases: list[Pool] = field(default_factory=list)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"pools": {"web": {"source": "x", "max_repeats": 0}}}, "pools.web.max_repeats: must be >= 1, got 0"),
+    ({"phases": [{"source": "x"}, {"source": "y", "max_repeats": -2}]}, "phases[1].max_repeats: must be >= 1"),
+    ({"pools": {"web": {"max_repeats": 2}}}, "pools.web: a pool needs a source"),  # a plain ValueError: the table
+])
+def test_a_field_error_gets_the_whole_path_of_its_field(data, message):
+    with pytest.raises(ConfigError) as err:
+        from_dict(Recipe, data)
+    assert str(err.value).startswith(message)
+    with pytest.raises(ConfigError, match="^max_repeats: must be >= 1"):
+        from_dict(Pool, {"source": "x", "max_repeats": 0})  # at the top level: the field alone
