@@ -190,5 +190,5 @@ def test_stage_time_limit_config_is_checked():
     from pipelines.job.runner import RunnerConfig
 
     assert RunnerConfig().stage_timeout_s == 120.0
-    with pytest.raises(ValueError, match="stage_timeout_s must be >= 0"):
+    with pytest.raises(ValueError, match="stage_timeout_s: must be >= 0"):
         RunnerConfig(stage_timeout_s=-1)

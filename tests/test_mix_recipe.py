@@ -56,7 +56,7 @@ def test_good_recipe_loads_with_defaults(tmp_path):
     (("seed = 1", "seed = 1\ncolour = 'red'"), r"unknown field\(s\) \['colour'\]"),
     (('[pools.edu]\nsource = "out/demo"', "[pools.edu]"), r"pools\.edu\.source: required"),
     (("edu = 3, web = 1 }", "edu = 3, web = 1 }\n[runner]\nrows_per_task = 0"), r"runner\.rows_per_task: must be >= 1"),
-    (("edu = 3, web = 1 }", "edu = 3, web = 1 }\n[runner]\nmode = 'fast'"), r"runner: runner\.mode must be one of"),
+    (("edu = 3, web = 1 }", "edu = 3, web = 1 }\n[runner]\nmode = 'fast'"), r"runner\.mode: must be one of"),
 ])
 def test_validation_errors_name_the_field(tmp_path, change, field):
     with pytest.raises(ConfigError, match=field) as info:

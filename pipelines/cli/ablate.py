@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import typer
 
+from pipelines.cli.options import fail, known_errors
+
 ABLATE_HELP = (
     "Compare data recipes by training proxy models: for each recipe x size x seed, mix the recipe's token "
     "shards (cached by recipe hash), train, evaluate on held-out documents shared by every recipe, then "
@@ -49,8 +51,7 @@ def register(app: typer.Typer) -> None:
 
             summary = run_plan(cfg, out, log=lambda m: console.print(m, markup=False, highlight=False))
         except ConfigError as exc:
-            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-            raise typer.Exit(2) from None
+            fail(str(exc))
         console.print(f"cells: {len(summary.ran)} ran, {len(summary.skipped)} already finished, "
                       f"{len(summary.failed)} failed; {len(summary.unavailable)} recipe/size pairs unavailable")
         if not no_report and (summary.ran or summary.skipped):
@@ -69,9 +70,6 @@ def register(app: typer.Typer) -> None:
         """Rebuild an ablation report (help text: REPORT_HELP)."""
         from pipelines.ablate.report import ReportError, build_report
 
-        try:
+        with known_errors(ReportError):
             report = build_report(folder)
-        except ReportError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
         typer.echo(f"report: {report['output']}/report.md")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import typer
 
+from pipelines.cli.options import known_errors
+
 
 MIX_HELP = (
     "Mix curated pools into token shards for `assay train`, following a data recipe.\n\n"
@@ -27,20 +29,14 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from groundwork.config import ConfigError
-        from pipelines.mix.build import run_mix
-        from pipelines.mix.recipe import load_recipe
-        from pipelines.mix.sampling import BudgetError
-        from pipelines.mix.table import render
+        from pipelines.mix import BudgetError, load_recipe, render, run_mix
         from trainer.token_shards import TokenShardError
         from trainer.tokenizer import TokenizerError
 
         console = Console(stderr=True)
-        try:
+        with known_errors(ConfigError, BudgetError, TokenizerError, TokenShardError, FileExistsError):
             cfg = load_recipe(recipe)
             report = run_mix(cfg, output=output, dry_run=dry_run, progress=not quiet, console=console)
-        except (ConfigError, BudgetError, TokenizerError, TokenShardError, FileExistsError) as exc:
-            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-            raise typer.Exit(2) from None
         table_console = Console()
         table_console.width = max(table_console.width, 130)  # the tables stay readable when piped
         render(cfg, report, table_console)

@@ -1,10 +1,13 @@
 """`assay train CONFIG` and `assay eval CHECKPOINT`: train and evaluate phi-3-family proxy models."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Optional
 
 import typer
+
+from pipelines.cli.options import fail, known_errors
 
 TRAIN_HELP = """Train a phi-3-family proxy model on token shards (from `assay mix`), resuming if possible.
 
@@ -45,13 +48,6 @@ Examples:\n
 """
 
 
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/] {message}", soft_wrap=True)
-    raise typer.Exit(2)
-
-
 def register(app: typer.Typer) -> None:
     @app.command("train", help=TRAIN_HELP)
     def train_cmd(
@@ -89,23 +85,12 @@ def register(app: typer.Typer) -> None:
             console.print(table)
             return
         if config is None:
-            _fail("give a CONFIG file (see docs/trainer.md), or --presets to list the model presets")
-        try:
+            fail("give a CONFIG file (see docs/trainer.md), or --presets to list the model presets")
+        with known_errors(ConfigError):
             run = load_run_config(config)
-            if data is not None:
-                run.train.data = data
-            if out_dir is not None:
-                run.train.out_dir = out_dir
-            if max_steps is not None:
-                run.train.max_steps = max_steps
-            if init_from is not None:
-                run.train.init_from = init_from
-            if compile is not None:
-                run.train.compile = compile
-            if progress is not None:
-                run.train.progress = progress
-        except ConfigError as exc:
-            _fail(str(exc))
+            given = dict(data=data, out_dir=out_dir, max_steps=max_steps, init_from=init_from, compile=compile,
+                         progress=progress)
+            run.train = dataclasses.replace(run.train, **{k: v for k, v in given.items() if v is not None})
         if show_config:
             console.print_json(json.dumps(to_dict(run)))
             return
@@ -115,10 +100,8 @@ def register(app: typer.Typer) -> None:
         from trainer.token_shards import TokenShardError
 
         console.print(f"model: {describe(run.model)}")
-        try:
+        with known_errors(ConfigError, CheckpointError, TokenShardError, FileNotFoundError, ValueError):
             result = train(run, resume=not fresh)
-        except (ConfigError, CheckpointError, TokenShardError, FileNotFoundError, ValueError) as exc:
-            _fail(str(exc))
         last = result.losses[max(result.losses)] if result.losses else float("nan")
         console.print(f"step {result.step}/{result.total_steps}  last loss {last:.4f}  checkpoint {result.checkpoint}")
         if result.evaluation:
@@ -139,10 +122,8 @@ def register(app: typer.Typer) -> None:
         from trainer.export import export_checkpoint
         from trainer.tokenizer import TokenizerError
 
-        try:
+        with known_errors(CheckpointError, ConfigError, TokenizerError, FileNotFoundError, FileExistsError, ValueError):
             summary = export_checkpoint(checkpoint, out, fmt, family, data, overwrite)
-        except (CheckpointError, ConfigError, TokenizerError, FileNotFoundError, FileExistsError, ValueError) as exc:
-            _fail(str(exc))
         note = "" if summary["tokenizer"] else " (no tokenizer: the run trained on synthetic tokens; pass --data)"
         typer.echo(f"wrote {summary['out']}: {summary['family']}, step {summary['step']}, "
                    f"{summary['parameters']:,} parameters{note}")
@@ -161,9 +142,7 @@ def register(app: typer.Typer) -> None:
         from trainer.evaluate import evaluate_checkpoint
         from trainer.tokenizer import TokenizerError
 
-        try:
+        with known_errors(CheckpointError, ConfigError, TokenizerError, FileNotFoundError, ValueError):
             result = evaluate_checkpoint(checkpoint, data_dir=data, tasks=task or None, output=json_out,
                                          task_limit=limit)
-        except (CheckpointError, ConfigError, TokenizerError, FileNotFoundError, ValueError) as exc:
-            _fail(str(exc))
         typer.echo(json.dumps(result, indent=2, sort_keys=True))

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from groundwork.config import FieldError
+
 LOCAL_NAMES = {"local", "fnapi", "FnApiRunner"}
 DASK_NAMES = {"dask", "DaskRunner"}
 MODES = ("multi_processing", "in_memory", "multi_threading")
@@ -43,13 +45,13 @@ class RunnerConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"runner.mode must be one of {list(MODES)}, got {self.mode!r}")
+            raise FieldError("mode", f"must be one of {list(MODES)}, got {self.mode!r}")
         if self.workers < 1:
-            raise ValueError(f"runner.workers must be >= 1, got {self.workers}")
+            raise FieldError("workers", f"must be >= 1, got {self.workers}")
         if self.watchdog_s < 0:
-            raise ValueError(f"runner.watchdog_s must be >= 0 (0 = off), got {self.watchdog_s}")
+            raise FieldError("watchdog_s", f"must be >= 0 (0 = off), got {self.watchdog_s}")
         if self.stage_timeout_s < 0:
-            raise ValueError(f"runner.stage_timeout_s must be >= 0 (0 = no limit), got {self.stage_timeout_s}")
+            raise FieldError("stage_timeout_s", f"must be >= 0 (0 = no limit), got {self.stage_timeout_s}")
 
     @property
     def is_local(self) -> bool:
