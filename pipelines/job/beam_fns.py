@@ -19,6 +19,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from curation.document import Document, Rejection, stable_id
 from curation.stage import Stage
+from groundwork.atomic import atomic_path
 
 REJECTED = "rejected"
 NAMESPACE = "assay"
@@ -43,12 +44,9 @@ class Progress:
         if not self.directory:
             return
         if self._path is None:
-            os.makedirs(self.directory, exist_ok=True)
             self._path = os.path.join(self.directory, f"{self.stage.replace(':', '_')}.{os.getpid()}.{id(self)}.json")
-        tmp = self._path + ".tmp"
-        with open(tmp, "w") as fh:
+        with atomic_path(self._path) as tmp, open(tmp, "w") as fh:
             json.dump({"stage": self.stage, "done": self.done, "kept": self.kept}, fh)
-        os.replace(tmp, self._path)
         self._last = time.monotonic()
 
 

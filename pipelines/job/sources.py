@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import apache_beam as beam
 import pyarrow as pa
@@ -87,14 +87,11 @@ class DocumentShards(Source):
 class Items(Source):
     """Work items listed on the driver (a generator's requests, exercise specs, documents)."""
 
+    names: ClassVar[tuple[str, ...]] = ()  # made, not read: nothing to count
     items: list
     label: str = "items"
     spread: bool = False  # reshuffle them over the workers (items that are slow one by one)
-    item_type: Any = Any
-
-    @property
-    def names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ()
+    item_type: Any = Any  # their Beam type hint (Beam cannot infer one from a list)
 
     def expand(self, p, ctx: StepContext):
         items = p | self.label >> beam.Create(self.items, reshuffle=False).with_output_types(self.item_type)
@@ -109,10 +106,7 @@ class Piped(Source):
 
     def __init__(self, source: Source, *steps):
         self.source, self.steps = source, list(steps)
-
-    @property
-    def names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (*self.source.names, *(n for step in self.steps for n in step.names))
+        self.names = (*source.names, *(n for step in self.steps for n in step.names))
 
     def columns(self) -> dict[str, pa.DataType]:
         return self.source.columns()
@@ -128,12 +122,9 @@ class Piped(Source):
 class AllOf(Source):
     """Several sources' elements as one collection (e.g. topic requests and page requests)."""
 
-    def __init__(self, *sources: Source):
+    def __init__(self, *sources: Source | None):
         self.sources = [s for s in sources if s is not None]
-
-    @property
-    def names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return tuple(dict.fromkeys(n for s in self.sources for n in s.names))
+        self.names = tuple(dict.fromkeys(n for s in self.sources for n in s.names))
 
     def columns(self) -> dict[str, pa.DataType]:
         return {k: v for s in self.sources for k, v in s.columns().items()}

@@ -117,9 +117,8 @@ class MapElements(Step):
     output_type: Any = Document
     columns: dict[str, pa.DataType] = field(default_factory=dict)
 
-    @property
-    def names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.stage,)
+    def __post_init__(self) -> None:
+        self.names = (self.stage,)
 
     def expand(self, pcoll, ctx: StepContext):
         out = (pcoll | f"{self.stage}:map" >> beam.ParDo(_MapFn(self.fn, self.stage, self.fatal))
