@@ -13,7 +13,8 @@ import os
 import shutil
 import tempfile
 import threading
-import uuid
+
+from groundwork.atomic import atomic_folder
 
 STAGED_DIR = "assay-models"
 _LOCAL: dict[str, str] = {}  # remote path -> local path, for this process
@@ -86,22 +87,16 @@ def local_path(path: str) -> str:
         cache = os.path.join(_CACHE[0], hashlib.sha256(path.encode()).hexdigest()[:20])
         name = path.rstrip("/").rsplit("/", 1)[-1]
         local = os.path.join(cache, name)
-        if not os.path.exists(local):
-            work = f"{cache}.tmp-{uuid.uuid4().hex}"  # complete or absent
-            os.makedirs(work)
-            try:
-                entries = _remote_files(path)
-                if not entries:
-                    raise FileNotFoundError(f"model {path!r} not found on its filesystem")
-                for remote in entries:
-                    rel = remote[len(path.rstrip("/")):].lstrip("/")
-                    dest = os.path.join(work, name, rel) if rel else os.path.join(work, name)
-                    os.makedirs(os.path.dirname(dest), exist_ok=True)
-                    with FileSystems.open(remote, compression_type=_raw()) as src, open(dest, "wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                os.rename(work, cache)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+        entries = _remote_files(path)
+        if not entries:
+            raise FileNotFoundError(f"model {path!r} not found on its filesystem")
+        with atomic_folder(cache) as work:  # complete or absent
+            for remote in entries:
+                rel = remote[len(path.rstrip("/")):].lstrip("/")
+                dest = os.path.join(work, name, rel) if rel else os.path.join(work, name)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                with FileSystems.open(remote, compression_type=_raw()) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
         _LOCAL[path] = local
         return local
 
