@@ -83,7 +83,7 @@ def load_funnel(output: str) -> dict:
 def funnel_table(funnel: dict):
     from rich.table import Table
 
-    table = Table(title="curation funnel", show_lines=False)
+    table = Table(title="funnel", show_lines=False)
     for col, justify in (("stage", "left"), ("docs in", "right"), ("docs out", "right"), ("dropped", "right"),
                          ("MB in", "right"), ("MB out", "right"), ("top reasons", "left")):
         table.add_column(col, justify=justify)
