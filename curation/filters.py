@@ -92,12 +92,14 @@ def _datatrove_filter_class(name: str, statistics: str = "datatrove"):
 class FilterConfig:
     """`profile` picks the filters, their arguments and the text view ("assay" or "fineweb"); `enabled` (empty:
     the profile's) lists the filters in the order they run; `params` overrides datatrove's arguments; `view`
-    ("": the profile's) is "prose" or "text"."""
+    ("": the profile's) is "prose" or "text"; `statistics` ("": the profile's) is "assay" (assay's faster
+    statistics where it has them, same decisions) or "datatrove" (datatrove's classes throughout)."""
 
     profile: str = DEFAULT_PROFILE
     enabled: list[str] = field(default_factory=list)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     view: str = ""
+    statistics: str = ""
     stats: bool = True  # compute datatrove's doc/word/line statistics as signal columns
     #: whitespace chunks per language and worker process whose spaCy tokens are remembered by assay's word split
     #: (spaCy's rules without spaCy's per-token objects: same tokens, much faster; curation/word_cache.py);
@@ -111,12 +113,19 @@ class FilterConfig:
             raise ValueError(f"filters.profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
         if self.view and self.view not in TEXT_VIEWS:
             raise ValueError(f"filters.view must be one of {TEXT_VIEWS} (or empty for the profile's), got {self.view!r}")
+        if self.statistics not in ("", "assay", "datatrove"):
+            raise ValueError(f"filters.statistics must be 'assay' or 'datatrove' (or empty for the profile's), "
+                             f"got {self.statistics!r}")
         if not self.enabled:
             self.enabled = list(PROFILES[self.profile]["filters"])
 
     @property
     def text_view(self) -> str:
         return self.view or PROFILES[self.profile]["view"]
+
+    @property
+    def statistics_from(self) -> str:
+        return self.statistics or PROFILES[self.profile]["statistics"]
 
     def kwargs_for(self, name: str) -> dict[str, Any]:
         merged = dict(PROFILES[self.profile]["filters"].get(name, {}))
@@ -246,8 +255,7 @@ STAT_KEYS = [
 def build_filter_stages(cfg: FilterConfig) -> list[Stage]:
     view = cfg.text_view
     stages: list[Stage] = [TextStatistics(cfg.tokenizer_cache_words, view)] if cfg.stats else []
-    statistics = PROFILES[cfg.profile]["statistics"]
-    return stages + [filter_stage(name, cfg.kwargs_for(name), view, cfg.tokenizer_cache_words, statistics)
+    return stages + [filter_stage(name, cfg.kwargs_for(name), view, cfg.tokenizer_cache_words, cfg.statistics_from)
                      for name in cfg.enabled]
 
 
