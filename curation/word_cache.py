@@ -19,9 +19,8 @@ class _SharedSplit:
     """Wraps a word split so the filters of one document tokenize it once: the last text's words are kept and
     handed out as a fresh list. Same tokens, so every decision is unchanged."""
 
-    def __init__(self, inner, original):
+    def __init__(self, inner):
         self.inner = inner
-        self.original = original  # datatrove's own bound method, put back by `install_word_split(lang, 0)`
         self.text: str | None = None
         self.words: tuple[str, ...] = ()
 
@@ -76,7 +75,7 @@ def install_word_split(language: str, max_words: int = DEFAULT_MAX_WORDS) -> boo
         return True
     original = tokenizer.word_tokenize
     fast = _fast_split(tokenizer, original, max_words)
-    tokenizer.word_tokenize = _SharedSplit(fast or original, original)
+    tokenizer.word_tokenize = _SharedSplit(fast or original)
     return True
 
 

@@ -341,7 +341,7 @@ def test_filters_of_one_document_share_its_word_split():
         calls.append(text)
         return text.split()
 
-    shared = _SharedSplit(inner, inner)
+    shared = _SharedSplit(inner)
     text = "Water boils at one hundred degrees . It freezes at zero ."
     first = shared(text)
     first.append("mutated")  # a filter changing its list does not change the next filter's
