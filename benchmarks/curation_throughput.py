@@ -34,8 +34,8 @@ scores, without dedup and classifiers: this benchmark covers the per-document st
     .venv/bin/python benchmarks/curation_throughput.py --sides assay --repeats 1 --stages --scaling --memory
 
 `--stages` times each stage in one process (where a worker's time goes), `--scaling` runs the assay side
-with 1 and 2 workers in fresh processes (`--repeats` times, interleaved, median), `--memory` measures its worker's peak RSS on the corpus and on the
-corpus repeated 10x with distinct ids (memory must stay flat outside the dedup shuffle, which this
+with 1 and 2 workers in fresh processes (`--repeats` times, interleaved, median), `--memory` measures its
+worker's peak RSS on the corpus and on the corpus repeated 10x with distinct ids (memory must stay flat outside the dedup shuffle, which this
 per-document benchmark does not run).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """assay's word split (curation/spacy_words.py) gives the tokens of datatrove's spaCy split: on both views of every
-page of the held-out quality corpus and on the sample corpus, on made-up chunks and texts full of affixes, special cases and
-odd whitespace, and it counts sentences as datatrove's split_into_sentences does. Its rules file
+page of the held-out quality corpus and on the sample corpus, on made-up chunks and texts full of affixes, special
+cases and odd whitespace, in other languages too, and it counts sentences as datatrove's split_into_sentences does. Its rules file
 (curation/spacy_rules.py) holds spaCy's rules, and with it a worker process never imports spaCy."""
 import json
 import os
@@ -178,3 +178,32 @@ def test_spacys_regexes_match_nothing_outside_their_edge_characters(reference):
             for text in ("ab" + c + "cd", "1" + c + "2", c + c + "x"):
                 narrowed = infixes.narrowed(inner.intersection(text))
                 assert [m.span() for m in infix.finditer(text)] == [m.span() for m in narrowed.finditer(text)]
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "es", "it", "nl", "pt"])
+def test_other_languages_split_as_spacy_or_are_left_to_datatrove(language):
+    """Other languages' rules (their own special cases and affixes): the split gives spaCy's tokens, or, where
+    its assumptions do not hold for the language (a special case with a space, say), it is not used."""
+    reference = SpaCyTokenizer(language)
+    rules = rules_from_spacy(reference.tokenizer)
+    assert rules is not None
+    split = SpacyWordSplit(rules, reference.word_tokenize)
+    if not split.usable:
+        from curation.word_cache import _fast_split
+
+        assert _fast_split(reference, reference.word_tokenize, 1000) is None
+        return
+    rng = random.Random(language)
+    specials = sorted(k for k in rules.specials if k.strip())
+    alphabet = list("abcdeéèàäöüßñç.,;:!?'\"()-–—«»„“/") + ["z.B.", "d.h.", "c'è", "'s", "aujourd'hui", "km", "10"]
+    nlp = reference.tokenizer
+    texts = []
+    for _ in range(1_500):
+        chunk = "".join(rng.choice(alphabet if rng.random() < 0.8 else specials) for _ in range(rng.randint(1, 6)))
+        with nlp.memory_zone():
+            expected = tuple(t.text for t in nlp.tokenizer(chunk))
+        assert split.chunk_tokens(chunk) == expected, chunk
+        texts.append(chunk)
+    for start in range(0, len(texts), 30):
+        text = rng.choice([" ", "  ", "\n"]).join(texts[start:start + 30])
+        assert split(text) == reference.word_tokenize(text)
