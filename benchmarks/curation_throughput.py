@@ -35,8 +35,8 @@ scores, without dedup and classifiers: this benchmark covers the per-document st
 
 `--stages` times each stage in one process (where a worker's time goes), `--scaling` runs the assay side
 with 1 and 2 workers in fresh processes (`--repeats` times, interleaved, median), `--memory` measures its
-worker's peak RSS on the corpus and on the corpus repeated 10x with distinct ids (memory must stay flat outside the dedup shuffle, which this
-per-document benchmark does not run).
+worker's peak RSS on the corpus and on the corpus repeated 10x with distinct ids (memory must stay flat
+outside the dedup shuffle, which this per-document benchmark does not run).
 """
 from __future__ import annotations
 
