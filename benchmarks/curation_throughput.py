@@ -14,9 +14,13 @@ Sides, each on `--workers` worker processes, run interleaved (A B C A B C ...) `
                      same lid.176.ftz, the four filters with FineWeb's arguments, MinhashDedupSignature
   assay              assay's default per-document stages in a Beam pipeline on the local FnApiRunner
                      (multi_processing): resiliparse extraction, language ID on the prose view, the "assay"
-                     filter profile (page filters, then datatrove's filters on the prose view), MinHash band keys
-  assay-trafilatura  the same Beam pipeline doing datatrove's work: trafilatura, language ID on the whole
-                     text, the "fineweb" profile (datatrove's filters with FineWeb's arguments)
+                     filter profile (page filters, then datatrove's filters on the prose view, with assay's
+                     statistics), MinHash band keys
+  assay-trafilatura  the same Beam pipeline doing datatrove's work with assay's code: trafilatura, language ID
+                     on the whole text, FineWeb's filters and arguments (the "fineweb" profile) with assay's
+                     statistics (filters.statistics = "assay": the same decisions as datatrove's classes)
+  assay-trafilatura-dt  (not run by default) the same with datatrove's filter classes (the "fineweb" profile
+                     as it is)
 
 Language ID keeps "en" with score >= 0.65; MinHash is 5-grams, 14 bands x 8 rows; nothing is written on the
 assay side but the kept ids (datatrove writes its small signature files and the kept ids). Both extractors get
@@ -30,9 +34,9 @@ scores, without dedup and classifiers: this benchmark covers the per-document st
     .venv/bin/python benchmarks/curation_throughput.py --sides assay --repeats 1 --stages --scaling --memory
 
 `--stages` times each stage in one process (where a worker's time goes), `--scaling` runs the assay side
-with 1 and 2 workers in fresh processes, `--memory` measures its worker's peak RSS on the corpus and on the
-corpus repeated 10x with distinct ids (memory must stay flat outside the dedup shuffle, which this
-per-document benchmark does not run).
+with 1 and 2 workers in fresh processes (`--repeats` times, interleaved, median), `--memory` measures its
+worker's peak RSS on the corpus and on the corpus repeated 10x with distinct ids (memory must stay flat
+outside the dedup shuffle, which this per-document benchmark does not run).
 """
 from __future__ import annotations
 
@@ -118,8 +122,10 @@ def read_ids(folder: str) -> set[str]:
 
 # ---------------------------------------------------------------------------------------------- assay side
 
-#: the assay sides: (extract.engine, langid.view, filters.profile)
-ASSAY_SIDES = {"assay": ("resiliparse", "prose", "assay"), "assay-trafilatura": ("trafilatura", "text", "fineweb")}
+#: the assay sides: (extract.engine, langid.view, filters.profile, filters.statistics)
+ASSAY_SIDES = {"assay": ("resiliparse", "prose", "assay", ""),
+               "assay-trafilatura": ("trafilatura", "text", "fineweb", "assay"),
+               "assay-trafilatura-dt": ("trafilatura", "text", "fineweb", "datatrove")}
 
 
 def assay_stages(side: str, timeout: float = 60.0, cache_words: int | None = None) -> list:
@@ -128,9 +134,9 @@ def assay_stages(side: str, timeout: float = 60.0, cache_words: int | None = Non
     from curation.filters import FilterConfig, build_filter_stages
     from curation.langid import IdentifyLanguage, LangIdConfig
 
-    engine, view, profile = ASSAY_SIDES[side]
+    engine, view, profile, statistics = ASSAY_SIDES[side]
     lid = LangIdConfig(languages=LANGUAGES, threshold=LID_THRESHOLD, max_chars=LID_MAX_CHARS, view=view)
-    filters = FilterConfig(profile=profile, stats=False)
+    filters = FilterConfig(profile=profile, statistics=statistics, stats=False)
     if cache_words is not None:
         filters.tokenizer_cache_words = cache_words
     return [ExtractText(ExtractConfig(engine=engine, timeout_s=timeout)), IdentifyLanguage(lid)] + \
@@ -139,7 +145,9 @@ def assay_stages(side: str, timeout: float = 60.0, cache_words: int | None = Non
 
 def stage_times(corpus: str, side: str, timeout: float = 60.0) -> list[tuple[str, float, int, int]]:
     """(stage, seconds, documents in, documents out) for each stage, one process, no Beam: where a worker's
-    time goes. MinHash band keys of the kept documents are the last row."""
+    time goes. Each document goes through the stages in turn, as in the fused Beam chain (so the filters of one
+    document share its word split); models and rules are loaded first, as a worker's setup does. MinHash band
+    keys of the kept documents are the last row."""
     from curation.dedup import MinHashConfig, MinHasher
     from curation.document import Document
 
@@ -150,22 +158,29 @@ def stage_times(corpus: str, side: str, timeout: float = 60.0) -> list[tuple[str
             for line in fh:
                 row = json.loads(line)
                 docs.append(Document(id=row["id"], text=row["text"], url=row["url"], mime="text/html"))
-    rows = []
     for stage in stages:
         stage.setup()
-        start, out = time.perf_counter(), []
-        for doc in docs:
-            res = stage.process(doc)
-            if isinstance(res, Document):
-                out.append(res)
-        rows.append((stage.name, time.perf_counter() - start, len(docs), len(out)))
-        docs = out
     hasher = MinHasher(MinHashConfig())
-    start = time.perf_counter()
+    hasher.band_keys("a first text to load what MinHash needs before the clock runs")
+    names = [stage.name for stage in stages] + ["minhash"]
+    seconds, n_in, n_out = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0), dict.fromkeys(names, 0)
     for doc in docs:
-        hasher.band_keys(doc.text)
-    rows.append(("minhash", time.perf_counter() - start, len(docs), len(docs)))
-    return rows
+        for stage in stages:
+            n_in[stage.name] += 1
+            start = time.perf_counter()
+            res = stage.process(doc)
+            seconds[stage.name] += time.perf_counter() - start
+            if not isinstance(res, Document):
+                break
+            n_out[stage.name] += 1
+            doc = res
+        else:
+            n_in["minhash"] += 1
+            start = time.perf_counter()
+            hasher.band_keys(doc.text)
+            seconds["minhash"] += time.perf_counter() - start
+            n_out["minhash"] += 1
+    return [(name, seconds[name], n_in[name], n_out[name]) for name in names]
 
 
 def child_measure(corpus: str, workers: int, side: str, timeout: float) -> dict:
@@ -361,7 +376,7 @@ def main() -> None:
                              "its sorted list) instead (no labels)")
     parser.add_argument("--docs", type=int, default=2145, help="documents, with --sample or --html-dir")
     parser.add_argument("--sides", default="datatrove,assay,assay-trafilatura",
-                        help="comma-separated sides to run: datatrove, assay, assay-trafilatura")
+                        help="comma-separated sides to run: datatrove, " + ", ".join(ASSAY_SIDES))
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs of each side; the median is kept")
     parser.add_argument("--workers", type=int, default=2, help="worker processes on each side")
     parser.add_argument("--files", type=int, default=8, help="JSONL files the corpus is split into")
@@ -454,11 +469,16 @@ def main() -> None:
                           f"| {n_in} | {n_out} |")
         if args.scaling:
             side = extra[0] if extra else "assay"
-            one = child_measure(corpus_dir, 1, side, args.extract_timeout)
-            two = child_measure(corpus_dir, 2, side, args.extract_timeout)
-            r1, r2 = n_docs / one["seconds"], n_docs / two["seconds"]
+            seconds = {1: [], 2: []}
+            for _ in range(args.repeats):  # interleaved, like the sides
+                for workers in (1, 2):
+                    seconds[workers].append(child_measure(corpus_dir, workers, side, args.extract_timeout)["seconds"])
+            r1, r2 = n_docs / statistics.median(seconds[1]), n_docs / statistics.median(seconds[2])
+            runs = "; ".join(f"{w} worker{'s' if w > 1 else ''} " + " / ".join(f"{t:.1f}" for t in seconds[w]) + " s"
+                             for w in (1, 2))
             print(f"\nscaling, {side}: 1 worker {r1:.2f} docs/s, 2 workers {r2:.2f} docs/s: {r2 / r1:.2f}x "
-                  f"(efficiency {100 * r2 / (2 * r1):.0f}%; {os.cpu_count()} cores)")
+                  f"(efficiency {100 * r2 / (2 * r1):.0f}%; {os.cpu_count()} cores; median of {args.repeats} "
+                  f"interleaved runs: {runs})")
         if args.memory:
             side = extra[0] if extra else "assay"
             big = os.path.join(folder, "corpus-10x")

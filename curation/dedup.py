@@ -1,8 +1,11 @@
 """Deduplication logic: exact content hashes, MinHash-LSH band keys, and clustering of matches.
 
-The Beam side (pipelines/dedup_beam.py) groups by these keys; everything that decides *what* a duplicate
+The Beam side (pipelines/job/dedup.py) groups by these keys; everything that decides *what* a duplicate
 is lives here, so the curation pipeline, the synthetic-data checks and the tests share it.
-MinHash signatures come from datatrove's implementation (FineWeb's), so ours match the reference recipe.
+MinHash signatures are datatrove's (FineWeb's), so ours match the reference recipe: its hash parameters and
+signature code, with the shingles computed as datatrove computes them in fewer Python steps (curation/shingles.py,
+assay's word split under datatrove's tokenizer) and each distinct shingle hashed once (a repeated shingle cannot
+change a minimum). tests/test_fast_filters.py checks the band keys against datatrove's own calls.
 """
 from __future__ import annotations
 
@@ -57,11 +60,17 @@ class MinHasher:
 
     def signature(self, text: str) -> list[list[int]] | None:
         """One list of `rows` hashes per band, or None when the text has no full n-gram to hash."""
+        import numpy as np
+
+        from curation.shingles import shingles, signature
+        from curation.word_cache import install_word_split
+
         signer = self._signer()
-        shingles = signer.get_shingles(text)
-        if shingles.size == 0:
+        install_word_split(self.cfg.language)
+        hashed = shingles(signer, text)
+        if hashed.size == 0:
             return None
-        return signer.get_signature(shingles)
+        return signature(signer, np.unique(hashed).reshape((-1, 1)))
 
     def band_keys(self, text: str) -> list[str]:
         sig = self.signature(text)

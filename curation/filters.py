@@ -16,11 +16,13 @@ import pyarrow as pa
 from curation.document import TEXT_VIEWS, Document, Rejection
 from curation.page_filters import PAGE_FILTERS
 from curation.stage import Stage
-from curation.word_cache import DEFAULT_MAX_WORDS, share_word_splits, warm_words
+from curation.word_cache import DEFAULT_MAX_WORDS, install_word_split
 
-#: Filter profiles: the filters in the order they run, their datatrove arguments, and the text view they judge.
+#: Filter profiles: the filters in the order they run, their datatrove arguments, the text view they judge, and
+#: whose code computes the statistics of datatrove's filters ("statistics").
 #: - "fineweb": FineWeb's filters as datatrove runs them, on the whole extracted text (C4 without its
-#:   terminal-punctuation line rule, as FineWeb ran it). Decisions equal datatrove's (tests/test_curation_stages.py).
+#:   terminal-punctuation line rule, as FineWeb ran it), datatrove's own classes. Decisions equal datatrove's
+#:   (tests/test_curation_stages.py).
 #: - "assay" (the default): the same datatrove filters judging the prose view (code blocks and tables left out:
 #:   their repeated n-grams, symbol-heavy lines and unterminated lines are what documentation is made of) with
 #:   thresholds chosen on the training split of the quality corpus (scripts/tune_filter_thresholds.py, whose
@@ -29,10 +31,13 @@ from curation.word_cache import DEFAULT_MAX_WORDS, share_word_splits, warm_words
 #:     tokenizer also counts every punctuation mark as a word, so technical prose scores ~0.75 there; 0.7.
 #:   * C4's curly-bracket rule drops every page that shows code, which an educational corpus wants.
 #:   It runs assay's own page filters first (curation/page_filters.py): release notes by their title, and
-#:   link-heavy pages (menus, indexes, landing pages), which datatrove has no filter for.
+#:   link-heavy pages (menus, indexes, landing pages), which datatrove has no filter for. Gopher repetition,
+#:   Gopher quality and C4 compute their statistics with assay's faster code (curation/fast_filters.py), which
+#:   decides as datatrove's classes do on every page of the quality and sample corpora (tests/test_fast_filters.py).
 PROFILES: dict[str, dict[str, Any]] = {
     "fineweb": {
         "view": "text",
+        "statistics": "datatrove",
         "filters": {
             "gopher_repetition": {},
             "gopher_quality": {},
@@ -42,6 +47,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "assay": {
         "view": "prose",
+        "statistics": "assay",
         "filters": {
             "release_notes": {},
             # share of the page's visible text that is link text; 0.4 drops 51% of train nav pages, 2% of edu
@@ -63,9 +69,14 @@ PROFILES: dict[str, dict[str, Any]] = {
 DEFAULT_PROFILE = "assay"
 
 
-def _datatrove_filter_class(name: str):
+def _datatrove_filter_class(name: str, statistics: str = "datatrove"):
+    """datatrove's class for a filter name, or with statistics="assay" assay's subclass where there is one."""
     from datatrove.pipeline import filters as dt
 
+    from curation.fast_filters import FAST_CLASSES
+
+    if statistics == "assay" and name in FAST_CLASSES:
+        return FAST_CLASSES[name]
     classes = {
         "gopher_repetition": dt.GopherRepetitionFilter,
         "gopher_quality": dt.GopherQualityFilter,
@@ -81,15 +92,18 @@ def _datatrove_filter_class(name: str):
 class FilterConfig:
     """`profile` picks the filters, their arguments and the text view ("assay" or "fineweb"); `enabled` (empty:
     the profile's) lists the filters in the order they run; `params` overrides datatrove's arguments; `view`
-    ("": the profile's) is "prose" or "text"."""
+    ("": the profile's) is "prose" or "text"; `statistics` ("": the profile's) is "assay" (assay's faster
+    statistics where it has them, same decisions) or "datatrove" (datatrove's classes throughout)."""
 
     profile: str = DEFAULT_PROFILE
     enabled: list[str] = field(default_factory=list)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     view: str = ""
+    statistics: str = ""
     stats: bool = True  # compute datatrove's doc/word/line statistics as signal columns
-    #: distinct words per language and worker process kept in spaCy's tokenizer cache, which makes datatrove's
-    #: word tokenization about 4x faster with the same tokens (curation/word_cache.py); 0 turns it off
+    #: whitespace chunks per language and worker process whose spaCy tokens are remembered by assay's word split
+    #: (spaCy's rules without spaCy's per-token objects: same tokens, much faster; curation/word_cache.py);
+    #: 0 leaves datatrove's own split
     tokenizer_cache_words: int = DEFAULT_MAX_WORDS
 
     def __post_init__(self) -> None:
@@ -99,12 +113,19 @@ class FilterConfig:
             raise ValueError(f"filters.profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
         if self.view and self.view not in TEXT_VIEWS:
             raise ValueError(f"filters.view must be one of {TEXT_VIEWS} (or empty for the profile's), got {self.view!r}")
+        if self.statistics not in ("", "assay", "datatrove"):
+            raise ValueError(f"filters.statistics must be 'assay' or 'datatrove' (or empty for the profile's), "
+                             f"got {self.statistics!r}")
         if not self.enabled:
             self.enabled = list(PROFILES[self.profile]["filters"])
 
     @property
     def text_view(self) -> str:
         return self.view or PROFILES[self.profile]["view"]
+
+    @property
+    def statistics_from(self) -> str:
+        return self.statistics or PROFILES[self.profile]["statistics"]
 
     def kwargs_for(self, name: str) -> dict[str, Any]:
         merged = dict(PROFILES[self.profile]["filters"].get(name, {}))
@@ -126,16 +147,22 @@ def tokenizer_language(lang: str | None) -> str:
 
 
 class DatatroveFilter(Stage):
-    """One datatrove filter as a stage; one filter instance per document language."""
+    """One datatrove filter as a stage; one filter instance per document language. `statistics` "assay" runs
+    assay's subclass of the filter where there is one (same decisions, faster statistics)."""
 
     def __init__(self, name: str, params: dict[str, Any] | None = None,
-                 tokenizer_cache_words: int = DEFAULT_MAX_WORDS, view: str = "text"):
+                 tokenizer_cache_words: int = DEFAULT_MAX_WORDS, view: str = "text", statistics: str = "datatrove"):
+        if statistics not in ("datatrove", "assay"):
+            raise ValueError(f"statistics must be 'datatrove' or 'assay', got {statistics!r}")
         self.name = name
         self.params = dict(params or {})
         self.tokenizer_cache_words = tokenizer_cache_words
         self.view = view
-        self._cls = _datatrove_filter_class(name)
+        self._cls = _datatrove_filter_class(name, statistics)
         self._by_lang: dict[str, Any] = {}
+
+    def setup(self) -> None:
+        install_word_split("en", self.tokenizer_cache_words)  # the usual language, before the first document
 
     def filter_for(self, lang: str | None):
         key = tokenizer_language(lang)
@@ -149,13 +176,14 @@ class DatatroveFilter(Stage):
         judged = doc.view(self.view)
         dt_doc = DtDocument(text=judged, id=doc.id, metadata={})
         dt_filter = self.filter_for(doc.meta.get("language"))
-        warm_words(dt_filter.language, judged, self.tokenizer_cache_words)
-        share_word_splits(dt_filter.language)
+        install_word_split(dt_filter.language, self.tokenizer_cache_words)
         verdict = dt_filter.filter(dt_doc)
         ok, reason = (verdict, "") if isinstance(verdict, bool) else (verdict[0], verdict[1])
         if not ok:
             view = "" if judged is doc.text else " on the prose view"
-            return Rejection.of(doc, self.name, reason or "filtered", detail=f"datatrove {self._cls.__name__}{view}")
+            reference = next(c.__name__ for c in self._cls.__mro__ if c.__module__.startswith("datatrove."))
+            ours = "" if reference == self._cls.__name__ else " (assay's statistics)"
+            return Rejection.of(doc, self.name, reason or "filtered", detail=f"datatrove {reference}{ours}{view}")
         if dt_doc.text != judged:  # C4 drops lines (citations, javascript, policy lines) and keeps the rest
             return _drop_same_lines(doc, judged, dt_doc.text)
         return doc
@@ -205,7 +233,7 @@ class TextStatistics(Stage):
 
         judged = doc.view(self.view)
         dt_doc = DtDocument(text=judged, id=doc.id, metadata={})
-        warm_words("en", judged, self.tokenizer_cache_words)  # WordStats tokenizes as English
+        install_word_split("en", self.tokenizer_cache_words)  # WordStats tokenizes as English
         signals: dict[str, Any] = {}
         for extractor in self._extractors:
             for key, value in extractor.extract_stats(dt_doc).items():
@@ -227,12 +255,14 @@ STAT_KEYS = [
 def build_filter_stages(cfg: FilterConfig) -> list[Stage]:
     view = cfg.text_view
     stages: list[Stage] = [TextStatistics(cfg.tokenizer_cache_words, view)] if cfg.stats else []
-    return stages + [filter_stage(name, cfg.kwargs_for(name), view, cfg.tokenizer_cache_words) for name in cfg.enabled]
+    return stages + [filter_stage(name, cfg.kwargs_for(name), view, cfg.tokenizer_cache_words, cfg.statistics_from)
+                     for name in cfg.enabled]
 
 
 def filter_stage(name: str, params: dict[str, Any], view: str = "text",
-                 tokenizer_cache_words: int = DEFAULT_MAX_WORDS) -> Stage:
-    """One filter by name: one of assay's page filters, or a datatrove filter judging `view`."""
+                 tokenizer_cache_words: int = DEFAULT_MAX_WORDS, statistics: str = "datatrove") -> Stage:
+    """One filter by name: one of assay's page filters, or a datatrove filter judging `view` (with assay's
+    statistics where `statistics` is "assay")."""
     if name in PAGE_FILTERS:
         return PAGE_FILTERS[name](**params)
-    return DatatroveFilter(name, params, tokenizer_cache_words, view)
+    return DatatroveFilter(name, params, tokenizer_cache_words, view, statistics)

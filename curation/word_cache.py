@@ -1,100 +1,23 @@
-"""Fast word tokenization for datatrove's filters, same tokens: spaCy's split cache, filled outside memory zones.
+"""Fast word split for datatrove's filters and MinHash, same tokens, installed where datatrove looks for it.
 
-datatrove tokenizes inside a spaCy memory zone, so that a long run's vocabulary does not grow without bound. spaCy saves
-no split made inside a zone; outside one it keeps at most 10,000 chunks per tokenizer, and within one text it stops
-saving after the first special case ("don't", "e.g."). So every document pays spaCy's regex prefix / suffix / infix
-search for every word again: about 3-4 microseconds a token, the larger part of the filters' and MinHash's time.
-
-Here each whitespace-separated chunk a worker process has not seen yet is tokenized once, outside any zone, in small
-batches (one special case then spoils little), with spaCy's cache limit raised to our own bound. Later tokenizations
-of that chunk, in any filter, are a cache lookup (about 4x faster on the sample corpus). The cache holds only spaCy's
-own splits, so the tokens, and with them every filter decision, are unchanged; tests compare with a fresh tokenizer.
-`max_words` bounds the memory this keeps per language and process: about 700 bytes a word (spaCy lexemes and
-strings, its cache entry, our record), so ~140 MB at the default.
+datatrove keeps one word tokenizer per language (`load_word_tokenizer`, lru-cached) and every filter, its
+statistics and MinHash call its `word_tokenize`. Here that method becomes, on the instance:
+- curation/spacy_words.py's split (spaCy's own rules run without building a spaCy Doc or importing spaCy, chunk
+  tokens remembered up to `max_words` per language and process; about 250 bytes a chunk, so ~50 MB at the
+  default), where the tokenizer is a plain `spacy.blank` one; datatrove's own split elsewhere;
+- shared by the filters of one document: Gopher repetition, Gopher quality and FineWeb quality all split the same
+  judged text, so its words are kept and handed out as a fresh list to the next filter.
+So datatrove's own filter code runs unchanged on the same words; only the work of splitting is saved.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-#: distinct words per language and worker process kept in spaCy's cache (FilterConfig.tokenizer_cache_words)
+#: chunks per language and worker process whose tokens are remembered (FilterConfig.tokenizer_cache_words)
 DEFAULT_MAX_WORDS = 200_000
-_BATCH = 8  # chunks per warming call: larger batches lose more chunks to special cases, smaller ones cost calls
-
-
-@dataclass
-class _LanguageCache:
-    tokenizer: object | None  # spaCy's rule-based Tokenizer, or None where warming does not apply
-    seen: set[int] = field(default_factory=set)  # hashes of chunks already warmed (process-local, so salted is fine)
-    last: str | None = None  # the last text warmed: the filters of one document share it
-
-
-_CACHES: dict[str, _LanguageCache] = {}
-
-
-def _cache_for(language: str) -> _LanguageCache:
-    cache = _CACHES.get(language)
-    if cache is None:
-        from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
-        from spacy.tokenizer import Tokenizer
-
-        spacy_tokenizer = None
-        try:
-            shared = load_word_tokenizer(language)  # the instance datatrove's filters use (lru-cached per language)
-        except Exception:  # no tokenizer for this language here: the filter itself reports that, not the cache
-            shared = None
-        # ja splits its text by bytes first and zh/vi use segmenters: only spaCy's rule-based tokenizer has this cache
-        if isinstance(shared, SpaCyTokenizer) and language != "ja":
-            candidate = shared.tokenizer.tokenizer
-            if type(candidate) is Tokenizer:
-                spacy_tokenizer = candidate
-        cache = _CACHES[language] = _LanguageCache(spacy_tokenizer)
-    return cache
-
-
-def warm_words(language: str, text: str, max_words: int = DEFAULT_MAX_WORDS) -> int:
-    """Cache the splits of the chunks of `text` this process has not seen, up to `max_words` in all; returns how many.
-
-    Call it outside any spaCy memory zone (our stages call it just before a datatrove filter runs).
-    """
-    if max_words <= 0 or not text:
-        return 0
-    cache = _cache_for(language)
-    if cache.tokenizer is None or text is cache.last:
-        return 0
-    cache.last = text
-    room = max_words - len(cache.seen)
-    if room <= 0:
-        return 0
-    new: list[str] = []
-    for chunk in dict.fromkeys(text.split()):  # first-appearance order: the same words are kept on every run
-        key = hash(chunk)
-        if key not in cache.seen:
-            cache.seen.add(key)
-            new.append(chunk)
-            if len(new) >= room:
-                break
-    if not new:
-        return 0
-    tokenizer = cache.tokenizer
-    tokenizer.max_cache_size = max(tokenizer.max_cache_size, max_words + 10_000)  # + whitespace runs and specials
-    for start in range(0, len(new), _BATCH):
-        try:
-            tokenizer(" ".join(new[start:start + _BATCH]))
-        except Exception:  # spaCy chokes on a few strings ("IS_ALPHA"); those chunks just stay uncached
-            continue
-    return len(new)
-
-
-def cached_words(language: str) -> int:
-    """How many chunks this process has warmed for `language` (for tests and memory accounting)."""
-    cache = _CACHES.get(language)
-    return len(cache.seen) if cache else 0
 
 
 class _SharedSplit:
-    """Wraps a datatrove word tokenizer's `word_tokenize` so the filters of one document (Gopher repetition,
-    Gopher quality, FineWeb quality all split the same judged text) tokenize it once: the last text's words
-    are kept and handed out as a fresh list. Same tokens, so every decision is unchanged."""
+    """Wraps a word split so the filters of one document tokenize it once: the last text's words are kept and
+    handed out as a fresh list. Same tokens, so every decision is unchanged."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -108,15 +31,64 @@ class _SharedSplit:
         return list(self.words)
 
 
-def share_word_splits(language: str) -> bool:
-    """Install the one-document split cache on the tokenizer datatrove's filters use for `language`;
-    True once installed (idempotent)."""
-    try:
-        from datatrove.utils.word_tokenizers import load_word_tokenizer
+def _datatrove_tokenizer(language: str):
+    from datatrove.utils.word_tokenizers import load_word_tokenizer
 
-        tokenizer = load_word_tokenizer(language)
-    except Exception:  # no tokenizer here: the filter reports that itself
+    try:
+        return load_word_tokenizer(language)
+    except Exception:  # no tokenizer for this language here: the filter itself reports that
+        return None
+
+
+def _fast_split(tokenizer, original, max_words: int):
+    """curation/spacy_words.py's split for a plain `spacy.blank` tokenizer of datatrove's, from its rules
+    (curation/spacy_rules.py: no spaCy import once they are saved); else None (ja splits its text by bytes
+    first, zh and vi use segmenters)."""
+    from datatrove.utils.word_tokenizers import SpaCyTokenizer
+
+    from curation.spacy_rules import datatrove_rules
+    from curation.spacy_words import SpacyWordSplit
+
+    if type(tokenizer) is not SpaCyTokenizer or tokenizer.config is not None:
+        return None
+    rules = datatrove_rules(tokenizer.language)
+    if rules is None:
+        return None
+    split = SpacyWordSplit(rules, original, max_words)
+    return split if split.usable else None
+
+
+def install_word_split(language: str, max_words: int = DEFAULT_MAX_WORDS) -> bool:
+    """Make datatrove's tokenizer for `language` split words as above (remembering up to `max_words` chunks;
+    0 puts datatrove's own method back); True when installed. Idempotent: call it before each use."""
+    tokenizer = _datatrove_tokenizer(language)
+    if tokenizer is None:
         return False
-    if not isinstance(tokenizer.__dict__.get("word_tokenize"), _SharedSplit):
-        tokenizer.word_tokenize = _SharedSplit(tokenizer.word_tokenize)
+    current = tokenizer.__dict__.get("word_tokenize")
+    if max_words <= 0:
+        if isinstance(current, _SharedSplit):
+            del tokenizer.word_tokenize
+        return False
+    if isinstance(current, _SharedSplit):
+        if hasattr(current.inner, "max_words"):
+            current.inner.max_words = max_words
+        return True
+    original = tokenizer.word_tokenize
+    fast = _fast_split(tokenizer, original, max_words)
+    tokenizer.word_tokenize = _SharedSplit(fast or original)
     return True
+
+
+def remembered_chunks(language: str) -> int:
+    """How many chunks this process remembers the tokens of for `language` (for tests and memory accounting)."""
+    tokenizer = _datatrove_tokenizer(language)
+    current = tokenizer.__dict__.get("word_tokenize") if tokenizer is not None else None
+    return len(current.inner.memo) if isinstance(current, _SharedSplit) and hasattr(current.inner, "memo") else 0
+
+
+def sentence_counter(language: str):
+    """The installed split's `sentence_count` for `language` (see curation/spacy_words.py), or None."""
+    tokenizer = _datatrove_tokenizer(language)
+    current = tokenizer.__dict__.get("word_tokenize") if tokenizer is not None else None
+    inner = getattr(current, "inner", None)
+    return getattr(inner, "sentence_count", None)

@@ -45,14 +45,15 @@ def test_both_profiles_run_all_four_datatrove_filters_in_fineweb_order():
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 @pytest.mark.parametrize("name", list(CLASSES))
 def test_filter_decisions_equal_datatrove_called_directly(name, profile):
-    """On the text view, each profile's filter decides exactly as datatrove's filter with the same arguments;
-    the fineweb profile's arguments are datatrove's defaults (C4 without its terminal-punctuation rule)."""
+    """On the text view, each profile's filter decides exactly as datatrove's filter with the same arguments (the
+    assay profile with assay's statistics, the fineweb profile with datatrove's classes); the fineweb profile's
+    arguments are datatrove's defaults (C4 without its terminal-punctuation rule)."""
     cfg = FilterConfig(profile=profile)
     assert cfg.kwargs_for(name) == PROFILES[profile]["filters"][name]
     if profile == "fineweb":
         assert cfg.kwargs_for(name) == ({"filter_no_terminal_punct": False} if name == "c4_quality" else {})
         assert cfg.text_view == "text"
-    ours = DatatroveFilter(name, cfg.kwargs_for(name))
+    ours = DatatroveFilter(name, cfg.kwargs_for(name), statistics=PROFILES[profile]["statistics"])
     theirs = CLASSES[name](**cfg.kwargs_for(name))
     texts = real_texts()
     assert len(texts) > 20
@@ -256,8 +257,9 @@ def json_signals(rejection: Rejection) -> str:
     return json.dumps(rejection.signals, sort_keys=True, default=str)
 
 
-def test_word_cache_gives_the_same_tokens_as_a_fresh_tokenizer():
-    """Warmed words sit in spaCy's split cache outside memory zones: faster, and the tokens must not change."""
+def test_installed_word_split_gives_the_same_tokens_as_a_fresh_tokenizer():
+    """assay's split under datatrove's shared tokenizer: the same words as a fresh datatrove tokenizer (its own
+    spaCy split), on real text and its simplified form; sentence spans are datatrove's own."""
     from datatrove.utils.text import TextNormConfig, simplify_text
     from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
@@ -266,65 +268,33 @@ def test_word_cache_gives_the_same_tokens_as_a_fresh_tokenizer():
     extract = ExtractText()
     pages = [extract.process(p) for p in sample_pages(12)]
     texts = [t for t in real_texts() if t.strip()] + [p.text for p in pages if isinstance(p, Document)]
-    warm_set, held_out = texts[::2], texts[1::2]
-    warm_set[0] = "assaywarmprobe " + warm_set[0]  # a word no other test has shown the tokenizer
+    assert word_cache.install_word_split("en")
     shared = load_word_tokenizer("en")
-    before = word_cache.cached_words("en")
-    for text in warm_set:
-        word_cache.warm_words("en", text)
-    assert word_cache.cached_words("en") > before
-    assert "assaywarmprobe" in shared.tokenizer.vocab.strings, "warmed words stay in the vocabulary"
     fresh = SpaCyTokenizer("en")
-    for text in held_out + warm_set:
+    for text in texts:
         for variant in (text, simplify_text(text, TextNormConfig())):
             assert shared.word_tokenize(variant) == fresh.word_tokenize(variant)
         assert shared.span_tokenize(text) == fresh.span_tokenize(text)
+    assert word_cache.remembered_chunks("en") > 1000
 
 
-def test_word_cache_turns_regex_searches_into_cache_hits():
-    """After warming, datatrove's word_tokenize of the text barely runs spaCy's suffix search any more."""
-    from datatrove.utils.word_tokenizers import load_word_tokenizer
+def test_word_split_keeps_to_its_bound_and_can_be_turned_off():
+    from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
     from curation import word_cache
 
-    shared = load_word_tokenizer("en")
-    tokenizer = shared.tokenizer.tokenizer
-    original = tokenizer.suffix_search
-    calls = [0]
-
-    def counting(text):
-        calls[0] += 1
-        return original(text)
-
-    text = "\n".join(t for t in real_texts()[:6])
-    tokenizer.suffix_search = counting  # spaCy flushes its split cache when a search function is set
-    word_cache._CACHES.pop("en", None)  # so this process's record of warmed words is void too
-    try:
-        expected = shared.word_tokenize(text)
-        cold = calls[0]
-        assert cold > 500
-        assert word_cache.warm_words("en", text) > 100
-        calls[0] = 0
-        assert shared.word_tokenize(text) == expected
-        assert calls[0] < cold * 0.1, f"{calls[0]} suffix searches after warming, {cold} before"
-    finally:
-        tokenizer.suffix_search = original
-        word_cache._CACHES.pop("en", None)
-
-
-def test_word_cache_keeps_to_its_bound_and_skips_what_it_cannot_cache():
-    from curation import word_cache
-
-    word_cache.warm_words("en", "a first text to start the cache")
-    have = word_cache.cached_words("en")
-    added = word_cache.warm_words("en", " ".join(f"boundprobe{i}" for i in range(50)), max_words=have + 5)
-    assert added == 5 and word_cache.cached_words("en") == have + 5
-    assert word_cache.warm_words("en", "boundprobeextra words", max_words=have + 5) == 0
-    assert word_cache.warm_words("en", "anything at all", max_words=0) == 0
-    # spaCy's known bad string: no raise, and its chunks count as seen so they are not retried
-    assert word_cache.warm_words("en", "IS_ALPHA isalphaprobe IS_ALPHA") == 2
-    assert word_cache.warm_words("en", "IS_ALPHA isalphaprobe") == 0
-    assert word_cache.warm_words("xx-not-a-language", "no tokenizer for this language") == 0
+    shared, fresh = load_word_tokenizer("en"), SpaCyTokenizer("en")
+    assert word_cache.install_word_split("en")
+    have = word_cache.remembered_chunks("en")
+    assert word_cache.install_word_split("en", max_words=have + 5)
+    text = " ".join(f"boundprobe{i}, (x{i})" for i in range(50))
+    assert shared.word_tokenize(text) == fresh.word_tokenize(text)
+    assert word_cache.remembered_chunks("en") == have + 5  # past the bound, chunks are split but not kept
+    assert shared.word_tokenize("IS_ALPHA isalphaprobe") == fresh.word_tokenize("IS_ALPHA isalphaprobe")
+    assert not word_cache.install_word_split("en", max_words=0)  # datatrove's own method again
+    assert "word_tokenize" not in shared.__dict__ and word_cache.remembered_chunks("en") == 0
+    assert word_cache.install_word_split("en")
+    assert not word_cache.install_word_split("xx-not-a-language")
 
 
 def test_filter_config_rejects_a_negative_word_cache_bound():

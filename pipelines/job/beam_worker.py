@@ -32,6 +32,12 @@ def main() -> None:
     from apache_beam.runners.worker import sdk_worker_main
 
     sdk_worker_main.main(sys.argv)
+    # the runner has every result and waits for this process to end, one worker after another: skip the
+    # interpreter's teardown (its gRPC threads and modules take ~0.4 s a worker), flushing what is buffered
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
