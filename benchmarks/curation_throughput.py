@@ -34,7 +34,8 @@ scores, without dedup and classifiers: this benchmark covers the per-document st
     .venv/bin/python benchmarks/curation_throughput.py --sides assay --repeats 1 --stages --scaling --memory
 
 `--stages` times each stage in one process (where a worker's time goes), `--scaling` runs the assay side
-with 1 and 2 workers in fresh processes (`--repeats` times, interleaved, median), `--memory` measures its
+with 1 and 2 workers in fresh processes (`--repeats` times, interleaved, median), on the corpus and on it repeated
+`--scaling-times` (10) times with distinct ids (a run's fixed start-up weighs less there), `--memory` measures its
 worker's peak RSS on the corpus and on the corpus repeated 10x with distinct ids (memory must stay flat
 outside the dedup shuffle, which this per-document benchmark does not run).
 """
@@ -389,6 +390,9 @@ def main() -> None:
                         help="also time each assay stage in one process (no Beam): seconds, ms/doc, docs in/out")
     parser.add_argument("--scaling", action="store_true",
                         help="also run the assay side with 1 and 2 workers (fresh processes): docs/s, efficiency")
+    parser.add_argument("--scaling-times", type=int, default=10,
+                        help="--scaling also runs the corpus repeated this many times with distinct ids (1: only "
+                             "the corpus)")
     parser.add_argument("--memory", action="store_true",
                         help="also measure the assay side's peak worker RSS (1 worker) on the corpus and on it "
                              "repeated 10x with distinct ids")
@@ -469,16 +473,22 @@ def main() -> None:
                           f"| {n_in} | {n_out} |")
         if args.scaling:
             side = extra[0] if extra else "assay"
-            seconds = {1: [], 2: []}
-            for _ in range(args.repeats):  # interleaved, like the sides
-                for workers in (1, 2):
-                    seconds[workers].append(child_measure(corpus_dir, workers, side, args.extract_timeout)["seconds"])
-            r1, r2 = n_docs / statistics.median(seconds[1]), n_docs / statistics.median(seconds[2])
-            runs = "; ".join(f"{w} worker{'s' if w > 1 else ''} " + " / ".join(f"{t:.1f}" for t in seconds[w]) + " s"
-                             for w in (1, 2))
-            print(f"\nscaling, {side}: 1 worker {r1:.2f} docs/s, 2 workers {r2:.2f} docs/s: {r2 / r1:.2f}x "
-                  f"(efficiency {100 * r2 / (2 * r1):.0f}%; {os.cpu_count()} cores; median of {args.repeats} "
-                  f"interleaved runs: {runs})")
+            corpora = [(corpus_dir, n_docs)]
+            if args.scaling_times > 1:  # a larger run: the ~3 s a run costs before its first document weighs less
+                larger = os.path.join(folder, f"corpus-{args.scaling_times}x-scaling")
+                write_corpus(pages, args.scaling_times * n_docs, args.files, larger)
+                corpora.append((larger, args.scaling_times * n_docs))
+            for corpus, docs in corpora:
+                seconds = {1: [], 2: []}
+                for _ in range(args.repeats):  # interleaved, like the sides
+                    for workers in (1, 2):
+                        seconds[workers].append(child_measure(corpus, workers, side, args.extract_timeout)["seconds"])
+                r1, r2 = docs / statistics.median(seconds[1]), docs / statistics.median(seconds[2])
+                runs = "; ".join(f"{w} worker{'s' if w > 1 else ''} " + " / ".join(f"{t:.1f}" for t in seconds[w])
+                                 + " s" for w in (1, 2))
+                print(f"\nscaling, {side}, {docs} documents: 1 worker {r1:.2f} docs/s, 2 workers {r2:.2f} docs/s: "
+                      f"{r2 / r1:.2f}x (efficiency {100 * r2 / (2 * r1):.0f}%; {os.cpu_count()} cores; median of "
+                      f"{args.repeats} interleaved runs: {runs})")
         if args.memory:
             side = extra[0] if extra else "assay"
             big = os.path.join(folder, "corpus-10x")
