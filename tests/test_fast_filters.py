@@ -2,6 +2,7 @@
 curation/shingles.py) give datatrove's decisions and numbers: the same keep/drop, reason and kept text as
 datatrove's filter classes on every page of the held-out quality corpus and the sample corpus, the same n-gram
 statistics as datatrove's functions, and the same MinHash band keys as datatrove's own signature code."""
+import functools
 import hashlib
 import random
 import tempfile
@@ -24,6 +25,18 @@ from curation.word_cache import install_word_split
 
 DATATROVE = {"gopher_repetition": dt.GopherRepetitionFilter, "gopher_quality": dt.GopherQualityFilter,
              "c4_quality": dt.C4QualityFilter}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _datatrove_splits_each_line_once():
+    """datatrove's C4 splits every line it keeps into sentences with spaCy, most of this module's time; the split
+    is a pure function of (line, language) and both profiles' tests ask it for the same lines, so datatrove's own
+    split runs once per line (memoised, not replaced)."""
+    import datatrove.pipeline.filters.c4_filters as c4
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(c4, "split_into_sentences", functools.lru_cache(maxsize=None)(c4.split_into_sentences))
+        yield
 
 
 def verdicts(filter_, text: str):
