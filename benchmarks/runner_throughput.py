@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -86,9 +86,18 @@ def main() -> None:
 
     pages = len(load_corpus(args.corpus).pages)
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    scratch = tempfile.mkdtemp(prefix="assay-runner-bench-")
+    try:
+        report(args, sides, pages, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def report(args, sides: list[str], pages: int, scratch: str) -> None:
+    from benchmarks.curation_throughput import machine
+
     seconds: dict[str, list[float]] = {s: [] for s in sides}
     startup: dict[str, list[float]] = {s: [] for s in sides}
-    scratch = tempfile.mkdtemp(prefix="assay-runner-bench-")
     outs = {}
     for r in range(args.repeats):
         for side in sides:
@@ -100,8 +109,7 @@ def main() -> None:
             print(f"  repeat {r + 1} {side}: {took:.1f} s", flush=True)
 
     print(f"\n`assay run` on {args.corpus}: {pages} distinct pages, {args.workers} workers, {args.repeats} interleaved "
-          f"repeats, {datetime.date.today()}, {platform.machine()} with {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+          f"repeats, {datetime.date.today()}, {machine()}")
     base = pages / statistics.median(seconds[sides[0]])
     print(f"{'side':<8}{'docs/s':>9}{'ratio':>8}{'start s':>9}{'kept':>7}{'edu P':>8}{'edu R':>8}{'edu F1':>8}")
     for side in sides:
