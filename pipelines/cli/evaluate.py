@@ -13,6 +13,8 @@ The corpus is a folder of WARC files plus manifest.jsonl with a `category` per r
 the held-out one shipped with assay; data/sample/ works too). The report gives, per category, pages kept;
 precision, recall and F1 of the kept set for the categories meant to be kept (--keep); every false drop by
 stage and reason with example urls; and dedup recall per Jaccard bin of the labelled near-duplicate pairs.
+Where pages carry a rubric rating (edu_score 0-5, durable; the real-web corpus, docs/quality.md), it also
+reports precision and recall for score >= --min-score, keep rates per score, per rated category and per source.
 Written to OUT/quality.md, OUT/quality.json and OUT/quality.png; the run itself is in OUT/run/.
 
 Bounds make it a gate: the command exits 1 when one is not met (2 on bad input).
@@ -21,7 +23,9 @@ Examples:\n
   assay evaluate --corpus data/quality/eval --out reports/default\n
   assay evaluate my.toml --corpus data/quality/eval --out reports/my --min-recall 0.85 --min-precision 0.9 \\\n
       --max-kept spam=0.03 --max-kept nav=0.10 --max-kept ephemeral=0.15 --max-kept non_english=0\n
-  assay evaluate --corpus data/quality/eval --run out/eval-run --out reports/again   # score a finished run
+  assay evaluate --corpus data/quality/eval --run out/eval-run --out reports/again   # score a finished run\n
+  assay evaluate --corpus ~/.cache/assay-realweb/eval --keep explainer --min-rubric-precision 0.7 \\\n
+      --max-low-score-kept 0.05 --max-ephemeral-kept 0.10 --out reports/realweb
 """
 
 
@@ -44,6 +48,13 @@ def register(app: typer.Typer) -> None:
         min_exact_dup_recall: Optional[float] = typer.Option(None, help="fail when fewer exact-duplicate pairs are caught"),
         max_low_sim_merged: Optional[int] = typer.Option(
             None, help="fail when dedup merges more page pairs whose measured Jaccard is <= 0.3 (0: never)"),
+        min_score: int = typer.Option(3, help="a rated page (rubric 0-5) counts as teaching at or above this score"),
+        min_rubric_precision: Optional[float] = typer.Option(
+            None, help="fail when fewer kept rated pages score >= --min-score"),
+        min_rubric_recall: Optional[float] = typer.Option(
+            None, help="fail when fewer rated pages scoring >= --min-score are kept"),
+        max_low_score_kept: Optional[float] = typer.Option(None, help="fail when more pages rated 0-1 are kept"),
+        max_ephemeral_kept: Optional[float] = typer.Option(None, help="fail when more pages rated ephemeral are kept"),
         progress: bool = typer.Option(False, help="live progress of the curation run"),
         run_on: WorkerOptions = WorkerOptions(),
     ) -> None:
@@ -60,9 +71,12 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_curate_config(config)
             gates = Gates(min_recall, min_precision, min_f1, parse_max_kept(max_kept), min_near_dup_recall,
-                          min_exact_dup_recall, max_low_sim_merged)
+                          min_exact_dup_recall, max_low_sim_merged, min_rubric_precision, min_rubric_recall,
+                          max_low_score_kept, max_ephemeral_kept)
             cfg.runner = run_on.runner(cfg.runner)
-            settings = EvalSettings(keep=tuple(keep), merge_jaccard=merge_jaccard)
+            if not 0 <= min_score <= 5:
+                raise ValueError(f"--min-score {min_score}: the rubric scores 0-5")
+            settings = EvalSettings(keep=tuple(keep), merge_jaccard=merge_jaccard, min_score=min_score)
             result = evaluate(cfg, corpus, out, settings, gates, run_dir=run, show_progress=progress)
         except (ConfigError, ValueError, FileNotFoundError) as exc:
             fail(str(exc))

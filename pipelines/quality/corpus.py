@@ -1,6 +1,7 @@
 """A labelled corpus: WARC files plus manifest.jsonl, one labelled row per WARC record.
 
-The layout is the one data/sample/ and data/quality/{train,eval}/ use (docs/quality.md). Older category
+The layout is the one data/sample/, data/quality/{train,eval}/ and the real-web corpus use (docs/quality.md); a
+row of the real-web corpus may also carry a rubric rating (edu_score 0-5, durable). Older category
 names of the sample (doc, index) are read as the quality corpus's (edu, nav), so both corpora evaluate alike.
 """
 from __future__ import annotations
@@ -25,6 +26,10 @@ class LabelledPage:
     near_duplicate_of: str | None = None
     near_duplicate_jaccard: float | None = None
     exact_duplicate_of: str | None = None
+    #: a rating on the 0-5 educational-value rubric (data/realweb/RUBRIC.md) and durable / ephemeral, where the
+    #: page was rated by reading it; None on pages labelled by their source only
+    edu_score: int | None = None
+    durable: str | None = None
 
     @property
     def duplicate_of(self) -> str | None:
@@ -68,7 +73,8 @@ def load_corpus(directory: str) -> LabelledCorpus:
                     source=row.get("source_package") or "", language=row.get("language") or "",
                     near_duplicate_of=row.get("near_duplicate_of"),
                     near_duplicate_jaccard=row.get("near_duplicate_jaccard"),
-                    exact_duplicate_of=row.get("exact_duplicate_of")))
+                    exact_duplicate_of=row.get("exact_duplicate_of"),
+                    edu_score=row.get("edu_score"), durable=row.get("durable")))
             except (KeyError, json.JSONDecodeError) as exc:
                 raise ValueError(f"{path}:{n}: not a labelled row ({exc}); each row needs record_id, url and "
                                  "category") from None

@@ -19,6 +19,11 @@ class Gates:
     min_near_dup_recall: float | None = None  # over pairs at Jaccard >= 0.8
     min_exact_dup_recall: float | None = None
     max_low_similarity_merged: int | None = None  # pairs at Jaccard <= 0.3 that dedup merged
+    #: on rated pages (rubric score >= EvalSettings.min_score is teaching)
+    min_rubric_precision: float | None = None
+    min_rubric_recall: float | None = None
+    max_low_score_kept: float | None = None  # share of pages rated 0-1 kept
+    max_ephemeral_kept: float | None = None  # share of pages rated ephemeral kept
 
 
 def parse_max_kept(items: list[str]) -> dict[str, float]:
@@ -69,6 +74,20 @@ def check(report: QualityReport, gates: Gates) -> list[str]:
         if merged > gates.max_low_similarity_merged:
             failures.append(f"{merged} pairs at Jaccard <= 0.3 were merged by dedup "
                             f"(> {gates.max_low_similarity_merged})")
+    rubric = report.rubric
+    rubric_gates = (("rubric precision", rubric.get("precision"), gates.min_rubric_precision, "--min-rubric-precision", 1),
+                    ("rubric recall", rubric.get("recall"), gates.min_rubric_recall, "--min-rubric-recall", 1),
+                    ("pages rated 0-1 kept", rubric.get("low_kept", {}).get("kept_share"), gates.max_low_score_kept,
+                     "--max-low-score-kept", -1),
+                    ("pages rated ephemeral kept", rubric.get("ephemeral_kept", {}).get("kept_share"),
+                     gates.max_ephemeral_kept, "--max-ephemeral-kept", -1))
+    for name, value, bound, flag, sign in rubric_gates:
+        if bound is None:
+            continue
+        if value is None:
+            failures.append(f"{flag}: the corpus has no rated pages of that kind (rate pages on data/realweb/RUBRIC.md)")
+        elif (value - bound) * sign < 0:
+            failures.append(f"{name} {value:.3f} {'<' if sign > 0 else '>'} {flag} {bound}")
     if report.missing:
         failures.append(f"{len(report.missing)} labelled records have neither a kept row nor a ledger row "
                         f"(silent loss), e.g. {report.missing[:3]}")

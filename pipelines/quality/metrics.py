@@ -28,6 +28,8 @@ class EvalSettings:
     #: copies at or above this are the same content: the default MinHash dedup (14 bands x 8 rows) merges pairs
     #: from about 0.72 (its S-curve's midpoint), so pairs above 0.7 are the ones a dedup step exists to merge
     merge_jaccard: float = 0.7
+    #: a rated page counts as teaching at or above this rubric score (FineWeb-Edu keeps >= 3)
+    min_score: int = 3
 
 
 @dataclass
@@ -42,6 +44,9 @@ class QualityReport:
     #: the least similar merges as examples (a merge at <= 0.3 is a wrong one)
     merges: dict = field(default_factory=dict)
     least_similar_merges: list = field(default_factory=list)  # [{id, url, survivor_url, jaccard}]
+    #: on rated pages only (empty when none is rated): precision / recall of the kept set for rubric score >=
+    #: min_score, keep rate per score, per durability, per category and per source
+    rubric: dict = field(default_factory=dict)
     missing: list = field(default_factory=list)  # record ids with no outcome at all (silent loss)
     unlabelled: int = 0  # outcomes whose id is not in the manifest
 
@@ -117,6 +122,8 @@ def score(corpus: LabelledCorpus, outcomes: dict[str, Outcome], settings: EvalSe
                            "kept_pages": len(kept_pages), "kept_in_keep_set": kept_good,
                            "units": len(units), "units_kept": units_kept}
 
+    report.rubric = rubric_metrics(corpus.pages, outcome_of, settings.min_score)
+
     # every false drop, grouped by the stage and reason that dropped the unit's original page
     groups: dict[tuple[str, str], list[LabelledPage]] = defaultdict(list)
     for root, members in units.items():
@@ -158,6 +165,44 @@ def score(corpus: LabelledCorpus, outcomes: dict[str, Outcome], settings: EvalSe
                                     "jaccard": value}
                                    for rid, rep, value in sorted(merges or [], key=lambda m: m[2])[:MAX_EXAMPLES]]
     return report
+
+
+def _share(pages, outcome_of) -> dict:
+    kept = sum(1 for p in pages if outcome_of[p.url].kept)
+    return {"pages": len(pages), "kept": kept, "kept_share": round(kept / len(pages), 4) if pages else None}
+
+
+def rubric_metrics(pages: list[LabelledPage], outcome_of: dict[str, Outcome], min_score: int) -> dict:
+    """What the run kept of the rated pages, judged by their ratings rather than their source's category."""
+    rated = [p for p in pages if p.edu_score is not None]
+    if not rated:
+        return {}
+    good = [p for p in rated if p.edu_score >= min_score]
+    kept = [p for p in rated if outcome_of[p.url].kept]
+    kept_good = sum(1 for p in kept if p.edu_score >= min_score)
+    precision = kept_good / len(kept) if kept else 0.0
+    recall = kept_good / len(good) if good else 0.0
+    out = {"min_score": min_score, "rated": len(rated), "teaching": len(good), "kept": len(kept),
+           "kept_teaching": kept_good, "precision": round(precision, 4), "recall": round(recall, 4),
+           "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
+           "base_rate": round(len(good) / len(rated), 4),
+           "by_score": {str(s): _share([p for p in rated if p.edu_score == s], outcome_of) for s in range(6)},
+           "low_kept": _share([p for p in rated if p.edu_score <= 1], outcome_of),
+           "ephemeral_kept": _share([p for p in rated if p.durable == "ephemeral"], outcome_of),
+           "by_category": {c: _share([p for p in rated if p.category == c], outcome_of)
+                           for c in sorted({p.category for p in rated})},
+           "by_source": {}}
+    for source in sorted({p.source for p in rated}):
+        mine = [p for p in rated if p.source == source]
+        mine_good = [p for p in mine if p.edu_score >= min_score]
+        mine_kept = [p for p in mine if outcome_of[p.url].kept]
+        hit = sum(1 for p in mine_kept if p.edu_score >= min_score)
+        out["by_source"][source] = {
+            "pages": len(mine), "teaching": len(mine_good), "kept": len(mine_kept),
+            "precision": round(hit / len(mine_kept), 4) if mine_kept else None,
+            "recall": round(hit / len(mine_good), 4) if mine_good else None,
+            "low_kept_share": _share([p for p in mine if p.edu_score <= 1], outcome_of)["kept_share"]}
+    return out
 
 
 def dedup_rate(report: QualityReport, low: float) -> tuple[int, int]:

@@ -24,6 +24,7 @@ def to_markdown(report: QualityReport, failures: list[str] | None = None) -> str
     for cat, row in report.categories.items():
         dropped = ", ".join(f"{s} {n}" for s, n in row["dropped_by"].items())
         lines.append(f"| {cat} | {row['pages']} | {row['kept']} | {row['kept_share']:.3f} | {dropped} |")
+    lines += rubric_markdown(report.rubric)
     lines += ["", "## Deduplication by Jaccard of the pair", "",
               "Pairs whose two pages both reached dedup (eligible); caught = one of them dropped as a duplicate. "
               "At <= 0.3 a catch is a wrong merge.", "",
@@ -57,6 +58,35 @@ def to_markdown(report: QualityReport, failures: list[str] | None = None) -> str
         lines += ["", "## Bounds", ""]
         lines += [f"- FAILED: {f}" for f in failures] if failures else ["all bounds given were met"]
     return "\n".join(lines) + "\n"
+
+
+def _pct(row: dict) -> str:
+    return "-" if row["kept_share"] is None else f"{row['kept_share']:.3f} ({row['kept']}/{row['pages']})"
+
+
+def rubric_markdown(r: dict) -> list[str]:
+    """The rated pages' section: judged by each page's rubric rating, not by its source."""
+    if not r:
+        return []
+    lines = ["", f"## Rated pages (rubric score >= {r['min_score']} is teaching)", "",
+             f"{r['rated']} pages rated by reading them; {r['teaching']} score >= {r['min_score']} "
+             f"(base rate {r['base_rate']:.3f}).", "", "| metric | value |", "|---|---:|",
+             f"| precision (kept rated pages scoring >= {r['min_score']}) | {r['precision']:.3f} "
+             f"({r['kept_teaching']}/{r['kept']}) |",
+             f"| recall (pages scoring >= {r['min_score']} kept) | {r['recall']:.3f} ({r['kept_teaching']}/{r['teaching']}) |",
+             f"| F1 | {r['f1']:.3f} |",
+             f"| pages rated 0-1 kept | {_pct(r['low_kept'])} |",
+             f"| pages rated ephemeral kept | {_pct(r['ephemeral_kept'])} |", "",
+             "| score | " + " | ".join(r["by_score"]) + " |", "|---|" + "---:|" * len(r["by_score"]),
+             "| kept | " + " | ".join(_pct(v) for v in r["by_score"].values()) + " |", "",
+             "| rated category | kept |", "|---|---:|"]
+    lines += [f"| {c} | {_pct(v)} |" for c, v in r["by_category"].items()]
+    lines += ["", "| source | pages | teaching | kept | precision | recall | rated 0-1 kept |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    fmt = (lambda v: "-" if v is None else f"{v:.3f}")
+    lines += [f"| {s} | {v['pages']} | {v['teaching']} | {v['kept']} | {fmt(v['precision'])} | {fmt(v['recall'])} "
+              f"| {fmt(v['low_kept_share'])} |" for s, v in r["by_source"].items()]
+    return lines
 
 
 def plot(report: QualityReport, path: str) -> None:
