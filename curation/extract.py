@@ -4,8 +4,8 @@ Boilerplate (navigation, footers, cookie banners) is what makes web text bad tra
 keeps the article body. A page with nothing left is rejected as "empty" rather than passed on blank.
 
 Besides the text, extraction records what only the HTML shows and later filters need: the prose view (the
-text without code blocks and tables), `link_share` (how much of the page's visible text is link text: menus,
-indexes and tables of contents are mostly links) and the page's `title` and first `heading` (release notes
+text without code blocks, tables and formulas), `link_share` and `page_link_share` (how much of the main content's
+and of the whole page's visible text is link text: menus, indexes and tables of contents are mostly links) and the page's `title` and first `heading` (release notes
 name themselves there). docs/quality.md has the numbers behind each.
 
 trafilatura 1.x (the version datatrove pins) keeps the HTML source's hard line wraps inside paragraphs and
@@ -15,6 +15,7 @@ table row), collapsing whitespace inside blocks and keeping code blocks verbatim
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -61,7 +62,7 @@ class ExtractText(Stage):
     @property
     def columns(self) -> dict[str, pa.DataType]:
         return {"html_chars": pa.int64(), "prose_share": pa.float64(), "link_share": pa.float64(),
-                "title": pa.string(), "heading": pa.string()}
+                "page_link_share": pa.float64(), "title": pa.string(), "heading": pa.string()}
 
     def timeout_signals(self, doc: Document) -> dict:
         return {"html_chars": len(doc.text)} if doc.mime == "text/html" else {}
@@ -86,8 +87,33 @@ class ExtractText(Stage):
             **page)
 
 
-#: elements left out of the prose view: code blocks and tables (inline <code> stays: it is part of a sentence)
-NON_PROSE_ELEMENTS = ["pre", "table"]
+#: elements left out of the prose view: code blocks, tables and MathML formulas (inline <code> stays: it is part
+#: of a sentence)
+NON_PROSE_ELEMENTS = ["pre", "table", "math"]
+
+#: an operator between two operands: "x = 3", "f(x)=x2+1", "P(2 < x < 18)", "a ≤ b"
+_OPERATION = re.compile(r"[\w)\]]\s*[=<>≤≥≠≈±+×÷^∑∫√−]\s*[\w(\[√−-]")
+_WORD = re.compile(r"^[^\W\d_]{2,}[.,;:!?)]*$")
+
+
+def without_formula_lines(prose: str) -> str:
+    """The prose view without lines that are formulas written as text, as code blocks are left out.
+
+    Algebra written as text ("P(x<k)=0.90", "μ = 0 + 23 2 = 11.50 seconds") is mostly tokens without letters,
+    so Gopher's "words contain a letter" rule dropped mathematics textbook sections as if they were symbol
+    junk (docs/quality.md). A line is a formula when it shows an operation between operands and fewer than
+    half of its tokens are words of two or more letters; a line of separators ("=====") is no operation and
+    stays, so symbol junk is still judged.
+    """
+    if not _OPERATION.search(prose):
+        return prose
+    kept = []
+    for line in prose.split("\n"):
+        tokens = line.split()
+        if tokens and _OPERATION.search(line) and 2 * sum(1 for t in tokens if _WORD.match(t)) < len(tokens):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def _resiliparse_text(cfg: ExtractConfig):
@@ -104,13 +130,13 @@ def _resiliparse_text(cfg: ExtractConfig):
         tree = HTMLTree.parse(html)
         text = extract_plain_text(tree, **options)
         prose = extract_plain_text(tree, skip_elements=NON_PROSE_ELEMENTS, **options)
-        return _squeeze_blank_lines(text), _squeeze_blank_lines(prose), _page_signals(tree)
+        return _squeeze_blank_lines(text), without_formula_lines(_squeeze_blank_lines(prose)), _page_signals(tree)
 
     return run
 
 
 def page_signals(html: str) -> dict:
-    """link_share, title and heading of an HTML page (see the module docstring)."""
+    """link_share, page_link_share, title and heading of an HTML page (see the module docstring)."""
     from resiliparse.parse.html import HTMLTree
 
     return _page_signals(HTMLTree.parse(html))
@@ -120,19 +146,30 @@ def _visible_chars(text: str) -> int:
     return len(text) - sum(text.count(c) for c in " \n\t\r\xa0")
 
 
-def _page_signals(tree) -> dict:
+def _link_share(tree, main_content: bool) -> float | None:
+    # two C-side passes (the text, and the same without <a> elements) rather than walking every anchor in
+    # Python, which costs ~40 ms on a documentation page with a large menu
     from resiliparse.extract.html2text import extract_plain_text
 
-    body = tree.body
-    if body is None:
-        return {"link_share": None, "title": _one_line(tree.title), "heading": None}
-    # two C-side passes (whole page, and without <a> elements) rather than walking every anchor in Python,
-    # which costs ~40 ms on a documentation page with a large menu
-    options = dict(main_content=False, alt_texts=False, form_fields=False)
+    options = dict(main_content=main_content, alt_texts=False, form_fields=False)
     visible = _visible_chars(extract_plain_text(tree, **options))
     linked = visible - _visible_chars(extract_plain_text(tree, skip_elements=["a"], **options))
+    return round(min(max(linked, 0) / visible, 1.0), 4) if visible else None
+
+
+def _page_signals(tree) -> dict:
+    """Link shares of the main content and of the whole page, title and first heading.
+
+    `link_share` is measured where the text comes from (resiliparse's main content): a news or blog page's site
+    menu, tag cloud and footer are boilerplate extraction removes. `page_link_share` counts the whole page, menus
+    included: an index or landing page whose links extraction drops (leaving its intro paragraph) is still
+    link-heavy there. The link_density filter reads both (curation/page_filters.py).
+    """
+    body = tree.body
+    if body is None:
+        return {"link_share": None, "page_link_share": None, "title": _one_line(tree.title), "heading": None}
     h1 = body.query_selector("h1")
-    return {"link_share": round(min(max(linked, 0) / visible, 1.0), 4) if visible else None,
+    return {"link_share": _link_share(tree, main_content=True), "page_link_share": _link_share(tree, False),
             "title": _one_line(tree.title), "heading": _one_line(h1.text if h1 is not None else None)}
 
 
@@ -223,4 +260,4 @@ def xml_to_text_and_prose(xml: str) -> tuple[str, str]:
                 if text:
                     lines.append(text)
                     prose.append(text)
-    return "\n".join(lines), "\n".join(prose)
+    return "\n".join(lines), without_formula_lines("\n".join(prose))

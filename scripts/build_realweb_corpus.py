@@ -336,6 +336,11 @@ def build(clones: Path, out: Path, label_batches: int = 0, batch_dir: Path | Non
             raise FileNotFoundError(f"{clone_dir}: no clone of {source.repo}; fetch it first (see the docstring)")
         clone = Clone(clone_dir)
         pages = READERS[source.kind](clone, source)
+        binary = [p for p in pages if b"\x00" in p.body]
+        if binary:  # `assay run` quarantines such records as binary_content: nothing for the text filters to judge
+            print(f"{source.name}: left out {len(binary)} page(s) with NUL bytes: {[p.path for p in binary]}",
+                  file=sys.stderr)
+            pages = [p for p in pages if b"\x00" not in p.body]
         print(f"{source.name}: {len(pages)} pages from {source.repo}@{clone.commit[:12]}", file=sys.stderr)
         by_split[source.split] += [(page, clone.commit) for page in pages]
     summary = {}

@@ -3,8 +3,8 @@ language ID and the assay filter profile judge; the text written to shards is ne
 import pytest
 
 from curation.document import MIN_PROSE_CHARS, Document, Rejection
-from curation.extract import ExtractConfig, ExtractText, xml_to_text_and_prose
-from curation.filters import DatatroveFilter, FilterConfig, build_filter_stages
+from curation.extract import ExtractConfig, ExtractText, without_formula_lines, xml_to_text_and_prose
+from curation.filters import DatatroveFilter, FilterConfig, build_filter_stages, filter_stage
 
 SENTENCE = "The configuration file tells the server which modules to load and where each log is written. "
 CODE = "\n".join(f"server.set_option('key_{i}', value={i}); server.reload()  # {i}" for i in range(40))
@@ -84,3 +84,35 @@ def test_xml_prose_leaves_out_code_and_tables():
     text, prose = xml_to_text_and_prose(xml)
     assert "x = 1" in text and "a" in text.split("\n")[-1]
     assert prose.split("\n") == ["Title", "Some words here.", "- one"]
+
+
+MATH_PAGE = """<html><head><title>The Uniform Distribution</title></head><body><main>
+<h1>The Uniform Distribution</h1>
+<p>The uniform distribution is a continuous probability distribution concerned with events that are equally
+likely to occur. Let X be the length, in seconds, of a baby's smile, uniform between zero and 23 seconds.</p>
+<p>P(x&lt;k)=0.90</p><p>(base)(height)=0.90</p><p>(k−0)( 1 23 )=0.90</p><p>k=( 23 )( 0.90 )=20.7</p>
+<p>μ = 0 + 23 2 = 11.50 and σ = (23 − 0) 2 12 = 6.64</p>
+<p>Ninety percent of the smiling times fall below the 90th percentile, so the percentile is 20.7 seconds.</p>
+<p>The area of the rectangle is the probability, which is why the density is one over the width.</p>
+<p><math><mi>f</mi><mo>(</mo><mi>x</mi><mo>)</mo><mo>=</mo><mn>1</mn><mo>/</mo><mn>23</mn></math></p>
+</main></body></html>"""
+
+
+@pytest.mark.parametrize("engine", ["resiliparse", "trafilatura"])
+def test_formulas_written_as_text_stay_in_the_text_and_out_of_the_prose(engine):
+    """Algebra lines are to the prose view what code blocks are: Gopher's letters rule no longer drops the page."""
+    doc = ExtractText(ExtractConfig(engine=engine)).process(Document("m", MATH_PAGE, mime="text/html"))
+    assert isinstance(doc, Document)
+    assert "P(x<k)=0.90" in doc.text and "k=( 23 )( 0.90 )=20.7" in doc.text
+    assert "P(x<k)" not in doc.prose and "11.50" not in doc.prose
+    assert "Ninety percent of the smiling times" in doc.prose and "continuous probability" in doc.prose
+    gopher = filter_stage("gopher_quality", {"max_non_alpha_words_ratio": 0.7}, view="prose")
+    assert isinstance(gopher.process(doc), Document)
+
+
+def test_formula_lines_need_an_operation_and_few_words():
+    text = "\n".join(["Let X = length, in seconds, of a smile.", "=====", "a + b = c",
+                      "The probability is 0.5 when x = 3 and the coin is fair.", "f(x) = x^2 + 1"])
+    assert without_formula_lines(text).split("\n") == [
+        "Let X = length, in seconds, of a smile.", "=====", "The probability is 0.5 when x = 3 and the coin is fair."]
+    assert without_formula_lines("no formula here\njust words") == "no formula here\njust words"
