@@ -7,7 +7,8 @@ root back in). Then the model is asked:
   document is the sandbox's, never the model's);
 * verify="agree": to solve the problem itself; kept only when its final 'Answer:' equals the sandbox's.
 Code tasks: the model writes a function; the reference solution and the model's function both run in the
-sandbox on the same inputs; kept only when every output matches.
+sandbox on the same inputs (edge cases and both outcomes); kept only when every result equals the
+reference's with its type (synth/typed_outputs.py: True is not 1, 2 is not 2.0).
 Anything that fails (program error, limit hit, mismatch, no answer line) goes to the ledger with the reason.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from synth.items import Answer, PromptItem, to_document
 from synth.sandbox import run_python
 from synth.seeds import derive_seed
 from synth.templates import get_template
+from synth.typed_outputs import TYPED, BadOutput, parse, same, show
 
 GENERATOR = "exercise"
 STAGE = "synth:exercise"
@@ -96,25 +98,58 @@ def _word_problem(rng: random.Random) -> tuple[str, str]:
     return text.format(**values), program.format(**values)
 
 
+# Test inputs for code tasks: the edge cases of each task (0, 1, 2, negatives where valid, empty inputs) plus
+# seeded random ones, chosen so that both outcomes occur: constant answers, off-by-one bounds, a forgotten
+# case or a result of the wrong type cannot match the reference on all of them (tests/test_synth_checker.py).
+_PRIMES = [n for n in range(3, 200) if all(n % d for d in range(2, int(n ** 0.5) + 1))]
+_PRIME_SQUARES = (9, 25, 49, 121, 169)  # a divisor bound of range(2, isqrt(n)) misses exactly these
+_ODD_COMPOSITES = [n for n in range(15, 200, 2) if n not in _PRIMES and n not in _PRIME_SQUARES]
+_WORDS = ["red", "blue", "sky", "tree", "stone"]
+
+
+def _prime_inputs(r: random.Random) -> list:
+    """12 inputs, 5 of them prime (over a third): 0, 1, 2, a negative prime, 4, a prime's square, odd ones."""
+    primes = r.sample(_PRIMES, 4)
+    rest = primes + [4, r.choice(_PRIME_SQUARES), *r.sample(_ODD_COMPOSITES, 2)]
+    r.shuffle(rest)
+    return [[n] for n in (0, 1, 2, -r.choice(primes), *rest)]
+
+
+def _square_inputs(r: random.Random) -> list:
+    return [[0], [1], [2]] + [[r.randint(3, 30)] for _ in range(3)]
+
+
+def _vowel_inputs(r: random.Random) -> list:
+    edges = ["", "AeIoU", "rhythm XYZ"]  # none, all (either case), none with y
+    return [[s] for s in edges] + [["".join(r.choice("abcdeiouxyzAEO ") for _ in range(r.randint(1, 12)))]
+                                   for _ in range(3)]
+
+
+def _word_inputs(r: random.Random) -> list:
+    edges = ["", "sky", "  red   blue  "]  # no words, one word, extra spaces
+    return [[s] for s in edges] + [[" ".join(r.choice(_WORDS) for _ in range(r.randint(2, 5)))] for _ in range(3)]
+
+
 _CODE = [
     ("sum_of_squares", "Write a Python function `sum_of_squares(n)` that returns 1*1 + 2*2 + ... + n*n (0 for n = 0).",
-     "def sum_of_squares(n):\n    return sum(i * i for i in range(1, n + 1))\n", lambda r: [[r.randint(0, 30)] for _ in range(4)]),
-    ("count_vowels", "Write a Python function `count_vowels(s)` that returns how many characters of s are vowels (aeiou, either case).",
-     "def count_vowels(s):\n    return sum(c in 'aeiouAEIOU' for c in s)\n",
-     lambda r: [["".join(r.choice("abcdeiouxyzAEO ") for _ in range(r.randint(0, 12)))] for _ in range(4)]),
-    ("is_prime", "Write a Python function `is_prime(n)` that returns True when the integer n is a prime number.",
-     "def is_prime(n):\n    return n > 1 and all(n % d for d in range(2, int(n ** 0.5) + 1))\n",
-     lambda r: [[r.randint(0, 100)] for _ in range(5)]),
-    ("reverse_words", "Write a Python function `reverse_words(s)` that returns the words of s in reverse order, joined by single spaces.",
-     "def reverse_words(s):\n    return ' '.join(reversed(s.split()))\n",
-     lambda r: [[" ".join(r.choice(["red", "blue", "sky", "tree", "stone"]) for _ in range(r.randint(0, 5)))] for _ in range(4)]),
+     "def sum_of_squares(n):\n    return sum(i * i for i in range(1, n + 1))\n", _square_inputs),
+    ("count_vowels", "Write a Python function `count_vowels(s)` that returns how many characters of s are vowels "
+                     "(aeiou, either case; y is not a vowel).",
+     "def count_vowels(s):\n    return sum(c in 'aeiouAEIOU' for c in s)\n", _vowel_inputs),
+    ("is_prime", "Write a Python function `is_prime(n)` that returns True when the integer n is a prime number and "
+                 "False otherwise (n may be 0, 1 or negative).",
+     "def is_prime(n):\n    return n > 1 and all(n % d for d in range(2, int(n ** 0.5) + 1))\n", _prime_inputs),
+    ("reverse_words", "Write a Python function `reverse_words(s)` that returns the words of s in reverse order, "
+                      "joined by single spaces (s may have extra spaces; '' when it has no words).",
+     "def reverse_words(s):\n    return ' '.join(reversed(s.split()))\n", _word_inputs),
 ]
 
 
 def code_harness(solution: str, function: str, inputs: list) -> str:
-    """A program that runs `function` on every input and prints the outputs as one JSON list."""
-    return (f"{solution}\n\nimport json\n_inputs = json.loads({json.dumps(json.dumps(inputs))})\n"
-            f"print(json.dumps([{function}(*args) for args in _inputs]))\n")
+    """A program that runs `function` on every input and prints the results as one JSON list that keeps their
+    types (synth/typed_outputs.py)."""
+    return (f"{solution}\n\n{TYPED}\nimport json\n_inputs = json.loads({json.dumps(json.dumps(inputs))})\n"
+            f"print(json.dumps([_typed({function}(*args)) for args in _inputs]))\n")
 
 
 def make_specs(cfg: ExerciseConfig) -> list[ExerciseSpec]:
@@ -170,11 +205,16 @@ _ANSWER = re.compile(r"answer\s*[:=]\s*\**\s*([^\n]+)", re.IGNORECASE)
 _CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 
 
+_AFTER_NUMBER = re.compile(r"[\w.]|\s*[-+*/^×÷=]")  # "2x", "3 + 4 = 7": the number is not the whole answer
+
+
 def parse_number(text: str) -> Fraction | None:
+    """The value an answer line states ('7/2', '-12', '$1,400', 'x = 3', '42 muffins'), or None when the line
+    does not start with a number that stands alone ('2x = 6', '3 + 4 = 7')."""
     cleaned = text.strip().strip("*$.` ").replace(",", "")
-    cleaned = re.sub(r"^x\s*=\s*", "", cleaned)
+    cleaned = re.sub(r"^[a-z]\s*=\s*", "", cleaned, flags=re.IGNORECASE)
     match = re.match(r"^-?\d+(?:\.\d+)?(?:\s*/\s*-?\d+)?", cleaned)
-    if not match:
+    if not match or _AFTER_NUMBER.match(cleaned, match.end()):
         return None
     try:
         return Fraction(match.group(0).replace(" ", ""))
@@ -193,16 +233,22 @@ def extract_code(text: str) -> str:
 
 
 def check_code(code: str, function: str, inputs: list, expected: str, limits: SandboxLimits) -> tuple[bool, str, str]:
-    """(passed, ledger reason, detail): the model's function on the reference inputs, in the sandbox."""
+    """(passed, ledger reason, detail): the model's function on the reference inputs, in the sandbox, each
+    result type-exactly equal to the reference's (True is not 1, 2 is not 2.0, "2" is not 2)."""
     result = run_python(code_harness(code, function, inputs), limits)
     if not result.ok:
         return False, f"sandbox_{result.status}", result.reason()
     try:
-        got, want = json.loads(result.stdout.strip()), json.loads(expected)
-    except json.JSONDecodeError:
-        return False, "bad_output", result.stdout[:200]
-    if got != want:
-        return False, "tests_failed", f"got {got!r}, expected {want!r}"
+        got, want = parse(result.stdout.strip()), parse(expected)
+    except BadOutput as exc:
+        return False, "bad_output", f"{exc}: {result.stdout[:200]!r}"
+    if len(got) != len(want):
+        return False, "bad_output", f"{len(got)} results for {len(want)} inputs"
+    for args, g, w in zip(inputs, got, want):
+        if not same(g, w):
+            call = f"{function}({', '.join(map(repr, args))})"
+            return False, "tests_failed", (f"{call} returned {show(g)}, expected {show(w)}; all: got {show(got)}, "
+                                           f"expected {show(want)}")
     return True, "", ""
 
 

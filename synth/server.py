@@ -6,9 +6,9 @@ are gathered for up to `batch_wait_s` and answered as one batch per distinct set
 vLLM's chat extensions for scoring are understood too: with `continue_final_message` (and
 `add_generation_prompt` false) the final assistant message is scored, not continued, and the response
 carries `prompt_logprobs` (null for the tokens before that message, which this server does not score).
-Bad requests get HTTP 400 with an OpenAI-style error body saying what to fix.
 
-Hardening (a web page in the user's browser can reach a local server, so every request is checked):
+Hardening (a web page in the user's browser can reach a local server, and any local process can send it
+anything, so every request is checked):
 - binds 127.0.0.1 by default;
 - the Host header must name the bound address (DNS-rebinding defence): for a loopback bind `localhost`,
   `127.0.0.1` and `[::1]`, with or without the port; for any other bind the bound address and the names in
@@ -16,36 +16,41 @@ Hardening (a web page in the user's browser can reach a local server, so every r
 - POST needs `Content-Type: application/json` (415 otherwise: a cross-site text/plain form post skips the
   CORS preflight) and a Content-Length within `max_body_bytes` (411 missing, 400 invalid, 413 too large,
   answered without reading the body); no CORS headers are ever sent;
-- at most `max_concurrent` connections are served at once (one thread each); the next ones get a quick 503
-  with Retry-After from a short-lived thread and beyond that are closed unanswered. Each socket read or
-  write times out after `socket_timeout_s`, so a stalled client (or an idle keep-alive one) frees its slot;
+- connections: bounded slots, a total read deadline per request, eviction of slow readers when the slots are
+  full, and a JSON 4xx for every malformed request (synth/serve_conn.py);
+- every field of the body is type- and range-checked before the model thread sees it (synth/serve_request.py),
+  and the prompt must fit `max_prompt_tokens` (default: the model's context) with room to generate: 400;
+- the model thread survives any error: a batch that fails is rerun one request at a time, so only the
+  request at fault gets its 500, and each request's seed drives only its own sampling;
 - with `api_key` (`--api-key` or $ASSAY_SERVE_API_KEY) every request, /health included, needs
   `Authorization: Bearer KEY` (401 otherwise). The openai backend sends $OPENAI_API_KEY (its `api_key_env`).
 The key is never logged or echoed.
 """
 from __future__ import annotations
 
+import dataclasses
 import hmac
-import json
 import queue
-import socket
 import threading
 import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from synth.backends.base import Backend
 from synth.config import Sampling
+from synth.serve_conn import DRAIN_LIMIT, BoundedServer, BusyHandler, JsonHandler, ReadDeadline, error_body
+from synth.serve_request import RequestError, asks_max_tokens, load_body, parse_chat_request, parse_score_request
+
+__all__ = ["API_KEY_ENV", "DRAIN_LIMIT", "LOOPBACK", "Batcher", "BoundedServer", "BusyHandler", "RequestError",
+           "ServeConfig", "accepted_hosts", "bearer_ok", "error_body", "fit_context", "make_server",
+           "parse_chat_request", "parse_score_request"]
 
 API_KEY_ENV = "ASSAY_SERVE_API_KEY"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-DRAIN_LIMIT = 64 * 1024  # a busy (503) connection reads a body up to this size so closing does not reset it
-
-
-class RequestError(ValueError):
-    """A client mistake: answered with HTTP 400."""
+ROUTES = {"/v1/models": "GET", "/models": "GET", "/health": "GET", "/v1/chat/completions": "POST",
+          "/chat/completions": "POST"}
 
 
 @dataclass
@@ -55,61 +60,39 @@ class ServeConfig:
     served_model: str | None = None  # default: the model file or directory name
     batch_wait_s: float = 0.02
     max_tokens_limit: int = 4096
+    max_prompt_tokens: int | None = None  # default: the model's context; longer prompts get 400
     allowed_hosts: list[str] = field(default_factory=list)  # Host names accepted besides the bound address
     max_body_bytes: int = 4 * 1024 * 1024
     max_concurrent: int = 64  # connections served at once; more get 503 + Retry-After
     socket_timeout_s: float = 30.0  # per socket read/write: a stalled client loses its slot
+    read_deadline_s: float = 10.0  # one request's line, headers and body, in total: later gets 408
+    evict_after_s: float = 1.0  # with every slot taken, a connection reading its request this long makes room
     api_key: str | None = field(default=None, repr=False)  # never in a repr, a log or an error message
 
     def __post_init__(self):
         if self.max_concurrent < 1 or self.max_body_bytes < 1 or self.socket_timeout_s <= 0:
             raise ValueError("max_concurrent and max_body_bytes must be >= 1 and socket_timeout_s > 0")
-
-
-def parse_score_request(messages: list[dict], body: dict) -> tuple[list[dict], str]:
-    """A continue_final_message request -> (prompt messages, the assistant answer to score)."""
-    if body.get("add_generation_prompt", False):
-        raise RequestError("continue_final_message needs add_generation_prompt=false")
-    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
-        raise RequestError("continue_final_message needs a final assistant message with the text to score")
-    if len(messages) < 2:
-        raise RequestError("continue_final_message needs a prompt before the final assistant message")
-    return messages[:-1], messages[-1]["content"]
-
-
-def parse_chat_request(body: dict, default_max: int, limit: int) -> tuple[list[dict], Sampling]:
-    """OpenAI chat-completions request -> (messages, Sampling); RequestError says what is wrong."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RequestError("'messages' must be a non-empty list of {role, content} objects")
-    for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
-                or not isinstance(m.get("content"), str):
-            raise RequestError("each message needs a role (system, user or assistant) and a string content")
-    if body.get("stream"):
-        raise RequestError("streaming is not supported by this server; send stream=false")
-    if body.get("n", 1) != 1:
-        raise RequestError("only n=1 is supported; send several requests instead")
-    stop = body.get("stop") or ()
-    stop = (stop,) if isinstance(stop, str) else tuple(stop)
-    max_new = body.get("max_completion_tokens") or body.get("max_tokens") or default_max
-    top = int(body.get("top_logprobs") or 0)
-    try:
-        sampling = Sampling(max_new_tokens=min(int(max_new), limit), temperature=float(body.get("temperature", 1.0)),
-                            top_p=float(body.get("top_p", 1.0)), seed=int(body.get("seed") or 0),
-                            logprobs=bool(body.get("logprobs")), top_logprobs=max(0, min(top, 20)), stop=stop)
-    except (TypeError, ValueError) as exc:
-        raise RequestError(f"bad sampling parameter: {exc}") from None
-    return [{"role": m["role"], "content": m["content"]} for m in messages], sampling
+        if self.read_deadline_s <= 0 or self.evict_after_s <= 0:
+            raise ValueError("read_deadline_s and evict_after_s must be > 0")
+        if self.max_prompt_tokens is not None and self.max_prompt_tokens < 1:
+            raise ValueError("max_prompt_tokens must be >= 1 (or None for the model's context)")
 
 
 class Batcher:
-    """Collects concurrent requests and runs them through the backend in batches (one thread owns the model)."""
+    """Collects concurrent requests and runs them through the backend in batches (one thread owns the model).
+
+    The thread never dies of a request: any error is delivered to the requests it concerns. A batch that
+    fails is rerun one request at a time, so a request that breaks the backend fails alone."""
 
     def __init__(self, backend: Backend, wait_s: float, batch_size: int):
         self.backend, self.wait_s, self.batch_size = backend, wait_s, batch_size
         self.queue: queue.Queue = queue.Queue()
-        threading.Thread(target=self._loop, daemon=True, name="assay-serve-batcher").start()
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="assay-serve-batcher")
+        self.thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
 
     def submit(self, messages, sampling: Sampling) -> Future:
         fut: Future = Future()
@@ -131,25 +114,41 @@ class Batcher:
                     pending.append(self.queue.get(timeout=left))
                 except queue.Empty:
                     break
-            groups: dict = {}
-            scores = [r for r in pending if isinstance(r[1], str)]
-            for messages, sampling, fut in pending:
-                if not isinstance(sampling, str):
-                    groups.setdefault(sampling.with_seed(0), []).append((messages, sampling.seed, fut))
-            if scores:
-                self._answer(lambda: self.backend.continuation_logprobs([r[0] for r in scores],
-                                                                        [r[1] for r in scores]), scores)
-            for sampling, reqs in groups.items():
-                self._answer(lambda: self.backend.generate([r[0] for r in reqs], sampling,
-                                                           seeds=[r[1] for r in reqs]), reqs)
+            try:
+                self._run(pending)
+            except Exception as exc:  # a bug here must not take the model thread with it
+                for r in pending:
+                    if not r[2].done():
+                        r[2].set_exception(exc)
 
-    @staticmethod
-    def _answer(run, reqs) -> None:
+    def _run(self, pending) -> None:
+        scores = [r for r in pending if isinstance(r[1], str)]
+        groups: dict = {}
+        for r in pending:
+            if not isinstance(r[1], str):
+                try:
+                    groups.setdefault(r[1].with_seed(0), []).append(r)
+                except Exception as exc:  # (an unhashable sampling, say) fails this request only
+                    r[2].set_exception(exc)
+        if scores:
+            self._answer(lambda reqs: self.backend.continuation_logprobs([r[0] for r in reqs], [r[1] for r in reqs]),
+                         scores)
+        for sampling, reqs in groups.items():
+            self._answer(lambda reqs, s=sampling: self.backend.generate([r[0] for r in reqs], s,
+                                                                         seeds=[r[1].seed for r in reqs]), reqs)
+
+    @classmethod
+    def _answer(cls, run, reqs) -> None:
         try:
-            results = run()
-        except Exception as exc:  # reported to each waiting client as a 500
-            for r in reqs:
-                r[2].set_exception(exc)
+            results = run(reqs)
+            if len(results) != len(reqs):
+                raise RuntimeError(f"the backend answered {len(results)} of {len(reqs)} requests")
+        except Exception as exc:
+            if len(reqs) > 1:  # find the request at fault: the others still get their answers
+                for r in reqs:
+                    cls._answer(run, [r])
+            else:  # reported to its client as a 500
+                reqs[0][2].set_exception(exc)
             return
         for r, result in zip(reqs, results):
             r[2].set_result(result)
@@ -185,10 +184,6 @@ def score_response(score, model: str) -> dict:
             "usage": {"prompt_tokens": n_in, "completion_tokens": 0, "total_tokens": n_in}}
 
 
-def error_body(status: int, message: str, kind: str) -> dict:
-    return {"error": {"message": message, "type": kind, "code": status}}
-
-
 def _host_name(host: str) -> str:
     """An address as a Host header spells it: lower case, IPv6 in brackets."""
     host = host.strip().lower()
@@ -218,87 +213,38 @@ def bearer_ok(header: str | None, key: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
 
 
-class _QuietHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):  # quiet: one line per request would swamp batch jobs' logs
-        pass
-
-    def _send(self, status: int, payload: dict, headers: dict | None = None, close: bool = False) -> None:
-        """A JSON answer; `close` ends the connection (needed whenever the request body was left unread)."""
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if close:
-            self.send_header("Connection", "close")  # also sets self.close_connection
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _error(self, status: int, message: str, kind: str, headers: dict | None = None, close: bool = False) -> None:
-        self._send(status, error_body(status, message, kind), headers, close)
-
-
-class BusyHandler(_QuietHandler):
-    """What a connection gets while every slot is taken: one quick 503 with Retry-After, then close."""
-
-    timeout = 2.0
-
-    def _busy(self) -> None:
-        length = (self.headers.get("Content-Length") or "").strip()
-        if length.isascii() and length.isdigit() and int(length) <= DRAIN_LIMIT:
-            self.rfile.read(int(length))  # so closing does not reset the connection before the client reads
-        self._error(503, f"the server is busy: all {self.server.max_concurrent} request slots are in use; retry "
-                         "after the Retry-After seconds (or start it with a larger --max-concurrent)",
-                    "server_busy", {"Retry-After": "1"}, close=True)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _busy
-
-
-class BoundedServer(ThreadingHTTPServer):
-    """A thread per connection, but at most `max_concurrent` serving at once; the next `max_concurrent`
-    connections are answered 503 by BusyHandler threads, and any beyond those are closed unanswered."""
-
-    def __init__(self, address, handler, max_concurrent: int):
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.max_concurrent = max_concurrent
-        self.slots = threading.BoundedSemaphore(max_concurrent)
-        self.spare = threading.BoundedSemaphore(max_concurrent)
-        super().__init__(address, handler)
-
-    def process_request(self, request, client_address):
-        for sem, handler in ((self.slots, self.RequestHandlerClass), (self.spare, BusyHandler)):
-            if sem.acquire(blocking=False):
-                try:
-                    threading.Thread(target=self._serve, args=(request, client_address, handler, sem),
-                                     daemon=True).start()
-                    return
-                except RuntimeError:  # no thread to be had: drop the connection
-                    sem.release()
-                    break
-        self.shutdown_request(request)
-
-    def _serve(self, request, client_address, handler, sem) -> None:
-        try:
-            try:
-                handler(request, client_address, self)
-            finally:
-                sem.release()  # before the socket closes: a client that saw the close finds the slot free
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
+def fit_context(backend: Backend, cfg: ServeConfig, messages, sampling: Sampling, scoring, explicit: bool) -> Sampling:
+    """The prompt within max_prompt_tokens (default: the model's context) and, for a generation, room for the
+    completion inside the context: max_tokens the client chose must fit (400), the default is shortened."""
+    context = backend.context_length
+    limit = min((n for n in (cfg.max_prompt_tokens, context) if n), default=None)
+    if limit is None:
+        return sampling
+    why = "the model's context" if limit == context else "its --max-prompt-tokens"
+    try:
+        n = backend.prompt_tokens(*scoring, cap=limit) if scoring else backend.prompt_tokens(messages, cap=limit)
+    except Exception as exc:  # the model's chat template refused these messages
+        raise RequestError(f"the messages cannot be rendered with the model's chat template: {exc}") from None
+    if n > limit:
+        raise RequestError(f"the prompt is at least {n} tokens, over this server's limit of {limit} tokens ({why}); "
+                           "shorten the messages")
+    room = context - n if context else sampling.max_new_tokens
+    if scoring or sampling.max_new_tokens <= room:
+        return sampling
+    if explicit or room < 1:
+        raise RequestError(f"the prompt ({n} tokens) plus max_tokens ({sampling.max_new_tokens}) is over the "
+                           f"model's context of {context} tokens; lower max_tokens or shorten the messages")
+    return dataclasses.replace(sampling, max_new_tokens=room)
 
 
 def make_server(backend: Backend, cfg: ServeConfig) -> BoundedServer:
     model_name = cfg.served_model or backend.model_id.split("@")[0]
     batcher = Batcher(backend, cfg.batch_wait_s, backend.batch_size)
 
-    class Handler(_QuietHandler):
+    class Handler(JsonHandler):
         timeout = cfg.socket_timeout_s
+        read_deadline_s = cfg.read_deadline_s
+        evict_after_s = cfg.evict_after_s
 
         def handle_expect_100(self):
             return True  # no early "100 Continue": _read_body sends it once the request passed every check
@@ -318,6 +264,19 @@ def make_server(backend: Backend, cfg: ServeConfig) -> BoundedServer:
                                  "backend sends $OPENAI_API_KEY) with the key the server was started with",
                             "invalid_request_error", {"WWW-Authenticate": "Bearer"}, close=True)
                 return True
+            return False
+
+        def _routed(self, method: str) -> bool:
+            """True when the path is served for this method; else a 404 or 405 was sent."""
+            path = urlsplit(self.path).path.rstrip("/")
+            if ROUTES.get(path) == method:
+                return True
+            if path in ROUTES:
+                self._error(405, f"{path} takes {ROUTES[path]}, not {method}", "invalid_request_error",
+                            {"Allow": ROUTES[path]}, close=True)
+            else:
+                self._error(404, f"no route {self.path[:200]}; use POST /v1/chat/completions or GET /v1/models",
+                            "not_found", close=method != "GET")
             return False
 
         def _read_body(self) -> bytes | None:
@@ -343,42 +302,55 @@ def make_server(backend: Backend, cfg: ServeConfig) -> BoundedServer:
                 if (self.headers.get("Expect") or "").lower() == "100-continue":
                     self.send_response_only(100)
                     self.end_headers()
-                return self.rfile.read(int(length))
+                raw = self.rfile.read(int(length))
+                if len(raw) < int(length):  # the client closed early: nothing to answer
+                    self.close_connection = True
+                    return None
+                self.conn.finish_read(cfg.socket_timeout_s)
+                return raw
             return None
 
         def do_GET(self):
-            if self._refused():
+            self.conn.finish_read(cfg.socket_timeout_s)
+            if self._refused() or not self._routed("GET"):
                 return
-            if self.path.rstrip("/") in ("/v1/models", "/models"):
+            if urlsplit(self.path).path.rstrip("/") == "/health":
+                if batcher.alive:
+                    self._send(200, {"status": "ok", "model": model_name})
+                else:
+                    self._error(503, "the model thread has stopped; restart the server", "server_error")
+            else:
                 self._send(200, {"object": "list", "data": [{"id": model_name, "object": "model",
                                                              "owned_by": "assay"}]})
-            elif self.path.rstrip("/") == "/health":
-                self._send(200, {"status": "ok", "model": model_name})
-            else:
-                self._error(404, f"no route {self.path}; use /v1/chat/completions or /v1/models", "not_found")
 
         def do_POST(self):
-            if self._refused():
-                return
-            if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-                self._error(404, f"no route {self.path}; POST /v1/chat/completions", "not_found", close=True)
+            if self._refused() or not self._routed("POST"):
                 return
             raw = self._read_body()
             if raw is None:
                 return
             try:
-                body = json.loads(raw or b"{}")
-                if not isinstance(body, dict):
-                    raise RequestError("the request body must be a JSON object")
+                self._chat(raw)
+            except (ReadDeadline, OSError):
+                raise
+            except Exception as exc:  # a bug, not the client's fault: still an answer, never silence
+                if not self.responded:
+                    self._error(500, f"internal error: {type(exc).__name__}: {exc}", "server_error", close=True)
+
+        def _chat(self, raw: bytes) -> None:
+            try:
+                body = load_body(raw)
                 if body.get("model") not in (None, model_name):
-                    raise RequestError(f"model {body.get('model')!r} is not served here; this server has {model_name!r}")
+                    raise RequestError(f"model {str(body.get('model'))[:100]!r} is not served here; this server "
+                                       f"has {model_name!r}")
                 messages, sampling = parse_chat_request(body, 256, cfg.max_tokens_limit)
                 scoring = parse_score_request(messages, body) if body.get("continue_final_message") else None
-            except json.JSONDecodeError as exc:
-                self._error(400, f"the request body is not JSON: {exc.msg}", "invalid_request_error")
-                return
+                sampling = fit_context(backend, cfg, messages, sampling, scoring, asks_max_tokens(body))
             except RequestError as exc:
                 self._error(400, str(exc), "invalid_request_error")
+                return
+            if not batcher.alive:
+                self._error(503, "the model thread has stopped; restart the server", "server_error")
                 return
             try:
                 if scoring:
@@ -391,6 +363,6 @@ def make_server(backend: Backend, cfg: ServeConfig) -> BoundedServer:
             self._send(200, score_response(score, model_name) if scoring else
                        completion_response(comp, model_name, sampling))
 
-    server = BoundedServer((cfg.host, cfg.port), Handler, cfg.max_concurrent)
+    server = BoundedServer((cfg.host, cfg.port), Handler, cfg.max_concurrent, cfg.evict_after_s)
     server.accepted_hosts = accepted_hosts(cfg.host, server.server_address[1], cfg.allowed_hosts)
     return server

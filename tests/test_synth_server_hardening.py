@@ -139,7 +139,7 @@ def closing(server, method="GET", path="/health", body=b"") -> tuple[bytes, byte
 
 
 def test_connections_beyond_max_concurrent_get_a_quick_503(backend):
-    with serving(backend, max_concurrent=1) as server:
+    with serving(backend, max_concurrent=1, evict_after_s=60) as server:  # the held connection is never evicted
         with socket.create_connection((server.server_address[0], server.server_port), timeout=30) as held:
             held.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers unfinished: holds the slot
             status, headers, body = closing(server)  # (connections are accepted in the order they connect)

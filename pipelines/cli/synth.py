@@ -274,6 +274,14 @@ def serve(
     socket_timeout: float = typer.Option(ServeConfig.socket_timeout_s,
                                          help="seconds a socket read or write may stall before the connection is "
                                               "dropped (frees its slot)"),
+    read_deadline: float = typer.Option(ServeConfig.read_deadline_s,
+                                        help="seconds for a request's line, headers and body to arrive, in total "
+                                             "(408 later): a client trickling bytes cannot hold a slot"),
+    evict_after: float = typer.Option(ServeConfig.evict_after_s,
+                                      help="with every slot taken, a connection still sending its request (or idle) "
+                                           "after this many seconds is closed to make room for a new one"),
+    max_prompt_tokens: Optional[int] = typer.Option(None, help="longest prompt in tokens (400 beyond); default: "
+                                                               "the model's context"),
     api_key: str = typer.Option(None, envvar=API_KEY_ENV, show_envvar=True,
                                 help="require 'Authorization: Bearer KEY' on every request, /health included; "
                                      f"prefer ${API_KEY_ENV} (a command-line value shows in ps). Clients: the "
@@ -284,7 +292,8 @@ def serve(
 
     Hardened for a machine with a browser: binds 127.0.0.1, answers only Host headers naming the bound address
     (421 otherwise; --allowed-host adds names), takes only JSON POSTs (415) within --max-body-bytes (413), serves
-    at most --max-concurrent connections (503 beyond), and with an API key refuses requests without it (401).
+    at most --max-concurrent connections (503 beyond), each request arriving within --read-deadline (408), checks
+    every request field and the prompt's length (400), and with an API key refuses requests without it (401).
 
     Example: assay synth serve --model models/smollm2 --port 8000
     then:    assay synth textbooks --backend openai --base-url http://127.0.0.1:8000/v1 --topics t.txt --out out/tb
@@ -297,6 +306,7 @@ def serve(
             raise ValueError("give --model: a local model directory or .gguf file to serve")
         cfg = ServeConfig(host=host, port=port, served_model=llm.served_model, allowed_hosts=list(allowed_host or []),
                           max_body_bytes=max_body_bytes, max_concurrent=max_concurrent, socket_timeout_s=socket_timeout,
+                          read_deadline_s=read_deadline, evict_after_s=evict_after, max_prompt_tokens=max_prompt_tokens,
                           api_key=api_key or None)
         backend = make_backend(llm.backend_config())
         server = make_server(backend, cfg)

@@ -135,6 +135,17 @@ class Backend(ABC):
     def continuation_logprobs(self, prompts: list[Messages], continuations: list[str]) -> list[ContinuationScore]:
         """log P(continuation | prompt) per pair: the continuation scored as the assistant's answer."""
 
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model attends to (prompt + completion); None when the backend cannot say."""
+        return None
+
+    def prompt_tokens(self, messages: Messages, continuation: str | None = None, cap: int | None = None) -> int:
+        """Tokens of the chat prompt (plus `continuation`, an answer to score). This default counts UTF-8 bytes,
+        an upper bound for byte-level tokenizers; backends with a tokenizer count exactly."""
+        texts = [m["content"] for m in messages] + ([continuation] if continuation else [])
+        return sum(len(t.encode("utf-8")) for t in texts)
+
     def close(self) -> None:
         """Release the model or connections."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 
 from synth.backends.base import Backend, Completion, ContinuationScore, Messages, Timer, apply_stop
 from synth.config import BackendConfig, Sampling
@@ -70,6 +71,8 @@ class TransformersBackend(Backend):
         self._id = model_fingerprint(self.directory, self.gguf_file)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.end_ids = self._end_token_ids()
+        self._tokenizer_lock = threading.Lock()  # the server counts prompt tokens in its connection threads
+        self._longest_token: int | None = None
 
     @property
     def model_id(self) -> str:
@@ -84,8 +87,29 @@ class TransformersBackend(Backend):
         return {i for i in ids if i is not None}
 
     def encode_chat(self, messages: Messages) -> list[int]:
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        with self._tokenizer_lock:
+            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _encode(self, text: str) -> list[int]:
+        with self._tokenizer_lock:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    @property
+    def context_length(self) -> int | None:
+        return getattr(self.model.config, "max_position_embeddings", None)
+
+    def prompt_tokens(self, messages: Messages, continuation: str | None = None, cap: int | None = None) -> int:
+        """Exact, except that a text too long for `cap` on its characters alone returns a lower bound over
+        `cap` without being tokenized (no token spells more characters than the vocabulary's longest entry;
+        a 4 MiB prompt takes seconds to tokenize)."""
+        if cap is not None:
+            if self._longest_token is None:
+                self._longest_token = max(len(t) for t in self.tokenizer.get_vocab())
+            chars = sum(len(m["content"]) for m in messages) + len(continuation or "")
+            if chars // self._longest_token > cap:
+                return chars // self._longest_token
+        return len(self.encode_chat(messages)) + (len(self._encode(continuation)) if continuation else 0)
 
     def _left_pad(self, batch: list[list[int]]):
         import torch
@@ -218,7 +242,7 @@ class TransformersBackend(Backend):
             pairs = []
             for messages, cont in zip(prompts[start:start + self.cfg.batch_size],
                                       continuations[start:start + self.cfg.batch_size]):
-                cont_ids = self.tokenizer(cont, add_special_tokens=False)["input_ids"]
+                cont_ids = self._encode(cont)
                 if not cont_ids:
                     raise ValueError("the continuation to score is empty")
                 pairs.append((self.encode_chat(messages), cont_ids))
