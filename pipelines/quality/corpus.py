@@ -12,6 +12,9 @@ import os
 from dataclasses import dataclass
 
 MANIFEST = "manifest.jsonl"
+#: rubric ratings of a corpus's pages, beside its manifest (record_id, edu 0-5, durable, category, rater): the
+#: committed quality corpus keeps them apart from the manifest its build script writes
+RATINGS = "ratings.jsonl"
 #: the sample's category names -> the quality corpus's
 CATEGORY_ALIASES = {"doc": "edu", "index": "nav"}
 
@@ -80,6 +83,7 @@ def load_corpus(directory: str) -> LabelledCorpus:
                                  "category") from None
     if not pages:
         raise ValueError(f"{path}: no labelled rows")
+    pages = _with_ratings(pages, os.path.join(directory, RATINGS))
     ids = [p.record_id for p in pages]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: record_id values repeat; every WARC record needs its own id")
@@ -87,6 +91,28 @@ def load_corpus(directory: str) -> LabelledCorpus:
     if not corpus.warc_files:
         raise FileNotFoundError(f"{directory}: a manifest but no *.warc.gz files beside it")
     return corpus
+
+
+def _with_ratings(pages: list[LabelledPage], path: str) -> list[LabelledPage]:
+    """Join RATINGS (first ratings only; blind re-ratings carry `rerate: true`) onto the pages by record id."""
+    if not os.path.isfile(path):
+        return pages
+    from dataclasses import replace
+
+    ratings = {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                row = json.loads(line)
+                if row.get("edu") not in range(6) or row.get("durable") not in ("durable", "ephemeral"):
+                    raise ValueError(f"{path}:{n}: a rating needs edu 0-5 and durable 'durable' or 'ephemeral'")
+                if not row.get("rerate"):
+                    ratings[row["record_id"]] = row
+    unknown = set(ratings) - {p.record_id for p in pages}
+    if unknown:
+        raise ValueError(f"{path}: {len(unknown)} ratings name no page of the manifest, e.g. {sorted(unknown)[:2]}")
+    return [replace(p, edu_score=ratings[p.record_id]["edu"], durable=ratings[p.record_id]["durable"])
+            if p.record_id in ratings else p for p in pages]
 
 
 def labelled_documents(corpus: LabelledCorpus):
