@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             result = run_curation(cfg, show_progress=progress)
-        except (FileNotFoundError, ValueError) as exc:
+        except (FileNotFoundError, FileExistsError, ValueError) as exc:
             fail(str(exc))
         except WorkerLost as exc:
             fail(f"run failed: {exc}", code=1)

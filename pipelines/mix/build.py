@@ -232,9 +232,7 @@ def _write_shards(recipe: Recipe, tok, report: MixReport, staged: StagedTokens, 
 
 def _check_output(output: str) -> None:
     """An existing output is replaced only if it is a token mix (or empty)."""
+    from groundwork.atomic import check_replaceable
     from trainer.token_shards import ShardFolder
 
-    if os.path.isfile(output) or (os.path.isdir(output) and os.listdir(output)
-                                  and not ShardFolder.is_finished(output)):
-        raise FileExistsError(f"{output} exists and is not a token-shard directory; choose another --output "
-                              "or remove it")
+    check_replaceable(output, ShardFolder.is_finished, "a token-shard directory")
