@@ -31,6 +31,7 @@ STATS_DIR = "stats"
 RUN_FILE = "run.json"
 FUNNEL_FILE = "funnel.json"
 OUTPUT_MARKER = ".assay-output"
+STAGING_DIR = ".staging"  # a job's shards before they are published
 
 
 def shard_name(index: int, count: int) -> str:
@@ -136,8 +137,8 @@ def ensure_nonempty(directory: str, schema: pa.Schema) -> None:
 
 def is_shard_output(folder: str) -> bool:
     """Whether `folder` is an earlier output of a shard-writing job: it has the marker `claim_output` writes, or
-    (outputs of older versions) a run.json as the job writes it."""
-    if os.path.isfile(os.path.join(folder, OUTPUT_MARKER)):
+    (outputs of older versions) a run.json as the job writes it, or only the staging folder of a killed first run."""
+    if os.path.isfile(os.path.join(folder, OUTPUT_MARKER)) or os.listdir(folder) == [STAGING_DIR]:
         return True
     try:
         with open(os.path.join(folder, RUN_FILE), encoding="utf-8") as fh:

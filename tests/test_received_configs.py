@@ -88,6 +88,9 @@ def test_an_absent_empty_or_earlier_output_is_claimed(tmp_path):
     (older / "docs").mkdir()
     (older / "run.json").write_text(json.dumps({"job": "curate", "versions": {}, "counts": {"kept": 1}}))
     claim_output(str(older), "curate")
+    killed = tmp_path / "killed"  # an older assay's first run, killed before it published
+    (killed / ".staging" / "docs").mkdir(parents=True)
+    claim_output(str(killed), "curate")
 
 
 def test_assay_run_refuses_a_users_folder_before_running_anything(tmp_path):
