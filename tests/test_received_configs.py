@@ -104,3 +104,14 @@ def test_assay_run_refuses_a_users_folder_before_running_anything(tmp_path):
     result = CliRunner().invoke(app, ["run", str(config), "--output", str(project)], terminal_width=300)
     assert result.exit_code == 2 and "is not an output of an assay job" in result.output, result.output
     assert sorted(p.name for p in project.rglob("*")) == ["DESIGN.md", "docs"]
+
+
+def test_a_classifier_model_directory_replaces_only_a_model_directory(tmp_path):
+    from classifiers.artifact import save_model
+
+    project = tmp_path / "project"
+    (project / "docs").mkdir(parents=True)
+    (project / "docs" / "DESIGN.md").write_text("# the design\n")
+    with pytest.raises(FileExistsError, match="is not a model directory"):
+        save_model(None, str(project), {}, "")  # refused before the classifier is looked at
+    assert (project / "docs" / "DESIGN.md").read_text() == "# the design\n"
