@@ -21,7 +21,7 @@ from typing import Any
 from classifiers.base import TextClassifier
 from classifiers.kinds import KIND_NAMES, kind_class
 from classifiers.shipped import resolve_model_dir
-from groundwork.atomic import atomic_folder, write_json_atomic
+from groundwork.atomic import atomic_folder, check_replaceable, write_json_atomic
 
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
@@ -45,7 +45,9 @@ def files_hash(directory: str, names: tuple[str, ...]) -> str:
 
 def save_model(clf: TextClassifier, directory: str, label_source: dict[str, Any],
                training_data_hash: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write a complete model directory atomically (built beside it, then renamed into place)."""
+    """Write a complete model directory atomically (built beside it, then renamed into place); an existing
+    `directory` is replaced only if it is a model directory (or empty)."""
+    check_replaceable(directory, lambda d: os.path.isfile(os.path.join(d, METADATA_FILE)), "a model directory")
     with atomic_folder(directory) as tmp:
         clf.save_files(tmp)
         metadata = {

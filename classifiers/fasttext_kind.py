@@ -136,9 +136,13 @@ class FastTextClassifier(TextClassifier):
     def load_files(cls, directory: str, metadata: dict[str, Any]) -> "FastTextClassifier":
         import fasttext
 
+        from curation.fasttext_file import check_fasttext_file
+
         settings = metadata["settings"]
         clf = cls(metadata["task"], FastTextConfig(**settings["fasttext"]))
-        clf.model = fasttext.load_model(os.path.join(directory, "model.bin"))
+        path = os.path.join(directory, "model.bin")
+        check_fasttext_file(path)  # a cut or crafted file would make fastText read forever or allocate its claim
+        clf.model = fasttext.load_model(path)
         clf._index_labels()
         return clf
 

@@ -82,8 +82,10 @@ def select_labelled(shards: str | list[str], spec: LabelSpec) -> tuple[pa.Table,
     """Rows (id, text, source, url, label, annotator, group_value) chosen by the spec, plus selection stats."""
     import duckdb
 
+    from curation.duckdb_locked import locked_connection
+
     files = shards if isinstance(shards, list) else document_shards(shards)
-    con = duckdb.connect()
+    con = locked_connection([*files, *([spec.annotations] if spec.annotations else [])])  # those files only
     file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     con.execute(f"CREATE VIEW docs AS SELECT * FROM read_parquet([{file_list}], union_by_name = true)")
     doc_cols = [r[0] for r in con.execute("DESCRIBE docs").fetchall()]

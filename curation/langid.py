@@ -50,11 +50,13 @@ class LanguageIdentifier:
     def __init__(self, model_path: str = ""):
         import fasttext
 
+        from curation.fasttext_file import check_fasttext_file
         from curation.model_files import local_path
 
         path = local_path(model_path or bundled_lid_model())
         if not os.path.exists(path):
             raise FileNotFoundError(f"language-ID model {path!r} not found; set langid.model_path to a local file")
+        check_fasttext_file(path)  # a cut file would make fastText read forever
         self.model = fasttext.load_model(path)
 
     def predict(self, text: str, max_chars: int = 5000) -> tuple[str, float]:

@@ -5,6 +5,7 @@ A curation output directory holds
     rejected/part-00000-of-00001.parquet the ledger: every dropped or unreadable record with its reason
     stats/funnel.json                   per-stage counts and bytes; stats/*.png histograms
     run.json                            the resolved config, versions and timing of the run
+    .assay-output                       written before anything else: this folder is a job's to replace
 Shards are written to a temporary name and renamed into place, so a reader never sees half a file and a
 killed run leaves nothing that looks finished. Files are written through Beam's FileSystems so the same
 code writes to local disk, GCS or S3.
@@ -12,6 +13,7 @@ code writes to local disk, GCS or S3.
 from __future__ import annotations
 
 import io
+import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -21,13 +23,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.document import DOC_COLUMNS, LEDGER_SCHEMA, Document
-from groundwork.atomic import replace_folder
+from groundwork.atomic import check_replaceable, replace_folder, write_json_atomic
 
 DOCS_DIR = "docs"
 LEDGER_DIR = "rejected"
 STATS_DIR = "stats"
 RUN_FILE = "run.json"
 FUNNEL_FILE = "funnel.json"
+OUTPUT_MARKER = ".assay-output"
+STAGING_DIR = ".staging"  # a job's shards before they are published
 
 
 def shard_name(index: int, count: int) -> str:
@@ -129,6 +133,28 @@ def ensure_nonempty(directory: str, schema: pa.Schema) -> None:
     """A dataset with no rows still gets one empty shard, so readers and SQL views work."""
     if not list_shards(directory):
         write_table_atomic(rows_to_table([], schema), f"{directory}/{shard_name(0, 1)}")
+
+
+def is_shard_output(folder: str) -> bool:
+    """Whether `folder` is an earlier output of a shard-writing job: it has the marker `claim_output` writes, or
+    (outputs of older versions) a run.json as the job writes it, or only the staging folder of a killed first run."""
+    if os.path.isfile(os.path.join(folder, OUTPUT_MARKER)) or os.listdir(folder) == [STAGING_DIR]:
+        return True
+    try:
+        with open(os.path.join(folder, RUN_FILE), encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"job", "versions", "counts"} <= set(record)
+
+
+def claim_output(folder: str, job: str) -> None:
+    """Before a job writes anything into the local folder `folder` (its docs/ and rejected/ are replaced when it
+    publishes): refuse a folder that is not empty and not an earlier output (FileExistsError saying what to do),
+    then mark it, so that a killed first run can be rerun into it."""
+    check_replaceable(folder, is_shard_output, f"an output of an assay job (no {RUN_FILE} or {OUTPUT_MARKER} in it)")
+    os.makedirs(folder, exist_ok=True)
+    write_json_atomic({"job": job}, os.path.join(folder, OUTPUT_MARKER))
 
 
 def publish(staging: str, out: str, subdirs: Iterable[str] = (DOCS_DIR, LEDGER_DIR)) -> None:

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -57,6 +57,15 @@ def replace_folder(work: str, final: str) -> None:
     os.rename(work, final)
     if old:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_replaceable(folder: str, is_ours: Callable[[str], bool], what: str) -> None:
+    """Before a job replaces what is in its output folder: the folder must be absent, empty, or recognised by
+    `is_ours` as an earlier output of the job. Anything else is someone's own folder (a project, a home) that an
+    `--output` typo or a received config would have overwritten: FileExistsError saying what to do."""
+    if os.path.isfile(folder) or (os.path.isdir(folder) and os.listdir(folder) and not is_ours(folder)):
+        raise FileExistsError(f"{folder} exists and is not {what}; nothing was written: choose another --output "
+                              "(an absent or empty folder), or remove it yourself if nothing in it is needed")
 
 
 @contextlib.contextmanager

@@ -4,6 +4,10 @@ Every config assay reads (run configs, recipes, plans, trainer configs) goes thr
 all give the same kind of error: `curate.toml: langid.threshold: expected float, got 'high'`. A dataclass
 checks its own values in `__post_init__` (raising ValueError, or FieldError about one field); the loader adds
 the field's path.
+
+A config file may come from someone else. Values that code and the command line may set but a file may not
+(where a job runs, what code its workers start) are checked by the dataclass's `check_from_file()`, which
+`from_dict` calls after `__post_init__`, and only there.
 """
 from __future__ import annotations
 
@@ -60,7 +64,11 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
         raise ConfigError(f"{where or cls.__name__}: unknown field(s) {unknown}; known: {sorted(fields)}")
     kwargs = {name: _coerce(hints[name], value, f"{where}.{name}" if where else name) for name, value in data.items()}
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
+        check = getattr(obj, "check_from_file", None)
+        if check is not None:
+            check()
+        return obj
     except ConfigError:
         raise
     except FieldError as exc:

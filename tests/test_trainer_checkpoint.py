@@ -35,6 +35,7 @@ def test_a_checkpoint_with_python_objects_is_refused_without_running_them(tmp_pa
         with pytest.raises(CheckpointError, match="weights_only=True.*older assay.*Retrain") as err:
             load_checkpoint(given)
         assert path in str(err.value) and "upgrade_checkpoint" in str(err.value)
+        assert "UNPICKLES the file, which RUNS ANY CODE IN IT" in str(err.value)  # said loudly, not "if you trust"
     assert not os.path.exists(marker)
     torch.load(path, weights_only=False)  # control: the payload is live, an unsafe load runs it
     assert os.path.exists(marker)

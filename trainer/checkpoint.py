@@ -5,7 +5,8 @@ leaves a half-written checkpoint that looks finished; the newest complete one is
 
 A checkpoint holds only tensors and plain containers (dicts, lists, tuples, numbers, strings): it is loaded with
 `torch.load(weights_only=True)`, so a tampered or foreign file cannot run code. Format 1 files (numpy RNG state
-pickled as an array) are refused with what to do; `upgrade_checkpoint` converts one you trust.
+pickled as an array) are refused with what to do; `upgrade_checkpoint` converts one you wrote yourself (it unpickles
+the file, which runs any code in it).
 """
 from __future__ import annotations
 
@@ -98,14 +99,16 @@ def load_checkpoint(path: str) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} holds Python objects{f' ({found.group(1)})' if found else ''} that a safe load (torch.load "
             f"weights_only=True) refuses: it was written by an older assay (before {CHECKPOINT_FORMAT}) or by "
-            "something else. Retrain or resume from a newer checkpoint; if you trust the file, convert it once with "
-            f"python -c \"from trainer.checkpoint import upgrade_checkpoint; upgrade_checkpoint('{path}')\""
+            "something else. Retrain or resume from a newer checkpoint. Only if you wrote this file yourself, convert "
+            f"it once with python -c \"from trainer.checkpoint import upgrade_checkpoint; upgrade_checkpoint('{path}')\""
+            " -- WARNING: upgrade_checkpoint UNPICKLES the file, which RUNS ANY CODE IN IT: never use it on a "
+            "checkpoint someone else gave you or you downloaded"
         ) from None
 
 
 def upgrade_checkpoint(path: str) -> str:
-    """Rewrite a format-1 checkpoint you trust (it is unpickled in full, which can run code) in the current
-    format; returns the path. The RNG states are kept exactly, so a run resumed from it stays bit-identical."""
+    """Rewrite a format-1 checkpoint YOU WROTE in the current format; returns the path. The file is unpickled in
+    full, which runs any code it holds: never call this on a checkpoint from someone else. The RNG states are kept exactly, so a run resumed from it stays bit-identical."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     for rank in ckpt.get("ranks", []):
         numpy_state = rank["rng"]["numpy"]

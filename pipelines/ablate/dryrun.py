@@ -26,14 +26,12 @@ class DryRun:
 
 def check_pools(recipe) -> str:
     """"ok", or why the recipe's pools cannot be read (missing shards, a column the predicate needs)."""
-    import duckdb
-
     from groundwork.config import ConfigError
-    from pipelines.mix import count_pool, resolve_pools
+    from pipelines.mix import count_pool, pools_connection, resolve_pools
 
     try:
         pools, skipped = resolve_pools(recipe, warn=lambda _: None)
-        con = duckdb.connect()
+        con = pools_connection(pools)
         try:
             for pool in pools:
                 count_pool(con, pool)
@@ -85,30 +83,32 @@ def dry_run(plan: Plan, output: str | None = None) -> DryRun:
 def render(plan: Plan, result: DryRun, console, output: str | None = None) -> None:
     from rich.table import Table
 
+    from groundwork.terminal import escaped, plain_text as t
     from pipelines.ablate.mixcache import cached_mix
     from pipelines.mix import pools_fingerprint
 
     cache = mix_cache_dir(plan, os.path.abspath(output or plan.output))
-    table = Table(title=f"ablation plan {plan.name!r}: {len(result.cells)} cells")
+    table = Table(title=f"ablation plan {escaped(repr(plan.name))}: {len(result.cells)} cells")
     for col in ("recipe", "size", "seed", "params", "steps", "train tokens", "FLOPs (6ND)", "mix", "state"):
         table.add_column(col, justify="right" if col in ("params", "steps", "train tokens", "FLOPs (6ND)") else "left")
     for cell in result.cells:
         cached = cached_mix(cache, cell.recipe_hash, pools_fingerprint(cell.resolved))
         mix = "cached" if cached else f"to build ({cell.recipe_hash[:12]})"
-        table.add_row(cell.recipe, cell.size, str(cell.seed), f"{cell.params:,}",
+        table.add_row(t(cell.recipe), t(cell.size), str(cell.seed), f"{cell.params:,}",
                       str(cell.steps), f"{cell.tokens:,}", f"{cell.flops:.3g}", mix, result.state[cell.key])
     console.print(table)
     for name, ref in plan.recipes.items():
         if ref.label:
-            console.print(f"{name}: {ref.label}")
+            console.print(f"{escaped(name)}: {escaped(ref.label)}")
     for name, reason in result.recipe_status.items():
         if not reason.startswith("ok"):
             needs = plan.recipes[name].needs
-            console.print(f"[yellow]recipe {name!r} cannot be mixed now:[/yellow] {reason}"
-                          + (f"\n  needs: {needs}" if needs else ""))
+            console.print(f"[yellow]recipe {escaped(repr(name))} cannot be mixed now:[/yellow] {escaped(reason)}"
+                          + (f"\n  needs: {escaped(needs)}" if needs else ""))
         elif reason != "ok":
-            console.print(f"recipe {name!r}: {reason}")
+            console.print(f"recipe {escaped(repr(name))}: {escaped(reason)}")
     if result.eval_status != "ok":
-        console.print(f"[yellow]the eval sets cannot be built now (a run would stop):[/yellow] {result.eval_status}")
+        console.print("[yellow]the eval sets cannot be built now (a run would stop):[/yellow] "
+                      + escaped(result.eval_status))
     console.print(f"estimated compute: {result.total_flops:.3g} FLOPs in all, {result.remaining_flops:.3g} "
                   "still to run (6 x parameters x training tokens; evaluation not counted)")

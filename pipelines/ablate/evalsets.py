@@ -18,39 +18,31 @@ EVAL_DIR = "evalsets"
 def build_eval_sets(plan: Plan, output: str) -> dict[str, dict[str, Any]]:
     """Write the eval sets as the held-out files of <output>/evalsets (trainer.token_shards' layout, so the
     trainer's held-out evaluation reads them); return {set: {documents, sha256, source, predicate}}.
-    A source without shards or a predicate DuckDB rejects is a ConfigError naming the field."""
-    import duckdb
-
+    A source without shards or a predicate refused (pipelines/mix/predicate.py) or that DuckDB cannot run is a
+    ConfigError naming the field."""
     from groundwork.config import ConfigError
-    from pipelines.mix import PoolFiles, PoolSpec, count_pool, is_heldout, pool_files, pool_query
+    from pipelines.mix import PoolFiles, PoolSpec, count_pool, is_heldout, pool_files, pool_query, pools_connection
     from trainer.token_shards import file_sha256, heldout_pools, write_heldout
 
     folder = os.path.join(output, EVAL_DIR)
-
     info = {}
-    con = duckdb.connect()
-    try:
-        for name, spec in plan.eval.sets.items():
-            pool = PoolFiles(name, PoolSpec(source=spec.source, predicate=spec.predicate), [])
-            pool.files = pool_files(name, pool.spec)
-            if not pool.files:
-                raise ConfigError(f"eval.sets.{name}.source: no Parquet shards in {spec.source!r}; run "
-                                  f"`assay run --output {spec.source}` first or fix the path")
-            try:
-                count_pool(con, pool)
-            except ConfigError as exc:
-                raise ConfigError(f"eval.sets.{name}: {str(exc).split(': ', 1)[-1]}") from None
+    for name, spec in plan.eval.sets.items():
+        pool = PoolFiles(name, PoolSpec(source=spec.source, predicate=spec.predicate), [], prefix=f"eval.sets.{name}")
+        pool.files = pool_files(name, pool.spec)
+        if not pool.files:
+            raise ConfigError(f"eval.sets.{name}.source: no Parquet shards in {spec.source!r}; run "
+                              f"`assay run --output {spec.source}` first or fix the path")
+        with pools_connection([pool]) as con:  # the predicate is checked (count_pool) before anything runs
+            count_pool(con, pool)
             rows = con.execute(pool_query(pool) + " ORDER BY id").fetchall()
-            kept = [(i, t) for i, t in rows if is_heldout(t, plan.mix.heldout_fraction)][: plan.eval.max_docs]
-            if not kept:
-                raise ConfigError(f"eval.sets.{name}: none of its {len(rows)} documents falls in the held-out "
-                                  f"fraction {plan.mix.heldout_fraction}; raise mix.heldout_fraction or widen "
-                                  f"eval.sets.{name}.predicate")
-            path = write_heldout(folder, name, kept)
-            info[name] = {"documents": len(kept), "sha256": file_sha256(path), "source": spec.source,
-                          "predicate": spec.predicate}
-    finally:
-        con.close()
+        kept = [(i, t) for i, t in rows if is_heldout(t, plan.mix.heldout_fraction)][: plan.eval.max_docs]
+        if not kept:
+            raise ConfigError(f"eval.sets.{name}: none of its {len(rows)} documents falls in the held-out "
+                              f"fraction {plan.mix.heldout_fraction}; raise mix.heldout_fraction or widen "
+                              f"eval.sets.{name}.predicate")
+        path = write_heldout(folder, name, kept)
+        info[name] = {"documents": len(kept), "sha256": file_sha256(path), "source": spec.source,
+                      "predicate": spec.predicate}
     for name, path in heldout_pools(folder).items():
         if name not in plan.eval.sets:
             os.remove(path)  # a set the plan no longer has: never scored again

@@ -24,7 +24,7 @@ def _clear_errors():
     """Known failures become one line saying what to do, and exit status 2."""
     from classifiers.artifact import ModelDirError
 
-    return known_errors(ModelDirError, ValueError, FileNotFoundError)
+    return known_errors(ModelDirError, ValueError, FileNotFoundError, FileExistsError)
 
 
 @classify_app.command("labels")

@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             result = run_curation(cfg, show_progress=progress)
-        except (FileNotFoundError, ValueError) as exc:
+        except (FileNotFoundError, FileExistsError, ValueError) as exc:
             fail(str(exc))
         except WorkerLost as exc:
             fail(f"run failed: {exc}", code=1)
@@ -132,9 +132,12 @@ def register(app: typer.Typer) -> None:
         except duckdb.Error as exc:
             fail(f"SQL error: {exc}\n(views: docs, rejected, stats; try: DESCRIBE docs)")
         if format == "csv":
+            from groundwork.terminal import printable
+
+            show = printable if sys.stdout.isatty() else (lambda v: v)  # a file gets the values as they are
             writer = csv.writer(sys.stdout)
-            writer.writerow(names)
-            writer.writerows(rows)
+            writer.writerow([show(n) for n in names])
+            writer.writerows([show(v) if isinstance(v, str) else v for v in row] for row in rows)
         elif format == "json":
             for row in rows:
                 sys.stdout.write(json.dumps(dict(zip(names, row)), default=str) + "\n")
@@ -142,9 +145,13 @@ def register(app: typer.Typer) -> None:
             from rich.console import Console
             from rich.table import Table
 
-            table = Table(*names)
-            for row in rows[:limit]:
-                table.add_row(*[_cell(v) for v in row])
+            from groundwork.terminal import plain_text
+
+            table = Table()
+            for name in names:
+                table.add_column(plain_text(name))
+            for row in rows[:limit]:  # cells are data: never markup, no control characters
+                table.add_row(*[plain_text(v, limit=80) for v in row])
             if len(rows) > limit:
                 table.caption = f"{len(rows) - limit} more rows (use --limit, or --format csv)"
             Console().print(table)
@@ -166,7 +173,3 @@ def register(app: typer.Typer) -> None:
         else:
             Console(width=None if Console().is_terminal else 130).print(funnel_table(funnel))
 
-
-def _cell(value) -> str:
-    text = str(value) if value is not None else ""
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
                 raise ValueError(f"--min-score {min_score}: the rubric scores 0-5")
             settings = EvalSettings(keep=tuple(keep), merge_jaccard=merge_jaccard, min_score=min_score)
             result = evaluate(cfg, corpus, out, settings, gates, run_dir=run, show_progress=progress)
-        except (ConfigError, ValueError, FileNotFoundError) as exc:
+        except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as exc:
             fail(str(exc))
         console.print(to_markdown(result.report, result.failures), markup=False, highlight=False)
         console.print(f"report: {result.paths['quality.md']}  ·  json: {result.paths['quality.json']}  ·  "

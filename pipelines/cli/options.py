@@ -73,8 +73,11 @@ class WorkerOptions:
 
 
 def fail(message: str, code: int = 2) -> typing.NoReturn:
-    """A known failure: one red line on stderr saying what to do, and exit status `code` (2: bad input)."""
-    typer.secho(f"error: {message}", err=True, fg="red")
+    """A known failure: one red line on stderr saying what to do, and exit status `code` (2: bad input). The
+    message may quote data (a document, a predicate): its control characters are not sent to the terminal."""
+    from groundwork.terminal import printable
+
+    typer.secho(f"error: {printable(message)}", err=True, fg="red")
     raise typer.Exit(code)
 
 

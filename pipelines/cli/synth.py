@@ -90,7 +90,8 @@ def _clear_errors():
     from synth.backends.openai_backend import BackendHTTPError
     from synth.isolation import SandboxUnavailable
 
-    return known_errors(ValueError, FileNotFoundError, ImportError, BackendHTTPError, SandboxUnavailable)
+    return known_errors(ValueError, FileNotFoundError, FileExistsError, ImportError, BackendHTTPError,
+                        SandboxUnavailable)
 
 
 def _report(result: dict, out: str) -> None:

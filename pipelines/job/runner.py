@@ -6,6 +6,11 @@ download a Prism binary, which must never happen here. "dask" is Beam's DaskRunn
 `dask.distributed` scheduler (`--dask_client_address`; without one, a local cluster of `workers` processes
 lives for the run). Any other runner name (DataflowRunner, FlinkRunner, SparkRunner, ...) is handed to Beam
 unchanged with the user's flags.
+
+A config file may come from someone else, and a Beam runner plus its flags decide where a job runs and which
+commands its workers start (`--environment_type=PROCESS --environment_config=<command>` runs any command). So
+a config file may name only the runners of this machine (FILE_RUNNERS) and flags that tune them (FILE_FLAGS);
+everything else is accepted on the command line only (`RunnerConfig.check_from_file`).
 """
 from __future__ import annotations
 
@@ -24,6 +29,11 @@ LOCAL_NAMES = {"local", "fnapi", "FnApiRunner"}
 DASK_NAMES = {"dask", "DaskRunner"}
 MODES = ("multi_processing", "in_memory", "multi_threading")
 WORKER_LOG_ENV = "ASSAY_WORKER_LOG_LEVEL"
+#: runners a config file may name: they run on this machine, with assay's own worker command
+FILE_RUNNERS = frozenset(LOCAL_NAMES | DASK_NAMES)
+#: Beam flags a config file may give: they tune a local run; a scheduler's address, a container image, a worker
+#: command, packages to install, a job server are not among them (a hostile scheduler or job server is code too)
+FILE_FLAGS = frozenset({"default_sdk_harness_log_level", "dask_npartitions", "dask_partition_size", "job_name"})
 
 
 @dataclass
@@ -53,9 +63,38 @@ class RunnerConfig:
         if self.stage_timeout_s < 0:
             raise FieldError("stage_timeout_s", f"must be >= 0 (0 = no limit), got {self.stage_timeout_s}")
 
+    def check_from_file(self) -> None:
+        """A runner table read from a config file (groundwork.config.from_dict) names a runner of this machine
+        and tuning flags only; the command line may add anything (`assay run CONFIG --runner ... --flag=...`)."""
+        where = "on the command line only (assay run CONFIG --runner NAME --flag=VALUE ...), never from a config " \
+                "file, which may come from someone else"
+        if self.runner not in FILE_RUNNERS:
+            raise FieldError("runner", f"{self.runner!r} is accepted {where}; a config file may name "
+                                       f"{sorted(FILE_RUNNERS)}")
+        for flag in file_flag_names(self.beam_args):
+            if flag not in FILE_FLAGS:
+                raise FieldError("beam_args", f"{flag!r} is accepted {where}: Beam flags choose where a job runs "
+                                              f"and which commands its workers start; a config file may give "
+                                              f"{sorted(FILE_FLAGS)}")
+
     @property
     def is_local(self) -> bool:
         return self.runner in LOCAL_NAMES
+
+
+def file_flag_names(args: list[str]) -> list[str]:
+    """The names of the flags in `args` ("--name=value", or "--name" then its value); a word that is no flag's
+    value counts as a name, so it is refused too."""
+    names, value_may_follow = [], False
+    for arg in args:
+        if arg.startswith("-"):
+            names.append(arg.lstrip("-").split("=", 1)[0])
+            value_may_follow = "=" not in arg
+        elif value_may_follow:
+            value_may_follow = False
+        else:
+            names.append(arg)
+    return names
 
 
 def _MODE_WARNING(record: logging.LogRecord) -> bool:

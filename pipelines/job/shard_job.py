@@ -10,7 +10,8 @@ A job is a declaration: where its elements come from (pipelines/job/sources.py) 
 through (pipelines/job/steps.py). The shard schema is the source's columns plus every step's; the funnel's
 stage order is the source's stages then every step's. Shards are written to OUT/.staging and moved into
 place only when the run finishes, so a killed run leaves the previous output (or nothing) and a rerun gives
-the same files.
+the same files. OUT must be absent, empty or an earlier output (curation.shards.claim_output): publishing
+replaces OUT/docs and OUT/rejected, which in someone's own folder would delete their files.
 """
 from __future__ import annotations
 
@@ -24,13 +25,13 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from curation.document import LEDGER_SCHEMA
-from curation.shards import (DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, RUN_FILE, STATS_DIR, doc_schema, ensure_nonempty,
-                             is_remote, publish, shard_files)
+from curation.shards import (DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, RUN_FILE, STAGING_DIR, STATS_DIR, claim_output,
+                             doc_schema, ensure_nonempty, is_remote, publish, shard_files)
 from pipelines.job.runner import RunnerConfig
 from pipelines.job.sources import Source
 from pipelines.job.steps import PerDocument, Step, StepContext
 
-STAGING = ".staging"
+STAGING = STAGING_DIR
 
 
 @dataclass
@@ -106,6 +107,7 @@ class ShardJob:
         out = self.output.rstrip("/") if is_remote(self.output) else os.path.abspath(self.output)
         staging = f"{out}/{STAGING}"
         if not is_remote(out):
+            claim_output(out, self.name)  # absent, empty or an earlier output: a folder of the user's is never touched
             shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed run: never published, safe to drop
             os.makedirs(staging, exist_ok=True)
         show = self.runner.progress if show_progress is None else show_progress

@@ -1,4 +1,7 @@
-"""DuckDB over a curation output: views `docs`, `rejected` and `stats` for `assay sql`."""
+"""DuckDB over a curation output: views `docs`, `rejected` and `stats` for `assay sql`.
+
+The query is the user's own and stays free-form SQL, but the connection can read the output's shards only
+(curation/duckdb_locked.py): no other file read or written, no database attached, no extension loaded."""
 from __future__ import annotations
 
 import json
@@ -6,27 +9,26 @@ import os
 
 import duckdb
 
-from curation.shards import DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, STATS_DIR
+from curation.duckdb_locked import locked_connection
+from curation.shards import DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, STATS_DIR, shard_files
 
 
-def _glob(output: str, sub: str) -> str | None:
-    folder = os.path.join(output, sub)
-    if not os.path.isdir(folder) or not any(f.endswith(".parquet") for f in os.listdir(folder)):
-        return None
-    return os.path.join(folder, "*.parquet").replace("'", "''")
+def _listed(files: list[str]) -> str:
+    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
 def connect(output: str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the output's views; clear error when it is not an output."""
-    docs, rejected = _glob(output, DOCS_DIR), _glob(output, LEDGER_DIR)
-    if docs is None and rejected is None:
+    docs = shard_files(os.path.join(os.path.abspath(output), DOCS_DIR))
+    rejected = shard_files(os.path.join(os.path.abspath(output), LEDGER_DIR))
+    if not docs and not rejected:
         raise FileNotFoundError(
             f"{output!r} has no docs/ or rejected/ shards: point --output at a folder written by `assay run`")
-    con = duckdb.connect()
+    con = locked_connection([*docs, *rejected])
     if docs:
-        con.execute(f"CREATE VIEW docs AS SELECT * FROM read_parquet('{docs}', union_by_name = true)")
+        con.execute(f"CREATE VIEW docs AS SELECT * FROM read_parquet({_listed(docs)}, union_by_name = true)")
     if rejected:
-        con.execute(f"CREATE VIEW rejected AS SELECT * FROM read_parquet('{rejected}', union_by_name = true)")
+        con.execute(f"CREATE VIEW rejected AS SELECT * FROM read_parquet({_listed(rejected)}, union_by_name = true)")
     funnel = os.path.join(output, STATS_DIR, FUNNEL_FILE)
     if os.path.exists(funnel):
         with open(funnel) as fh:

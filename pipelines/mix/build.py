@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from groundwork.atomic import atomic_folder
-from pipelines.mix.pools import PoolFiles, count_pool, resolve_pools, tokenizer_sample
+from pipelines.mix.pools import PoolFiles, count_pool, pools_connection, resolve_pools, tokenizer_sample
 from pipelines.mix.recipe import Recipe, recipe_dict, recipe_hash
 from pipelines.mix.sampling import BudgetError, PhasePlan, phase_quotas, plan_phases
 from pipelines.mix.staged import StagedTokens
@@ -58,9 +58,11 @@ class _Steps:
         if not self.show:
             yield
             return
-        with self.console.status(message + " ..."):
+        from groundwork.terminal import escaped
+
+        with self.console.status(escaped(message) + " ..."):
             yield
-        self.console.print(f"[green]done[/green] {message} ({time.perf_counter() - start:.1f} s)")
+        self.console.print(f"[green]done[/green] {escaped(message)} ({time.perf_counter() - start:.1f} s)")
 
     def watch(self, message: str, work, total: int, done) -> None:
         """Run `work()` in a thread and show a bar of `done()` out of `total` until it returns (or raises)."""
@@ -82,7 +84,9 @@ class _Steps:
         start = time.perf_counter()
         thread = threading.Thread(target=target, daemon=True)
         thread.start()
-        columns = (TextColumn(message), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        from groundwork.terminal import escaped
+
+        columns = (TextColumn(escaped(message)), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=self.console, transient=True) as bar:
             task = bar.add_task(message, total=total)
             while thread.is_alive():
@@ -90,17 +94,18 @@ class _Steps:
                 bar.update(task, completed=done())
         if failure:
             raise failure[0]
-        self.console.print(f"[green]done[/green] {message} ({time.perf_counter() - start:.1f} s)")
+        self.console.print(f"[green]done[/green] {escaped(message)} ({time.perf_counter() - start:.1f} s)")
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/yellow] {message}")
+        from groundwork.terminal import escaped
+
+        self.console.print(f"[yellow]warning:[/yellow] {escaped(message)}")
 
 
 def run_mix(recipe: Recipe, output: str | None = None, dry_run: bool = False, progress: bool = True,
             console=None) -> MixReport:
     """Build the token shards of `recipe` in `output` (or only count, with dry_run). Raises ConfigError /
     BudgetError / TokenizerError with messages that name the field or pool to change."""
-    import duckdb
     from rich.console import Console
 
     steps = _Steps(console or Console(stderr=True), progress)
@@ -112,7 +117,7 @@ def run_mix(recipe: Recipe, output: str | None = None, dry_run: bool = False, pr
     for name, reason in skipped.items():
         spec = recipe.pools[name]
         report.pools[name] = PoolReport(name, spec.source, spec.predicate, skipped=reason)
-    con = duckdb.connect()
+    con = pools_connection(pools)
     try:
         with steps.step(f"counting {len(pools)} pools with DuckDB"):
             counts = {pool.name: count_pool(con, pool) for pool in pools}
@@ -227,9 +232,7 @@ def _write_shards(recipe: Recipe, tok, report: MixReport, staged: StagedTokens, 
 
 def _check_output(output: str) -> None:
     """An existing output is replaced only if it is a token mix (or empty)."""
+    from groundwork.atomic import check_replaceable
     from trainer.token_shards import ShardFolder
 
-    if os.path.isfile(output) or (os.path.isdir(output) and os.listdir(output)
-                                  and not ShardFolder.is_finished(output)):
-        raise FileExistsError(f"{output} exists and is not a token-shard directory; choose another --output "
-                              "or remove it")
+    check_replaceable(output, ShardFolder.is_finished, "a token-shard directory")

@@ -1,14 +1,19 @@
-"""Pools on disk: which Parquet files a pool reads, its DuckDB query, its counts, and the held-out rule."""
+"""Pools on disk: which Parquet files a pool reads, its DuckDB query, its counts, and the held-out rule.
+
+A pool's predicate comes from a recipe file, which may be someone else's: it reaches DuckDB only as checked
+by pipelines/mix/predicate.py, and only on a connection that can read the pool's files and nothing else
+(`pools_connection`)."""
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from curation.document import content_hash
 from curation.shards import document_shards
 from groundwork.config import ConfigError
+from pipelines.mix.predicate import checked_predicate
 from pipelines.mix.recipe import PoolSpec, Recipe
 
 log = logging.getLogger(__name__)
@@ -19,6 +24,13 @@ class PoolFiles:
     name: str
     spec: PoolSpec
     files: list[str]
+    #: the config field errors name ("pools.<name>" unless given, e.g. "eval.sets.<name>")
+    prefix: str = ""
+    #: the predicate as checked SQL (`pool_where`), computed once
+    where: str = field(default="", init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.prefix = self.prefix or f"pools.{self.name}"
 
 
 @dataclass
@@ -65,7 +77,9 @@ def resolve_pools(recipe: Recipe, warn=log.warning) -> tuple[list[PoolFiles], di
     for name, spec in recipe.pools.items():
         files = pool_files(name, spec)
         if files:
-            found.append(PoolFiles(name, spec, files))
+            pool = PoolFiles(name, spec, files)
+            pool_where(pool)  # a refused predicate stops every command here, dry runs included
+            found.append(pool)
             continue
         reason = f"no Parquet shards in {spec.source!r}"
         if spec.optional:
@@ -77,6 +91,37 @@ def resolve_pools(recipe: Recipe, warn=log.warning) -> tuple[list[PoolFiles], di
     return found, skipped
 
 
+def pool_columns(pool: PoolFiles) -> list[str]:
+    """The column names of a pool's shards, read from their Parquet footers; an unreadable shard is a
+    ConfigError naming the pool's source."""
+    import pyarrow.parquet as pq
+
+    names: dict[str, None] = {}
+    for path in pool.files:
+        try:
+            names.update(dict.fromkeys(pq.read_schema(path).names))
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+            raise ConfigError(f"{pool.prefix}.source: cannot read the Parquet shards in {pool.spec.source!r}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; re-run "
+                              "`assay run` to rewrite them") from None
+    return list(names)
+
+
+def pool_where(pool: PoolFiles) -> str:
+    """The pool's predicate as the SQL that may run: one checked expression over its columns (a ConfigError
+    naming the pool, the predicate and why otherwise)."""
+    if not pool.where:
+        pool.where = checked_predicate(pool.spec.predicate, pool_columns(pool), f"{pool.prefix}.predicate")
+    return pool.where
+
+
+def pools_connection(pools: list[PoolFiles]):
+    """A DuckDB connection that can read these pools' files and nothing else (curation/duckdb_locked.py)."""
+    from curation.duckdb_locked import locked_connection
+
+    return locked_connection([f for pool in pools for f in pool.files])
+
+
 def pool_relation_sql(files: list[str], row_numbers: bool = False) -> str:
     """All of a pool's files as one relation (columns missing from some files read as NULL)."""
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
@@ -85,32 +130,34 @@ def pool_relation_sql(files: list[str], row_numbers: bool = False) -> str:
 
 
 def pool_query(pool: PoolFiles, columns: str = "id, text", extra_where: str = "", row_numbers: bool = False) -> str:
-    """The pool's non-empty documents matching its predicate."""
-    where = f"({pool.spec.predicate}) AND text IS NOT NULL AND length(text) > 0"
+    """The pool's non-empty documents matching its (checked) predicate."""
+    where = f"({pool_where(pool)}) AND text IS NOT NULL AND length(text) > 0"
     if extra_where:
         where += f" AND {extra_where}"
     return f"SELECT {columns} FROM {pool_relation_sql(pool.files, row_numbers)} WHERE {where}"
 
 
 def count_pool(con, pool: PoolFiles) -> PoolCount:
-    """Documents matching the predicate; a predicate DuckDB rejects is a ConfigError naming the pool."""
+    """Documents matching the predicate; a predicate refused or one DuckDB cannot run (a type error) is a
+    ConfigError naming the pool. `con`: `pools_connection`."""
+    where = pool_where(pool)
     rel = pool_relation_sql(pool.files)
     try:
         row = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE text IS NULL OR length(text) = 0), "
-            f"coalesce(sum(length(text)), 0), count(DISTINCT id) FROM {rel} WHERE ({pool.spec.predicate})"
+            f"coalesce(sum(length(text)), 0), count(DISTINCT id) FROM {rel} WHERE ({where})"
         ).fetchall()[0]
-    except Exception as exc:  # duckdb raises Binder/Parser errors
+    except Exception as exc:  # duckdb raises Binder/Conversion errors
         try:
             columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
         except Exception as read_exc:
-            raise ConfigError(f"pools.{pool.name}.source: cannot read the Parquet shards in {pool.spec.source!r}: "
+            raise ConfigError(f"{pool.prefix}.source: cannot read the Parquet shards in {pool.spec.source!r}: "
                               f"{str(read_exc).splitlines()[0]}; re-run `assay run` to rewrite them") from None
-        raise ConfigError(f"pools.{pool.name}.predicate: DuckDB cannot run {pool.spec.predicate!r}: "
+        raise ConfigError(f"{pool.prefix}.predicate: DuckDB cannot run {pool.spec.predicate!r}: "
                           f"{str(exc).splitlines()[0]}; columns available: {columns}") from None
     total, empty, chars, distinct = (int(v) for v in row)
     if distinct != total:
-        raise ConfigError(f"pools.{pool.name}: {total - distinct} duplicate document ids in {pool.spec.source!r}; "
+        raise ConfigError(f"{pool.prefix}: {total - distinct} duplicate document ids in {pool.spec.source!r}; "
                           "ids must be unique within a pool (re-run `assay run`, which assigns unique ids)")
     return PoolCount(documents=total - empty, empty=empty, chars=chars)
 

@@ -2,7 +2,7 @@
 rest with EOS appended, and stage the token ids as Parquet (pool, id, n_tokens, tokens).
 
 One unit of work is a chunk of rows of one shard file of one pool: the worker reads it with DuckDB (the
-pool's predicate applied), tokenizes it in one batch and writes one staged file named after the chunk.
+pool's checked predicate applied, on a connection that can read the pools' files only), tokenizes it in one batch and writes one staged file named after the chunk.
 Chunks spread over the workers; nothing else crosses between them except the few held-out documents, so
 the output does not depend on worker count or timing.
 """
@@ -44,8 +44,9 @@ class TokenizeChunk(beam.DoFn):
     literal "<|endoftext|>" inside a document never becomes the EOS id.
     """
 
-    def __init__(self, tokenizer_path: str, staging: str, heldout_fraction: float):
+    def __init__(self, tokenizer_path: str, staging: str, heldout_fraction: float, files: list[str]):
         self.tokenizer_path, self.staging, self.heldout_fraction = tokenizer_path, staging, heldout_fraction
+        self.files = files  # the pools' shard files: all a worker's DuckDB may read
         self._tok = None
 
     def setup(self):
@@ -56,10 +57,10 @@ class TokenizeChunk(beam.DoFn):
         self._eos = eos_id(self._tok)
 
     def process(self, task):
-        import duckdb
+        from curation.duckdb_locked import locked_connection
 
         pool, name, sql = task
-        with duckdb.connect() as con:
+        with locked_connection(self.files) as con:
             rows = con.execute(sql).fetchall()
         train = []
         for doc_id, text in rows:
@@ -102,7 +103,8 @@ def build_tokenize_pipeline(p: beam.Pipeline, pools: list[PoolFiles], tokenizer_
         p
         | "chunks" >> beam.Create(chunk_tasks(pools, rows_per_task))
         | "spread" >> beam.Reshuffle()
-        | "tokenize" >> beam.ParDo(TokenizeChunk(tokenizer_path, staging, heldout_fraction)).with_outputs(
+        | "tokenize" >> beam.ParDo(TokenizeChunk(tokenizer_path, staging, heldout_fraction,
+                                                 [f for pool in pools for f in pool.files])).with_outputs(
             HELDOUT, main="staged")
     )
     if heldout_to is not None:
