@@ -78,12 +78,22 @@ class SandboxLimits:
     """Resource limits of one sandboxed program run, and the one (loudly named) way to run without OS
     isolation on a machine that cannot provide it."""
 
-    cpu_seconds: int = 5
+    cpu_seconds: int = 5  # CPU seconds of each process (RLIMIT_CPU)
     wall_seconds: float = 10.0
-    memory_bytes: int = 512 * 1024 * 1024
-    file_bytes: int = 1024 * 1024  # largest file it may write (stdout and stderr included)
-    max_processes: int = 64  # processes (and threads) of one run: each run has its own uid when we are root
-    output_bytes: int = 64 * 1024  # stdout kept for the answer
+    memory_bytes: int = 512 * 1024 * 1024  # the whole run: its processes, tmpfs pages, kernel objects (cgroup)
+    file_bytes: int = 1024 * 1024  # largest file it may write; stderr past this stops the run
+    max_processes: int = 64  # processes (and threads) of one run, counted by its cgroup
+    output_bytes: int = 64 * 1024  # stdout kept for the answer; stdout past this stops the run
     open_files: int = 64
     disk_bytes: int = 16 * 1024 * 1024  # size of each private tmpfs (/work and /tmp)
+    shm_bytes: int = 1024 * 1024  # size of /dev/shm
+    max_files: int = 4096  # files (inodes) of each private tmpfs (/work, /tmp, /dev/shm)
+    cpus: float = 1.0  # CPU bandwidth of the whole run (cgroup cpu quota)
+    rlimit_processes: int = 4  # without a cgroup: the run's processes, each with memory_bytes / this of memory
     unsafe_no_isolation: bool = False  # run with only rlimits and the audit hook; recorded in every affected row
+
+    def __post_init__(self) -> None:
+        if min(self.memory_bytes, self.max_processes, self.rlimit_processes, self.max_files, self.disk_bytes,
+               self.shm_bytes) < 1 or self.cpus <= 0:
+            raise ValueError("sandbox limits must be positive: memory_bytes, max_processes, rlimit_processes, "
+                             "max_files, disk_bytes, shm_bytes, cpus")

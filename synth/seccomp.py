@@ -3,7 +3,9 @@
 The namespaces already take away the host; this filter takes away the kernel interfaces an exercise
 program never needs and that kernel exploits and sandbox escapes start from: sockets (on top of the empty
 network namespace), ptrace and cross-process memory, mounts and namespaces, keyrings, BPF, perf,
-userfaultfd, io_uring, module and kexec loading, device nodes and fifos. Denied calls fail with EPERM;
+userfaultfd, io_uring, module and kexec loading, device nodes and fifos, and memfd_create (a memfd is
+memory outside every size cap: fallocate with FALLOC_FL_KEEP_SIZE grows it past RLIMIT_FSIZE, and without
+a cgroup nothing else counts it). Denied calls fail with EPERM;
 a call made through another architecture's ABI (x32, or a foreign arch) kills the process, so the table
 cannot be sidestepped. Written by hand because libseccomp's Python binding is not on PyPI.
 """
@@ -25,7 +27,7 @@ DENIED = {
         "io_uring_register": 427, "personality": 135, "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169,
         "sethostname": 170, "setdomainname": 171, "iopl": 172, "ioperm": 173, "quotactl": 179,
         "fanotify_init": 300, "mknod": 133, "mknodat": 259, "open_tree": 428, "move_mount": 429, "fsopen": 430,
-        "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
+        "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442, "memfd_create": 319,
     },
     "aarch64": {
         "socket": 198, "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "mount": 40,
@@ -36,7 +38,7 @@ DENIED = {
         "io_uring_register": 427, "personality": 92, "acct": 89, "swapon": 224, "swapoff": 225, "reboot": 142,
         "sethostname": 161, "setdomainname": 162, "quotactl": 60, "fanotify_init": 262, "mknodat": 33,
         "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-        "mount_setattr": 442,
+        "mount_setattr": 442, "memfd_create": 279,
     },
 }
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
