@@ -14,14 +14,23 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from groundwork.atomic import write_text_atomic
+from trainer.tokenizer_file import TokenizerError, checked_json, first_line, rust_failure
 
 EOS_TOKEN = "<|endoftext|>"
 #: Special tokens in id order; the phi-3 chat template uses the last three.
 SPECIAL_TOKENS = (EOS_TOKEN, "<|user|>", "<|assistant|>", "<|end|>")
 
 
-class TokenizerError(ValueError):
-    """A tokenizer file is missing, unreadable or lacks the special tokens; the message says what to do."""
+#: a plain text every tokenizer must encode when it is loaded
+CANARY = "A tokenizer check: 12,345 words, é, 漢字 and tabs\t.\n"
+
+
+class EncodeError(TokenizerError):
+    """The tokenizer failed on texts[index] (index None: on the batch, not on any one text alone)."""
+
+    def __init__(self, index: int | None, reason: str):
+        self.index, self.reason = index, reason
+        super().__init__(f"the tokenizer cannot encode text {index}: {reason}")
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2) -> Tokenizer:
@@ -46,16 +55,47 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int =
 
 
 def load_tokenizer(path: str) -> Tokenizer:
-    """Load a local tokenizer.json and check it has the special tokens token shards rely on."""
+    """Load a local tokenizer.json that may come from someone else: checked first (trainer/tokenizer_file.py:
+    JSON, known regular expressions only, no padding or truncation), then loaded, then it must have the special
+    tokens token shards rely on and encode a plain text. Every failure, a panic of the library's Rust code
+    included, is a TokenizerError naming the file."""
     if not os.path.isfile(path):
         raise TokenizerError(f"tokenizer file {path!r} does not exist: give a local tokenizer.json, "
                              "or leave tokenizer.path empty to train one from the pools")
+    text = checked_json(path)
     try:
-        tok = Tokenizer.from_file(path)
-    except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
-        raise TokenizerError(f"cannot read tokenizer {path!r}: {exc}; is it a `tokenizers` tokenizer.json?") from None
+        tok = Tokenizer.from_str(text)
+    except BaseException as exc:  # a bare Exception on malformed files, a PanicException on some
+        if not rust_failure(exc):
+            raise
+        raise TokenizerError(f"cannot read tokenizer {path!r}: {first_line(exc)}; is it a `tokenizers` "
+                             "tokenizer.json?") from None
     check_special_tokens(tok, path)
+    try:
+        encode_all(tok, [CANARY])
+    except EncodeError as exc:
+        raise TokenizerError(f"tokenizer {path!r} cannot encode a plain sentence ({exc.reason}); use another "
+                             "tokenizer.json, or leave tokenizer.path empty to train one from the pools") from None
     return tok
+
+
+def encode_all(tok: Tokenizer, texts: list[str]) -> list:
+    """`tok.encode_batch(texts)` without special tokens added; when the library fails (an error or a Rust panic)
+    EncodeError names the first text it fails on."""
+    try:
+        return tok.encode_batch(texts, add_special_tokens=False)
+    except BaseException as exc:
+        if not rust_failure(exc):
+            raise
+        batch_reason = first_line(exc)
+    for i, text in enumerate(texts):
+        try:
+            tok.encode(text, add_special_tokens=False)
+        except BaseException as exc:
+            if not rust_failure(exc):
+                raise
+            raise EncodeError(i, first_line(exc)) from None
+    raise EncodeError(None, batch_reason)
 
 
 def check_special_tokens(tok: Tokenizer, where: str) -> None:

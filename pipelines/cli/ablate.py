@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
 
         from pipelines.ablate.plan import load_plan
         from groundwork.config import ConfigError
+        from trainer.tokenizer import TokenizerError
 
         console = Console(stderr=True)
         try:
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
             from pipelines.ablate.runner import run_plan
 
             summary = run_plan(cfg, out, log=lambda m: console.print(m, markup=False, highlight=False))
-        except ConfigError as exc:
+        except (ConfigError, TokenizerError) as exc:
             fail(str(exc))
         console.print(f"cells: {len(summary.ran)} ran, {len(summary.skipped)} already finished, "
                       f"{len(summary.failed)} failed; {len(summary.unavailable)} recipe/size pairs unavailable")

@@ -177,7 +177,7 @@ def _tokenizer(recipe: Recipe, con, pools: list[PoolFiles], work: str, steps: _S
 
 def _tokenize(recipe: Recipe, pools: list[PoolFiles], work: str, dry_run: bool, steps: _Steps) -> None:
     from curation.shards import shard_files
-    from pipelines.mix.tokenize_beam import chunk_tasks, run_tokenize, write_empty_heldout
+    from pipelines.mix.tokenize_beam import chunk_tasks, raise_failures, run_tokenize, write_empty_heldout
     from trainer.token_shards import TOKENIZER_FILE
 
     heldout = None if dry_run else work
@@ -187,6 +187,7 @@ def _tokenize(recipe: Recipe, pools: list[PoolFiles], work: str, dry_run: bool, 
                 lambda: run_tokenize(pools, os.path.join(work, TOKENIZER_FILE), staging, heldout,
                                      recipe.heldout_fraction, recipe.runner),
                 total, lambda: len(shard_files(staging)))
+    raise_failures(staging, repr(recipe.tokenizer.path) if recipe.tokenizer.path else "trained from the pools")
     if heldout is not None:
         for pool in pools:
             write_empty_heldout(heldout, pool.name)

@@ -5,8 +5,15 @@ One unit of work is a chunk of rows of one shard file of one pool: the worker re
 pool's checked predicate applied, on a connection that can read the pools' files only), tokenizes it in one batch and writes one staged file named after the chunk.
 Chunks spread over the workers; nothing else crosses between them except the few held-out documents, so
 the output does not depend on worker count or timing.
+
+A document the tokenizer cannot encode (its Rust code fails or panics) stops the mix with a TokenizerError
+naming the document, not a traceback: the chunk writes a failure record instead of its staged file, later
+chunks see it and skip their work, and the driver raises after the pipeline (`raise_failures`).
 """
 from __future__ import annotations
+
+import json
+import os
 
 import apache_beam as beam
 import numpy as np
@@ -20,6 +27,39 @@ from pipelines.mix.staged import STAGED_DTYPE, STAGED_SCHEMA
 from trainer.token_shards import heldout_pools, write_heldout
 
 HELDOUT = "heldout"
+FAILED = "failed"  # folder beside the staged tokens: one record per work item the tokenizer failed on
+
+
+def failure_dir(staging: str) -> str:
+    return os.path.join(os.path.dirname(staging.rstrip("/")), FAILED)
+
+
+def failures(staging: str) -> list[dict]:
+    """The failure records of a tokenize run, in work-item order."""
+    folder = failure_dir(staging)
+    if not os.path.isdir(folder):
+        return []
+    records = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".json"):
+            with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                records.append(json.load(fh))
+    return records
+
+
+def raise_failures(staging: str, tokenizer: str) -> None:
+    """TokenizerError for the first document the tokenizer could not encode, if any."""
+    from trainer.tokenizer import TokenizerError
+
+    found = failures(staging)
+    if found:
+        first = found[0]
+        doc = f"document {first['id']!r}" if first["id"] is not None else "a batch of documents"
+        raise TokenizerError(
+            f"tokenizer {tokenizer} cannot encode {doc} of pool {first['pool']!r}: {first['reason']} "
+            f"({len(found)} work item(s) failed; nothing was written). A tokenizer's normalizer and pre-tokenizer "
+            "run over every document: use another tokenizer.json, or leave tokenizer.path empty to train one from "
+            "the pools")
 
 
 def chunk_tasks(pools: list[PoolFiles], rows_per_task: int) -> list[tuple[str, str, str]]:
@@ -60,8 +100,11 @@ class TokenizeChunk(beam.DoFn):
         from curation.duckdb_locked import locked_connection
 
         pool, name, sql = task
-        with locked_connection(self.files) as con:
-            rows = con.execute(sql).fetchall()
+        stopped = bool(failures(self.staging))  # the mix stops anyway: spend no more time on it
+        rows = []
+        if not stopped:
+            with locked_connection(self.files) as con:
+                rows = con.execute(sql).fetchall()
         train = []
         for doc_id, text in rows:
             if is_heldout(text, self.heldout_fraction):
@@ -69,7 +112,20 @@ class TokenizeChunk(beam.DoFn):
             else:
                 train.append((doc_id, text))
         train.sort()
-        encodings = self._tok.encode_batch([text for _, text in train], add_special_tokens=False)
+        staged = None if stopped else self._stage(pool, name, train)
+        if staged is not None:
+            yield staged
+
+    def _stage(self, pool: str, name: str, train: list) -> str | None:
+        """The staged file of these (id, text) documents, or None (and a failure record) when the tokenizer
+        fails on one of them."""
+        from trainer.tokenizer import EncodeError, encode_all
+
+        try:
+            encodings = encode_all(self._tok, [text for _, text in train])
+        except EncodeError as exc:
+            self._record_failure(pool, name, None if exc.index is None else train[exc.index][0], exc.reason)
+            return None
         ids, counts = [], []
         for enc in encodings:
             doc = np.empty(len(enc.ids) + 1, dtype=STAGED_DTYPE)
@@ -81,7 +137,13 @@ class TokenizeChunk(beam.DoFn):
                                       "n_tokens": counts, "tokens": ids}, schema=STAGED_SCHEMA)
         path = f"{self.staging}/{name}"
         write_table_atomic(table, path, compression="none")
-        yield path
+        return path
+
+    def _record_failure(self, pool: str, name: str, doc_id, reason: str) -> None:
+        from groundwork.atomic import write_text_atomic
+
+        record = {"pool": pool, "work_item": name, "id": doc_id, "reason": reason}
+        write_text_atomic(json.dumps(record), os.path.join(failure_dir(self.staging), name + ".json"))
 
 
 class WriteHeldout(beam.DoFn):
