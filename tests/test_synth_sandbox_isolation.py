@@ -285,6 +285,93 @@ def test_a_uid_drop_that_does_not_happen_is_caught(fresh_check, monkeypatch):
         run_python("print(1)", LIMITS)
 
 
+# --- the command line: one paragraph and exit status 2, never a traceback --------------------------------
+
+NO_NAMESPACES = ("import sys\nsys.stderr.write('bwrap: No permissions to creating new namespace, likely because the "
+                 "kernel does not allow non-privileged user namespaces.\\n')\nsys.exit(1)\n")
+EXERCISES = ["synth", "exercises", "--kinds", "arithmetic", "--per-kind", "1", "--backend", "openai",
+             "--base-url", "http://127.0.0.1:9/v1"]  # no server: the sandbox is checked before any model call
+
+
+def _explained(result, layer: str) -> str:
+    """The command's one paragraph, checked; the traceback is in the log file it names (removed here)."""
+    out = result.output
+    assert result.exit_code == 2, out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1, out
+    assert out.startswith("error: model-written code cannot run isolated here") and f"'{layer}' layer" in out
+    for advice in ("To fix:", "outside the container", "user namespaces", "--unsafe-no-isolation"):
+        assert advice in out, (advice, out)
+    log = out.rsplit("The full error is in ", 1)[1].strip().rstrip(".")
+    with open(log) as fh:
+        assert "SandboxUnavailable" in fh.read()
+    os.unlink(log)
+    return out
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    return CliRunner().invoke(app, [*EXERCISES, *args])
+
+
+def test_the_cli_explains_namespaces_that_cannot_be_created(fresh_check, monkeypatch, public_dir, tmp_path):
+    monkeypatch.setenv(isolation.BWRAP_ENV, _fake_bwrap(public_dir, NO_NAMESPACES))
+    out = _explained(_cli("--out", str(tmp_path / "out")), "namespaces")
+    assert "No permissions to creating new namespace" in out
+    assert not (tmp_path / "out").exists()  # stopped before anything was written
+
+
+def test_the_cli_explains_a_check_that_cannot_run(fresh_check, monkeypatch, tmp_path):
+    """A system call the container's seccomp profile denies, inside the check itself."""
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "memfd_create", denied)
+    out = _explained(_cli("--out", str(tmp_path / "out")), "probe")
+    assert "PermissionError" in out
+
+
+def test_the_cli_explains_a_sandbox_failure_in_a_beam_worker(monkeypatch, tmp_path):
+    """A worker that cannot isolate stops the run; Beam hands the driver a RuntimeError holding its traceback."""
+    from pipelines.synth_jobs import generate
+    from synth.sandbox_errors import sandbox_failure
+
+    err = SandboxUnavailable("run_limits", "no cgroup for this run (EACCES)", "run as root")
+    beam_text = ("Traceback (most recent call last):\n  File \"synth/sandbox.py\", line 1, in run_python\n"
+                 f"synth.sandbox_errors.SandboxUnavailable: {err} [while running 'synth:prepare:map/ParDo(_MapFn)']")
+    found = sandbox_failure(RuntimeError(beam_text))
+    assert (found.layer, found.detail, found.fix) == (err.layer, err.detail, err.fix)
+    assert sandbox_failure(RuntimeError("something else")) is None
+
+    def worker_failed(job, cfg):
+        raise RuntimeError(beam_text)
+
+    monkeypatch.setattr(generate, "run_exercises", worker_failed)
+    out = _explained(_cli("--out", str(tmp_path / "out"), "--unsafe-no-isolation"), "run_limits")
+    assert "no cgroup for this run" in out
+
+
+def test_in_a_user_namespace_without_nested_ones_the_cli_explains(tmp_path):
+    """A rootless container: uid 0 inside a user namespace that may not create user namespaces of its own."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--user", "--map-root-user", "true"],
+                                                         capture_output=True).returncode != 0:
+        pytest.skip("cannot create a user namespace here")
+    command = [sys.executable, "-m", "pipelines.cli", *EXERCISES, "--out", str(tmp_path / "out")]
+    script = "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\""
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", "sh", "-c", script, "sh", *command], cwd=root,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("error: model-written code cannot run isolated here")
+    assert "user namespace" in proc.stderr and "--unsafe-no-isolation" in proc.stderr
+
+
 def test_the_opt_out_is_explicit_and_recorded():
     unsafe = SandboxLimits(unsafe_no_isolation=True, wall_seconds=5)
     r = run_python("print(6 * 7)", unsafe)
@@ -314,8 +401,7 @@ def test_the_exercises_command_stops_before_generating_when_it_cannot_isolate(fr
     out = tmp_path / "ex"
     res = CliRunner().invoke(app, ["synth", "exercises", "--out", str(out), "--model", tiny_model_dir(),
                                    "--kinds", "arithmetic", "--per-kind", "1"])
-    assert res.exit_code == 2, res.output
-    assert "isolation layer 'bubblewrap'" in res.output and "--unsafe-no-isolation" in res.output
+    assert "apt-get install bubblewrap" in _explained(res, "bubblewrap")
     assert not out.exists() or not any(out.rglob("*.parquet"))  # nothing generated, nothing written
     res = CliRunner().invoke(app, ["synth", "exercises", "--help"])
     assert "--unsafe-no-isolation" in res.output and "DANGEROUS" in res.output

@@ -2,6 +2,7 @@
 decontamination, coverage reports, and an OpenAI-compatible server for a local model."""
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Optional
@@ -9,7 +10,7 @@ from typing import Optional
 import typer
 
 from curation.decontam import DecontamConfig
-from pipelines.cli.options import WorkerOptions, known_errors, option, uses_options
+from pipelines.cli.options import WorkerOptions, fail, known_errors, option, uses_options
 from synth.config import BackendConfig, Sampling  # plain dataclasses: the one place defaults live
 from synth.server import API_KEY_ENV, LOOPBACK, ServeConfig  # (standard library only: cheap to import)
 
@@ -85,13 +86,37 @@ class GenerationOptions:
                                  runner=run.runner(RunnerConfig(workers=1)))
 
 
+@contextlib.contextmanager
 def _clear_errors():
-    """Known failures: one line saying what to do, exit status 2."""
+    """Known failures: one line saying what to do, exit status 2. A sandbox that cannot isolate, on the driver
+    or in a Beam worker, is one paragraph (what failed, which layer, what to do); its traceback goes to a log."""
     from synth.backends.openai_backend import BackendHTTPError
-    from synth.isolation import SandboxUnavailable
 
-    return known_errors(ValueError, FileNotFoundError, FileExistsError, ImportError, BackendHTTPError,
-                        SandboxUnavailable)
+    with known_errors(ValueError, FileNotFoundError, FileExistsError, ImportError, BackendHTTPError):
+        try:
+            yield
+        except Exception as exc:
+            from synth.sandbox_errors import explain, sandbox_failure
+
+            found = sandbox_failure(exc)
+            if found is None:
+                raise
+            fail(explain(found, _traceback_log(exc)))
+
+
+def _traceback_log(exc: BaseException) -> str | None:
+    """A private temporary file holding `exc`'s traceback (None if none can be written)."""
+    import os
+    import tempfile
+    import traceback
+
+    try:
+        fd, path = tempfile.mkstemp(prefix="assay-sandbox-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("".join(traceback.format_exception(exc)))
+        return path
+    except OSError:
+        return None
 
 
 def _report(result: dict, out: str) -> None:
@@ -163,14 +188,17 @@ def exercises(
 
     Example: assay synth exercises --kinds algebra,code --per-kind 100 --verify agree --model M --out out/ex
     """
-    from pipelines.synth_jobs.generate import run_exercises
     from synth.config import SandboxLimits
     from synth.exercises import ExerciseConfig
+    from synth.sandbox import require_isolation
 
     with _clear_errors():
         limits = SandboxLimits(unsafe_no_isolation=unsafe_no_isolation)
         cfg = ExerciseConfig(**_given(kinds=_split(kinds), per_kind=per_kind, verify=verify, seed=gen.seed),
                              limits=limits)
+        require_isolation(limits)  # a machine that cannot isolate is told before Beam is even imported
+        from pipelines.synth_jobs.generate import run_exercises
+
         result = run_exercises(gen.job(out, llm, decontam, run), cfg)
     _report(result, out)
 

@@ -13,10 +13,15 @@ import sys
 
 #: messages Beam prints on every start that say nothing about the run
 KNOWN_NOISE = ("apitools not found", "No semi_persistent_directory found")
+#: errors that stop a run and that the command explains itself, in one paragraph with the traceback in a log
+#: file (`assay synth exercises`: a sandbox that cannot isolate). Beam logs each with its traceback where a
+#: worker raises it and again where the runner receives it; those two records are dropped.
+EXPLAINED_ERRORS = ("SandboxUnavailable",)
 
 
 def drop_known_noise(record: logging.LogRecord) -> bool:
-    return not any(text in record.getMessage() for text in KNOWN_NOISE)
+    message = record.getMessage()
+    return not any(text in message for text in KNOWN_NOISE + EXPLAINED_ERRORS)
 
 
 def quiet_handlers(level: str | int) -> None:
