@@ -32,7 +32,9 @@ sys.path.insert(0, REPO_ROOT)
 
 from classifiers.metrics import roc_auc  # noqa: E402
 
-LABELS = os.path.join(REPO_ROOT, "data", "realweb", "labels.jsonl")
+#: ratings made by reading pages: the real-web corpus's, and the committed quality eval split's
+LABELS = (os.path.join(REPO_ROOT, "data", "realweb", "labels.jsonl"),
+          os.path.join(REPO_ROOT, "data", "quality", "eval", "ratings.jsonl"))
 FOLDS = 5
 #: the quality corpus's source categories as weak rubric scores (never read page by page): documentation pages
 #: explain (3), changelogs give some information (1), the rest teach nothing (0)
@@ -47,9 +49,9 @@ NEGATIVE_GROUPS = {"news/commerce/opinion": {"ephemeral", "commercial", "opinion
                                                                                        "mailing_list", "chatter"}}
 
 
-def load(path: str, labels_path: str = LABELS) -> list[dict]:
+def load(path: str, labels_paths=LABELS) -> list[dict]:
     labels = {}
-    if os.path.isfile(labels_path):
+    for labels_path in labels_paths:
         for line in open(labels_path, encoding="utf-8"):
             row = json.loads(line)
             if not row.get("rerate"):
@@ -59,7 +61,8 @@ def load(path: str, labels_path: str = LABELS) -> list[dict]:
         row = json.loads(line)
         label = labels.get(row["record_id"])
         if label:
-            row.update(score=label["edu"], durable=label["durable"], rated_category=label["category"], weak=False)
+            row.update(score=label["edu"], durable=label["durable"], rated_category=label["category"], weak=False,
+                       rater=label["rater"])
         elif row["category"] in WEAK_SCORE:
             row.update(score=WEAK_SCORE[row["category"]], durable=WEAK_DURABLE.get(row["category"]),
                        rated_category=row["category"], weak=True)

@@ -34,7 +34,8 @@ def _scaled(pairs, factor):
 
 CANDIDATES = {
     "release_notes": [("title or heading names release notes", {})],
-    "link_density": [(f"max_link_share {t}", {"max_link_share": t}) for t in (0.3, 0.4, 0.5, 0.6)],
+    "link_density": [(f"max_link_share {t}, min_words {w}", {"max_link_share": t, "min_words": w})
+                     for t in (0.3, 0.4, 0.5, 0.6) for w in (0, 150, 300, 10**9)],
     "gopher_repetition": [
         ("datatrove defaults", {}),
         *[(f"dup_line_frac {t}, n-gram fractions x{f}", {"dup_line_frac": t, "dup_para_frac": t,
