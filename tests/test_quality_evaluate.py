@@ -13,12 +13,15 @@ from pipelines.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "data" / "quality" / "eval"
-#: measured 2026-12-03 (docs/quality.md): recall 0.863, precision 0.966, spam 0, nav 0.061, ephemeral 0.010,
-#: mail 0.050, chatter 0, non-English 0, near-dup (J >= 0.8) 1.0, exact 1.0, merges at J <= 0.3: 0
-BOUNDS = ["--min-recall", "0.85", "--min-precision", "0.95", "--max-kept", "spam=0.02", "--max-kept", "nav=0.08",
-          "--max-kept", "ephemeral=0.05", "--max-kept", "non_english=0.0", "--max-kept", "chatter=0.05",
-          "--max-kept", "mailing_list=0.08", "--min-near-dup-recall", "0.95", "--min-exact-dup-recall", "1.0",
-          "--max-low-sim-merged", "0"]
+#: measured 2026-12-07 (docs/quality.md): recall 0.826, precision 0.988, spam 0, nav 0.045, ephemeral 0,
+#: mail 0, chatter 0, non-English 0, near-dup (J >= 0.8) 1.0, exact 1.0, merges at J <= 0.3: 0; on the pages as
+#: rated by reading them (ratings.jsonl): precision of rubric >= 3 0.808, recall 0.849, rated 0-1 kept 0.015,
+#: rated ephemeral kept 0.003
+BOUNDS = ["--min-recall", "0.81", "--min-precision", "0.97", "--max-kept", "spam=0.02", "--max-kept", "nav=0.07",
+          "--max-kept", "ephemeral=0.02", "--max-kept", "non_english=0.0", "--max-kept", "chatter=0.05",
+          "--max-kept", "mailing_list=0.03", "--min-near-dup-recall", "0.95", "--min-exact-dup-recall", "1.0",
+          "--max-low-sim-merged", "0", "--min-rubric-precision", "0.78", "--min-rubric-recall", "0.82",
+          "--max-low-score-kept", "0.03", "--max-ephemeral-kept", "0.02"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,8 @@ def test_the_default_pipeline_meets_the_quality_goals_on_held_out_sources(evalua
     out, result = evaluated
     assert result.exit_code == 0, result.output
     report = json.loads((out / "quality.json").read_text())
-    assert report["keep_metrics"]["recall"] >= 0.85 and report["keep_metrics"]["precision"] >= 0.95
+    assert report["keep_metrics"]["recall"] >= 0.81 and report["keep_metrics"]["precision"] >= 0.97
+    assert report["rubric"]["rated"] == 745 and report["rubric"]["recall"] >= 0.82
     assert sum(report["merges"].values()) > 20, "every fuzzy merge is measured"
     assert not report["missing"], "every record must be kept or in the ledger"
     assert (out / "quality.md").read_text().count("| edu |") == 1
