@@ -6,7 +6,8 @@ keeps the article body. A page with nothing left is rejected as "empty" rather t
 Besides the text, extraction records what only the HTML shows and later filters need: the prose view (the
 text without code blocks, tables and formulas), `link_share` and `page_link_share` (how much of the main
 content's and of the whole page's visible text is link text: menus, indexes and tables of contents are mostly
-links) and the page's `title` and first `heading` (release notes name themselves there). docs/quality.md has the numbers behind each.
+links) and the page's `title` and first `heading` (release notes name themselves there). docs/quality.md has
+the numbers behind each.
 
 trafilatura 1.x (the version datatrove pins) keeps the HTML source's hard line wraps inside paragraphs and
 breaks lines around inline <code>, which makes prose look like short broken lines to the FineWeb and C4

@@ -12,7 +12,8 @@ Both judge what extraction recorded from the HTML (curation/extract.py), not the
 - **release_notes**: changelogs, "what's new", upgrade notes and release announcements are the ephemeral
   knowledge Phi-3's filter drops (their facts expire with the next version). They name themselves in the
   title or first heading: a changelog / release-notes / what's-new title, a NEWS file, or a release word next
-  to a version number. The word "news" alone is not one: it names news sites and sections. On the train split's English pages this catches 97.6% of ephemeral pages and 0.1% of edu pages.
+  to a version number. The word "news" alone is not one: it names news sites and sections. On the train
+  split's English pages this catches 97.6% of ephemeral pages and 0.1% of edu pages.
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ class LinkDensityFilter(Stage):
 #: names a page as a changelog, release notes or "what's new" on its own
 _NAMED = re.compile(r"\b(change ?logs?|release notes?|release history|what.?s new)\b", re.I)
 #: a project's NEWS file, named as GNU projects name it: upper case and alone ("NEWS", or "NEWS - GNU Make" once
-#: the site suffix is cut); the word "news" otherwise names news sites and sections ("Local News | ...", "BREAKING NEWS: ..."), not release notes
+#: the site suffix is cut); the word "news" otherwise names news sites and sections ("Local News | ...",
+#: "BREAKING NEWS: ..."), not release notes
 _NEWS_FILE = re.compile(r"^NEWS\s*$")
 #: a release word that marks release notes only next to a version number ("Changes in Varnish 7.1",
 #: "News in 2.4")

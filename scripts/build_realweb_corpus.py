@@ -16,7 +16,8 @@ as such.
       (--clones holds one folder per repository, named owner+name, each a git directory or a work tree)
   .venv/bin/python scripts/build_realweb_corpus.py ... --label-batches 8 --batch-dir out/label-batches
       (also writes the main text of the pages not rated yet as JSONL batches to rate)
-  .venv/bin/python scripts/build_realweb_corpus.py --clones ... --merge-ratings RATINGS_DIR --batch-dir out/label-batches
+  .venv/bin/python scripts/build_realweb_corpus.py --clones ... --merge-ratings RATINGS_DIR \
+      --batch-dir out/label-batches
       (merges the raters' files into data/realweb/labels.jsonl and prints the blind re-rating agreement)
 
 Reserved for independent evaluation and refused here (the build stops if a source names one): the repositories

@@ -75,7 +75,8 @@ def check(report: QualityReport, gates: Gates) -> list[str]:
             failures.append(f"{merged} pairs at Jaccard <= 0.3 were merged by dedup "
                             f"(> {gates.max_low_similarity_merged})")
     rubric = report.rubric
-    rubric_gates = (("rubric precision", rubric.get("precision"), gates.min_rubric_precision, "--min-rubric-precision", 1),
+    rubric_gates = (("rubric precision", rubric.get("precision"), gates.min_rubric_precision,
+                     "--min-rubric-precision", 1),
                     ("rubric recall", rubric.get("recall"), gates.min_rubric_recall, "--min-rubric-recall", 1),
                     ("pages rated 0-1 kept", rubric.get("low_kept", {}).get("kept_share"), gates.max_low_score_kept,
                      "--max-low-score-kept", -1),
@@ -85,7 +86,8 @@ def check(report: QualityReport, gates: Gates) -> list[str]:
         if bound is None:
             continue
         if value is None:
-            failures.append(f"{flag}: the corpus has no rated pages of that kind (rate pages on data/realweb/RUBRIC.md)")
+            failures.append(f"{flag}: the corpus has no rated pages of that kind "
+                            "(rate pages on data/realweb/RUBRIC.md)")
         elif (value - bound) * sign < 0:
             failures.append(f"{name} {value:.3f} {'<' if sign > 0 else '>'} {flag} {bound}")
     if report.missing:

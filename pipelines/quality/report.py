@@ -73,7 +73,8 @@ def rubric_markdown(r: dict) -> list[str]:
              f"(base rate {r['base_rate']:.3f}).", "", "| metric | value |", "|---|---:|",
              f"| precision (kept rated pages scoring >= {r['min_score']}) | {r['precision']:.3f} "
              f"({r['kept_teaching']}/{r['kept']}) |",
-             f"| recall (pages scoring >= {r['min_score']} kept) | {r['recall']:.3f} ({r['kept_teaching']}/{r['teaching']}) |",
+             f"| recall (pages scoring >= {r['min_score']} kept) | {r['recall']:.3f} "
+             f"({r['kept_teaching']}/{r['teaching']}) |",
              f"| F1 | {r['f1']:.3f} |",
              f"| pages rated 0-1 kept | {_pct(r['low_kept'])} |",
              f"| pages rated ephemeral kept | {_pct(r['ephemeral_kept'])} |", "",
