@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import build_quality_corpus as quality  # noqa: E402  (the refusal of reserved sources)
 import build_sample as sample  # noqa: E402  (WARC writing and atomic writes)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,9 +57,7 @@ RESERVED = (
 
 
 def refuse_reserved(names) -> None:
-    hits = sorted({n for n in names for r in RESERVED if r in n})
-    if hits:
-        raise RuntimeError(f"{', '.join(hits)}: reserved for independent evaluation; never build from it")
+    quality.refuse_reserved(names, RESERVED)
 
 
 @dataclass(frozen=True)
