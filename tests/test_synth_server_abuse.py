@@ -10,14 +10,15 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import pytest
 
 from synth.backends import shared_backend
 from synth.config import Sampling
-from synth.server import Batcher, RequestError, ServeConfig, fit_context, make_server, parse_chat_request
+from synth.server import Batcher, RequestError, ServeConfig, fit_context, parse_chat_request
 from synth.tiny import tiny_model_config
+
+from serving import serving
 
 MSGS = [{"role": "user", "content": "Say hi."}]
 CHAT = {"messages": MSGS, "max_tokens": 2, "temperature": 0}
@@ -26,17 +27,6 @@ CHAT = {"messages": MSGS, "max_tokens": 2, "temperature": 0}
 @pytest.fixture(scope="module")
 def backend():
     return shared_backend(tiny_model_config(batch_size=4))  # the same loaded model as the other synth tests
-
-
-@contextmanager
-def serving(backend, **kw):
-    server = make_server(backend, ServeConfig(**{"port": 0, **kw}))
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def raw(server, data: bytes, timeout: float = 10) -> bytes:

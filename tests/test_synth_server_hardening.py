@@ -5,15 +5,15 @@ against the server subprocess in test_synth_openai.py."""
 import http.client
 import json
 import socket
-import threading
-from contextlib import contextmanager
 
 import pytest
 
 from synth.backends import make_backend, shared_backend
 from synth.config import BackendConfig, Sampling
-from synth.server import ServeConfig, accepted_hosts, make_server
+from synth.server import ServeConfig, accepted_hosts
 from synth.tiny import tiny_model_config
+
+from serving import serving
 
 KEY = "test-key-5f0c1e"
 CHAT = json.dumps({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 2, "temperature": 0}).encode()
@@ -23,17 +23,6 @@ JSON = {"Content-Type": "application/json"}
 @pytest.fixture(scope="module")
 def backend():
     return shared_backend(tiny_model_config(batch_size=4))  # the same loaded model as test_synth_openai's
-
-
-@contextmanager
-def serving(backend, **kw):
-    server = make_server(backend, ServeConfig(**{"port": 0, **kw}))
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def call(server, method, path, body=None, headers=None, host="127.0.0.1"):
