@@ -41,8 +41,11 @@ LEDGER_SCHEMA = pa.schema(
     ]
 )
 
-#: Ledger rows keep at most this much text; `text_chars` keeps the real length.
+#: Ledger rows keep at most this much text when asked for the full text; `text_chars` keeps the real length.
 LEDGER_TEXT_LIMIT = 200_000
+#: ...and by default an excerpt of this many characters: enough to see what the page was, without storing the
+#: crawl a second time (the ledger of a web crawl is mostly dropped pages)
+LEDGER_EXCERPT_CHARS = 500
 #: the views of a document's text a stage can judge (Document.view)
 TEXT_VIEWS = ("text", "prose")
 #: below this much prose a page is judged on all of its text (a page that is nearly all code)
@@ -132,7 +135,8 @@ class Rejection:
         return cls(stage=stage, reason=reason, id=doc.id, source=doc.source, url=doc.url,
                    detail=detail, signals=merged, text=doc.text)
 
-    def to_row(self) -> dict[str, Any]:
+    def to_row(self, text_limit: int = LEDGER_TEXT_LIMIT) -> dict[str, Any]:
+        """The ledger row; `text` keeps at most `text_limit` characters (LEDGER_EXCERPT_CHARS for an excerpt)."""
         text = self.text
         return {
             "id": self.id,
@@ -142,7 +146,7 @@ class Rejection:
             "reason": self.reason,
             "detail": self.detail[:2000],
             "signals": json.dumps(self.signals, sort_keys=True, default=_json_default),
-            "text": None if text is None else text[:LEDGER_TEXT_LIMIT],
+            "text": None if text is None else text[:text_limit],
             "text_chars": None if text is None else len(text),
         }
 

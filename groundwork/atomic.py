@@ -83,3 +83,78 @@ def atomic_folder(final: str) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+#: the one name of a job's work-in-progress folder inside its output (shard jobs: one sub-folder per run; the
+#: mix: inside its temporary folder). Whatever is in it was never published and may be removed.
+STAGING = ".staging"
+#: the lock file of an output folder (output_lock)
+LOCK_FILE = ".lock"
+
+
+def staging_folder(root: str, run_id: str = "") -> str:
+    """Where a job stages its work under `root`: ROOT/.staging[/RUN_ID]."""
+    return os.path.join(root, STAGING, run_id) if run_id else os.path.join(root, STAGING)
+
+
+class OutputBusy(FileExistsError):
+    """Another live process holds the output folder's lock."""
+
+
+@contextlib.contextmanager
+def output_lock(folder: str, say: Callable[[str], None] | None = None) -> Iterator[dict]:
+    """Hold FOLDER/.lock for the life of the block: a second run into the same folder gets OutputBusy naming the
+    holder's pid. The lock is an flock on an open file, so the kernel drops it when its holder dies (even by
+    SIGKILL); the file keeps the pid of the last holder, and a lock left by a process that is gone is taken over
+    with a message through `say`. Yields what the lock file held before (empty when it was free and clean)."""
+    import fcntl
+    import socket
+    import time
+
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            previous = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        except ValueError:
+            previous = {}
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = previous.get("pid", "unknown")
+            since = previous.get("started_utc", "an unknown time")
+            raise OutputBusy(f"{folder} is being written by another run (pid {pid} on {previous.get('host', '?')}, "
+                             f"started {since}); nothing was written: wait for it to finish, stop it (kill {pid}), "
+                             "or choose another --output") from None
+        try:
+            previous = json.loads(os.pread(fd, 4096, 0) or b"{}")  # as the last holder left it
+        except ValueError:
+            previous = {}
+        if previous.get("pid") and say:
+            say(f"took over the lock of {folder} from run pid {previous['pid']} (started "
+                f"{previous.get('started_utc', '?')}), which ended without finishing")
+        mine = {"pid": os.getpid(), "host": socket.gethostname(),
+                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(mine).encode(), 0)
+        try:
+            yield previous
+        finally:
+            os.ftruncate(fd, 0)  # a clean release: the next run takes the lock without a message
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def switch_link(link: str, target: str) -> None:
+    """Point the symbolic link `link` at `target` in one step (a new link renamed over the old one): a reader
+    that follows `link` finds the old target or the new one, never neither."""
+    tmp = os.path.join(os.path.dirname(os.path.abspath(link)), f".{os.path.basename(link)}.tmp-{uuid.uuid4().hex}")
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise

@@ -125,7 +125,7 @@ def shard_bytes(out: Path) -> dict[str, bytes]:
     return {f"{sub}/{p.name}": p.read_bytes() for sub in ("docs", "rejected") for p in sorted((out / sub).glob("*.parquet"))}
 
 
-def test_killed_run_rerun_gives_identical_output(tmp_path):
+def test_killed_run_rerun_gives_identical_output(tmp_path, capfd):
     subset = [str(SAMPLE_DIR / "sample-00000.warc.gz")]
     reference = tmp_path / "reference"
     run_curation(config(subset, str(reference)))  # uninterrupted, one in-process worker
@@ -139,19 +139,23 @@ def test_killed_run_rerun_gives_identical_output(tmp_path):
     assay = shutil.which("assay", path=os.path.dirname(sys.executable)) or "assay"
     proc = subprocess.Popen([assay, "run", str(cfg_file), "--output", str(out)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    progress = out / ".staging" / "progress"
+    staging = out / ".staging"  # one folder per run: .staging/<run id>/
     deadline = time.time() + 120
-    while time.time() < deadline and not (progress.exists() and any(progress.glob("extract.*.json"))):
+    while time.time() < deadline and not any(staging.glob("*/progress/extract.*.json")):
         time.sleep(0.2)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker processes
     proc.wait()
     assert not (out / "docs").exists(), "a killed run must not publish shards"
+    (killed_run,) = staging.iterdir()
 
     cfg = config(subset, str(out), workers=2, mode="multi_processing")
     run_curation(cfg)
     assert shard_bytes(out) == expected
     assert not (out / ".staging").exists()
+    notes = capfd.readouterr().err
+    assert f"removed {killed_run}: left by a run that did not finish" in notes
+    assert f"took over the lock of {out} from run pid {proc.pid}" in notes
 
 
 class SlowOnMarkedDocs(Stage):

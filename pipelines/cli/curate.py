@@ -15,8 +15,10 @@ RUN_HELP = """Curate a crawl into Parquet shards, with a ledger of every dropped
 With no CONFIG it runs on the embedded sample corpus (data/sample/) with the default stages:
 extract (resiliparse) -> langid (fastText lid.176) -> datatrove's Gopher/C4/FineWeb filters and assay's page
 filters -> PII masking -> exact + MinHash dedup -> the shipped educational-value and knowledge-level
-classifiers. Output: DIR/docs/*.parquet (kept, one column per signal), DIR/rejected/*.parquet (the ledger),
-DIR/stats/ (funnel.json and histograms), DIR/run.json.
+classifiers. Output: DIR/docs/*.parquet (kept, one column per signal), DIR/rejected/*.parquet (the ledger:
+id, url, stage, reason, signals and an excerpt of the text; --ledger-full-text keeps the text), DIR/stats/
+(funnel.json and histograms), DIR/run.json. A run holds DIR's lock (a second run into DIR refuses) and
+publishes in one step: readers see the whole previous output or the whole new one.
 
 Examples:\n
   assay run --output out/demo\n
@@ -58,6 +60,9 @@ def register(app: typer.Typer) -> None:
         input: Optional[list[str]] = typer.Option(None, "--input", "-i", help="input file/folder/glob (repeatable)"),
         show_config: bool = typer.Option(False, "--show-config", help="print the resolved config and exit"),
         progress: bool = typer.Option(True, help="live progress (local runner)"),
+        ledger_full_text: bool = typer.Option(
+            False, "--ledger-full-text", help="keep each rejected page's text in the ledger (up to 200,000 "
+                                              "characters; default: an excerpt, output.ledger_full_text)"),
         where: RunnerOptions = RunnerOptions(),
     ) -> None:
         from rich.console import Console
@@ -77,6 +82,8 @@ def register(app: typer.Typer) -> None:
             cfg.input.paths = list(input)
         if output:
             cfg.output.path = output
+        if ledger_full_text:
+            cfg.output.ledger_full_text = True
         where.apply(cfg.runner, extra)
         if show_config:
             console.print_json(json.dumps(to_dict(cfg)))
@@ -85,9 +92,11 @@ def register(app: typer.Typer) -> None:
         from pipelines.job.funnel import funnel_table
         from pipelines.job.watchdog import WorkerLost
 
+        from curation.shards import OutputError
+
         try:
             result = run_curation(cfg, show_progress=progress)
-        except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        except (FileNotFoundError, FileExistsError, ValueError, OutputError) as exc:
             fail(str(exc))
         except WorkerLost as exc:
             fail(f"run failed: {exc}", code=1)
@@ -102,6 +111,8 @@ def register(app: typer.Typer) -> None:
         format: str = typer.Option("table", "--format", "-f", help="table | csv | json | parquet"),
         to: Optional[str] = typer.Option(None, "--to", help="file for --format parquet"),
         limit: int = typer.Option(50, help="rows shown by --format table"),
+        verify: bool = typer.Option(True, help="check the shards against the checksums in run.json first "
+                                               "(--no-verify skips it on a very large output)"),
     ) -> None:
         """Query a curation output with DuckDB.
 
@@ -117,17 +128,18 @@ def register(app: typer.Typer) -> None:
 
         import duckdb
 
+        from curation.shards import OutputError
         from pipelines.job.sql import export_query, run_query
 
         try:
             if format == "parquet":
                 if not to:
                     fail("--format parquet needs --to FILE")
-                export_query(output, query, to)
+                export_query(output, query, to, verify=verify)
                 typer.echo(f"wrote {to}")
                 return
-            names, rows = run_query(output, query)
-        except FileNotFoundError as exc:
+            names, rows = run_query(output, query, verify=verify)
+        except (FileNotFoundError, OutputError) as exc:
             fail(str(exc))
         except duckdb.Error as exc:
             fail(f"SQL error: {exc}\n(views: docs, rejected, stats; try: DESCRIBE docs)")
@@ -160,14 +172,17 @@ def register(app: typer.Typer) -> None:
 
     @app.command("stats")
     def stats(output: str = typer.Argument("out/run", help="an `assay run` output folder"),
-              json_out: bool = typer.Option(False, "--json", help="print the funnel as JSON")) -> None:
+              json_out: bool = typer.Option(False, "--json", help="print the funnel as JSON"),
+              verify: bool = typer.Option(True, help="check the shards against the checksums in run.json first "
+                                                     "(--no-verify skips it on a very large output)")) -> None:
         """Show the per-stage funnel of a finished run (documents and bytes in/out, drop reasons)."""
         from rich.console import Console
 
+        from curation.shards import OutputError
         from pipelines.job.funnel import funnel_table, load_funnel
 
-        with known_errors(FileNotFoundError):
-            funnel = load_funnel(output)
+        with known_errors(FileNotFoundError, OutputError):
+            funnel = load_funnel(output, verify=verify)
         if json_out:
             typer.echo(json.dumps(funnel, indent=2))
         else:

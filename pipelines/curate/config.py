@@ -99,6 +99,9 @@ class OutputConfig:
     docs_per_shard: int = 20_000
     ledger_per_shard: int = 50_000
     histograms: bool = True
+    #: the ledger keeps each dropped page's id, url, stage, reason, signals and the first 500 characters of its
+    #: text; true keeps the text (up to 200,000 characters), at the cost of storing the dropped pages again
+    ledger_full_text: bool = False
 
 
 def default_classifiers() -> list[ClassifierStageConfig]:

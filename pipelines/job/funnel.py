@@ -72,12 +72,17 @@ def funnel_from_outputs(folder: str, order: list[str]) -> dict:
                        "bytes_kept": 0}}
 
 
-def load_funnel(output: str) -> dict:
-    path = os.path.join(output, STATS_DIR, FUNNEL_FILE)
+def load_funnel(output: str, verify: bool = True) -> dict:
+    """The funnel of an output's published run, after checking its run.json (and, with `verify`, the shards'
+    checksums); FileNotFoundError / curation.shards.OutputError in one paragraph when it cannot be read."""
+    from curation.shards import checked_run
+    from pipelines.job.sql import read_funnel
+
+    folder, _ = checked_run(os.path.abspath(output), verify=verify)
+    path = os.path.join(folder, STATS_DIR, FUNNEL_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no funnel at {path}: is {output!r} the output folder of `assay run`?")
-    with open(path) as fh:
-        return json.load(fh)
+    return read_funnel(path)
 
 
 def funnel_table(funnel: dict):
@@ -116,7 +121,7 @@ def draw_histograms(output: str) -> list[str]:
 
     from pipelines.job.sql import connect
 
-    con = connect(output)
+    con = connect(output, verify=False)  # a run's own staged shards, just written
     written = []
     for column in numeric_signals(con):
         kept = [r[0] for r in con.execute(f'SELECT "{column}" FROM docs WHERE "{column}" IS NOT NULL').fetchall()]

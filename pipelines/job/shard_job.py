@@ -8,13 +8,17 @@
 
 A job is a declaration: where its elements come from (pipelines/job/sources.py) and the steps they go
 through (pipelines/job/steps.py). The shard schema is the source's columns plus every step's; the funnel's
-stage order is the source's stages then every step's. Shards are written to OUT/.staging and moved into
-place only when the run finishes, so a killed run leaves the previous output (or nothing) and a rerun gives
-the same files. OUT must be absent, empty or an earlier output (curation.shards.claim_output): publishing
-replaces OUT/docs and OUT/rejected, which in someone's own folder would delete their files.
+stage order is the source's stages then every step's. A run holds OUT's lock (a second run refuses, naming
+its pid), writes everything, run.json with the shards' checksums included, to OUT/.staging/<run id>/, and
+publishes it in one step (curation.shards.publish_run: OUT/current switches to OUT/runs/<run id>), so readers
+see the whole previous output or the whole new one, a killed run leaves the previous output (its staging is
+removed, with a message, by the next run) and a rerun gives the same files. OUT must be absent, empty or an
+earlier output (curation.shards.claim_output): publishing replaces OUT/docs and OUT/rejected, which in
+someone's own folder would delete their files.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,9 +28,11 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from curation.document import LEDGER_SCHEMA
+from curation.document import LEDGER_EXCERPT_CHARS, LEDGER_SCHEMA, LEDGER_TEXT_LIMIT
 from curation.shards import (DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, RUN_FILE, STAGING_DIR, STATS_DIR, claim_output,
-                             doc_schema, ensure_nonempty, is_remote, publish, shard_files)
+                             clean_leftovers, doc_schema, ensure_nonempty, file_checksums, is_remote, new_run_id,
+                             publish, publish_run, shard_files)
+from groundwork.atomic import output_lock, staging_folder
 from pipelines.job.runner import RunnerConfig
 from pipelines.job.sources import Source
 from pipelines.job.steps import PerDocument, Step, StepContext
@@ -55,6 +61,8 @@ class ShardJob:
     docs_per_shard: int = 20_000
     ledger_per_shard: int = 50_000
     histograms: bool = False  # a PNG per numeric signal in stats/ (kept vs dropped), drawn with DuckDB
+    #: the ledger keeps each dropped record's text (up to LEDGER_TEXT_LIMIT) instead of an excerpt
+    ledger_full_text: bool = False
     #: more run.json entries from the finished pipeline's result (e.g. tokens and time per LLM backend)
     report: Callable[[Any], dict] | None = None
 
@@ -94,22 +102,34 @@ class ShardJob:
             key_of=lambda d: d.id, to_row=lambda d: d.to_row(), sort_key=doc_sort_key)
         ledger = (tuple(rejected) | "ledger" >> beam.Flatten()) if rejected else (
             p | "ledger:none" >> beam.Create([]))
+        limit = LEDGER_TEXT_LIMIT if self.ledger_full_text else LEDGER_EXCERPT_CHARS
         ledger_written = ledger | "write_ledger" >> WriteShards(
             f"{staging}/{LEDGER_DIR}", LEDGER_SCHEMA, self.ledger_per_shard,
-            key_of=ledger_key, to_row=lambda r: r.to_row(), sort_key=ledger_sort_key)
+            key_of=ledger_key, to_row=lambda r: r.to_row(limit), sort_key=ledger_sort_key)
         _ = (docs_written, ledger_written) | "written" >> beam.Flatten()
 
     def run(self, show_progress: bool | None = None) -> JobResult:
         """Run to completion, publish the shards, write the funnel and run.json."""
+        out = self.output.rstrip("/") if is_remote(self.output) else os.path.abspath(self.output)
+        if is_remote(out):
+            return self._run_in(out, f"{out}/{STAGING}", show_progress)
+        claim_output(out, self.name)  # absent, empty or an earlier output: a folder of the user's is never touched
+        with output_lock(out, say=_say):  # a second run into `out` refuses, naming this one's pid
+            clean_leftovers(out, _say)
+            run_id = new_run_id()
+            staging = staging_folder(out, run_id)
+            os.makedirs(staging)
+            try:
+                return self._run_in(out, staging, show_progress, run_id)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)  # a failed run's staging; a published one was moved
+                with contextlib.suppress(OSError):
+                    os.rmdir(staging_folder(out))
+
+    def _run_in(self, out: str, staging: str, show_progress: bool | None, run_id: str = "") -> JobResult:
         from pipelines.job.funnel import funnel_from_metrics, funnel_from_outputs
         from pipelines.job.runner import beam_session, execute, new_pipeline
 
-        out = self.output.rstrip("/") if is_remote(self.output) else os.path.abspath(self.output)
-        staging = f"{out}/{STAGING}"
-        if not is_remote(out):
-            claim_output(out, self.name)  # absent, empty or an earlier output: a folder of the user's is never touched
-            shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed run: never published, safe to drop
-            os.makedirs(staging, exist_ok=True)
         show = self.runner.progress if show_progress is None else show_progress
         progress_dir = f"{staging}/progress" if show and self.runner.is_local else None
         order = self.stage_order()
@@ -129,12 +149,27 @@ class ShardJob:
         funnel["seconds"] = round(seconds, 2)
         counts = _counts(staging) if not is_remote(out) else {
             "kept": funnel["totals"]["kept"], "rejected": funnel["totals"]["rejected"]}
-        publish(staging, out)
         record = {"job": self.name, "config": self.settings, "output": out, "started": started,
                   "seconds": round(seconds, 2), "versions": _versions(), "counts": counts,
                   "funnel_totals": funnel["totals"], **(self.report(result) if self.report else {})}
-        _write_records(out, funnel, record, self.histograms)
+        if is_remote(out):
+            publish(staging, out)
+            _write_records(out, funnel, record, False)
+            return JobResult(out, funnel, counts, seconds, record)
+        if progress_dir:
+            shutil.rmtree(progress_dir, ignore_errors=True)
+        record["run_id"] = run_id
+        record["files"] = file_checksums(staging)  # what `assay stats` / `assay sql` verify
+        _write_records(staging, funnel, record, self.histograms)  # run.json is part of the run, before the switch
+        publish_run(staging, out, run_id)
         return JobResult(out, funnel, counts, seconds, record)
+
+
+def _say(message: str) -> None:
+    """A note on stderr about the output folder (a lock taken over, leftovers removed)."""
+    import sys
+
+    print(f"assay: {message}", file=sys.stderr)
 
 
 def _counts(staging: str) -> dict[str, int]:

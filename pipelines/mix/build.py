@@ -13,13 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from groundwork.atomic import atomic_folder
+from groundwork.atomic import STAGING, atomic_folder
 from pipelines.mix.pools import PoolFiles, count_pool, pools_connection, resolve_pools, tokenizer_sample
 from pipelines.mix.recipe import Recipe, recipe_dict, recipe_hash
 from pipelines.mix.sampling import BudgetError, PhasePlan, phase_quotas, plan_phases
 from pipelines.mix.staged import StagedTokens
 
-STAGING = "_staging"
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.shards import DOCS_DIR, LEDGER_DIR, shard_files
+from curation.shards import DOCS_DIR, LEDGER_DIR, checked_run, shard_files
 
 KEPT = "kept"
 FUZZY_DEDUP = "fuzzy_dedup"
@@ -26,6 +26,7 @@ class Outcome:
 
 def read_outcomes(run_dir: str) -> dict[str, Outcome]:
     """document id -> Outcome, from an `assay run` output folder's docs/ and rejected/ shards."""
+    run_dir, _ = checked_run(run_dir, verify=False)  # the published run's folder, its run.json checked
     for sub in (DOCS_DIR, LEDGER_DIR):
         if not os.path.isdir(os.path.join(run_dir, sub)):
             raise FileNotFoundError(f"{run_dir}: no {sub}/ folder; pass the output folder of `assay run`")
@@ -51,6 +52,7 @@ def read_merges(run_dir: str) -> list[tuple[str, str, float]]:
 
     from curation.dedup import jaccard
 
+    run_dir, _ = checked_run(run_dir, verify=False)
     ledger = shard_files(os.path.join(run_dir, LEDGER_DIR))
     dropped: list[tuple[str, str]] = []
     for path in ledger:

@@ -31,6 +31,7 @@ def evaluate(cfg: CurateConfig, corpus_dir: str, out_dir: str, settings: EvalSet
         from pipelines.curate.job import run_curation
 
         cfg.input.paths = corpus.warc_files
+        cfg.output.ledger_full_text = True  # the merges' Jaccard is measured on the dropped pages' text
         run_dir = os.path.join(os.path.abspath(out_dir), RUN_SUBDIR)
         run_curation(cfg, output=run_dir, show_progress=show_progress)
     report = score(corpus, read_outcomes(run_dir), settings or EvalSettings(), read_merges(run_dir))
