@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 from curation.document import Document, Rejection, stable_id
 from curation.readers.config import FORMATS, ReaderConfig
+from curation.readers.files import shown_name
 from curation.readers.formats import accepted_formats, format_of
 from curation.readers.html import read_html_file
 from curation.readers.inputs import expand_inputs
@@ -35,6 +36,19 @@ def read_input(path: str, cfg: ReaderConfig | None = None) -> Iterator[Document 
     records came before the failure).
     """
     cfg = cfg or ReaderConfig()
+    shown = shown_name(path)
+    if shown != path:  # a file name that is not UTF-8: read by its bytes, reported by its \xNN form
+        for item in _read_input(path, cfg):
+            item.source = shown
+            if isinstance(item, Rejection):
+                item.detail = item.detail.replace(path, shown)
+                item.detail = shown_name(item.detail)
+            yield item
+        return
+    yield from _read_input(path, cfg)
+
+
+def _read_input(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
     fmt = format_of(path, cfg.format)
     if fmt is None:
         yield rejected("unreadable_file", path, f"no known format; rename it to one of {accepted_formats()} "

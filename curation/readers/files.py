@@ -9,6 +9,16 @@ import os
 from typing import BinaryIO
 
 
+def shown_name(path: str) -> str:
+    """A file name as text every writer takes: bytes of a name that are not UTF-8 (which Python holds as lone
+    surrogates, "surrogateescape") shown as \\xNN, e.g. b"caf\\xe9.jsonl" -> "caf\\\\xe9.jsonl"."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def is_remote(path: str) -> bool:
     return "://" in path
 

@@ -1,7 +1,9 @@
 """Files, directories and globs -> the sorted list of input units a run reads (one unit per file).
 
-Sorted and de-duplicated, so the same inputs give the same run. Directories are walked recursively; hidden
-files (".name", e.g. half-written temp files) and files of no known format are passed over with a warning.
+Sorted and de-duplicated, so the same inputs give the same run. Local files are de-duplicated by their real
+path (a symlink, a symlink loop under `**`, or two patterns naming one file give it once: the first name in
+sorted order). Directories are walked recursively; hidden files (".name", e.g. half-written temp files) and
+files of no known format are passed over with a warning.
 """
 from __future__ import annotations
 
@@ -110,4 +112,20 @@ def expand_inputs(paths: list[str], cfg: ReaderConfig | None = None) -> list[str
         else:
             raise ValueError(f"input path {given!r} does not exist; give a file, a directory or a glob pattern "
                              f"of {accepted_formats()}")
-    return sorted(units)
+    return _one_name_per_file(sorted(units))
+
+
+def _one_name_per_file(paths: list[str]) -> list[str]:
+    """`paths` with each local file once (its first name in sorted order), however many links lead to it."""
+    seen: dict[str, str] = {}
+    kept = []
+    for path in paths:
+        real = path if is_remote(path) else os.path.realpath(path)
+        if real in seen:
+            continue
+        seen[real] = path
+        kept.append(path)
+    if len(kept) < len(paths):
+        log.warning("%d input name(s) lead to a file already listed (symlinks, a symlink loop or overlapping "
+                    "patterns): each file is read once", len(paths) - len(kept))
+    return kept

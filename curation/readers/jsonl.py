@@ -30,6 +30,9 @@ def field_str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+_JSON_TYPES = {int: "number", float: "number", bool: "boolean", list: "array", dict: "object"}
+
+
 def parse_line(line: bytes, path: str, lineno: int, cfg: ReaderConfig) -> Document | Rejection:
     fallback_id = stable_id(path, str(lineno))
     where = {"line": lineno, "bytes": len(line)}
@@ -48,8 +51,13 @@ def parse_line(line: bytes, path: str, lineno: int, cfg: ReaderConfig) -> Docume
     doc_id = field_str(obj.get(cfg.id_field)) or fallback_id
     url = field_str(obj.get(cfg.url_field))
     text = obj.get(cfg.text_field)
+    if text is not None and not isinstance(text, str):
+        return rejected("wrong_type", path,
+                        f"line {lineno}: type error: text field {cfg.text_field!r} holds a JSON "
+                        f"{_JSON_TYPES.get(type(text), type(text).__name__)}, not a string (set reader.text_field "
+                        "to the field that holds the text)", id=doc_id, url=url, text=raw, **where)
     if not isinstance(text, str):
-        got = "missing" if cfg.text_field not in obj else f"a {type(text).__name__}, not a string"
+        got = "missing" if cfg.text_field not in obj else "null"
         return rejected("missing_text_field", path,
                         f"line {lineno}: text field {cfg.text_field!r} is {got}; fields present: {sorted(obj)[:20]} "
                         "(set reader.text_field to the field that holds the text)",

@@ -17,7 +17,7 @@ from curation.readers.jsonl import field_str
 from curation.readers.quarantine import rejected
 
 
-def _row(values: dict, path: str, row: int, cfg: ReaderConfig) -> Document | Rejection:
+def _row(values: dict, path: str, row: int, cfg: ReaderConfig, column_type: str = "") -> Document | Rejection:
     doc_id = field_str(values.get(cfg.id_field)) or stable_id(path, str(row))
     url = field_str(values.get(cfg.url_field))
     text = values.get(cfg.text_field)
@@ -30,6 +30,10 @@ def _row(values: dict, path: str, row: int, cfg: ReaderConfig) -> Document | Rej
             return rejected(decoded.reason, path, f"row {row}: {decoded.detail}", id=doc_id, url=url,
                             text=text.decode("utf-8", "replace"), row=row, bytes=len(text))
         text = decoded.text
+    if text is not None and not isinstance(text, str):
+        return rejected("wrong_type", path, f"row {row}: type error: column {cfg.text_field!r} is of type "
+                        f"{column_type}, not a string or binary column (set reader.text_field to the column that "
+                        "holds the text)", id=doc_id, url=url, row=row)
     if not isinstance(text, str):
         return rejected("missing_text_field", path, f"row {row}: column {cfg.text_field!r} is null",
                         id=doc_id, url=url, row=row)
@@ -55,9 +59,10 @@ def _read(pf: pq.ParquetFile, path: str, cfg: ReaderConfig) -> Iterator[Document
                        id=stable_id(path, "file"), rows=pf.metadata.num_rows)
         return
     wanted = [c for c in dict.fromkeys([cfg.text_field, cfg.id_field, cfg.url_field, cfg.date_field]) if c in names]
+    column_type = str(pf.schema_arrow.field(cfg.text_field).type)  # named in a type error
     row = 0
     for batch in pf.iter_batches(batch_size=cfg.parquet_batch_rows, columns=wanted):
         columns = {name: batch.column(name).to_pylist() for name in wanted}
         for i in range(batch.num_rows):
-            yield _row({name: values[i] for name, values in columns.items()}, path, row, cfg)
+            yield _row({name: values[i] for name, values in columns.items()}, path, row, cfg, column_type)
             row += 1

@@ -23,6 +23,7 @@ REASONS = {
     "http_status": "an HTTP response that is not a 2xx success (redirect, error page)",
     "bad_json": "a JSONL line that is not a JSON object",
     "missing_text_field": "a JSONL object or Parquet row without a string in reader.text_field",
+    "wrong_type": "reader.text_field holds something that is not text (a number, a list, an object)",
     "unreadable_file": "a file that cannot be opened or parsed at all (permissions, not Parquet, ...)",
 }
 

@@ -132,9 +132,12 @@ class ReadFn(beam.DoFn):
         self.counters = Counters("read")
         self.progress = Progress(self.progress_dir, "read")
 
-    def process(self, path: str):
+    def process(self, path: str | bytes):
         from curation.readers import read_input
+        from curation.readers.files import shown_name
 
+        if isinstance(path, bytes):  # a local name as its bytes (InputFiles): any bytes, not only UTF-8
+            path = os.fsdecode(path)
         c = self.counters
         try:
             for item in read_input(path, self.reader_cfg):
@@ -155,8 +158,9 @@ class ReadFn(beam.DoFn):
         except Exception as exc:  # the reader promises not to raise; if it does, the file is quarantined
             c.docs_in.inc()
             c.rejected("unreadable_file", 0)
-            yield TaggedOutput(REJECTED, Rejection(stage="read", reason="unreadable_file", source=path,
-                                                   id=f"file:{path}", detail=f"{type(exc).__name__}: {exc}"))
+            yield TaggedOutput(REJECTED, Rejection(stage="read", reason="unreadable_file", source=shown_name(path),
+                                                   id=f"file:{shown_name(path)}",
+                                                   detail=shown_name(f"{type(exc).__name__}: {exc}")))
 
     def teardown(self) -> None:
         if hasattr(self, "progress"):

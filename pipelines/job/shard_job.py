@@ -97,11 +97,15 @@ class ShardJob:
         for step in self.fused_steps():
             elements, dropped = step.expand(elements, ctx)
             rejected = rejected + dropped
+        ledger = (tuple(rejected) | "ledger" >> beam.Flatten()) if rejected else (
+            p | "ledger:none" >> beam.Create([]))
+        if self.source.ids_per_file:
+            from pipelines.job.sources import QualifyIds
+
+            elements, ledger = (elements, ledger) | "unique_ids" >> QualifyIds()
         docs_written = elements | "write_docs" >> WriteShards(
             f"{staging}/{DOCS_DIR}", self.schema(), self.docs_per_shard,
             key_of=lambda d: d.id, to_row=lambda d: d.to_row(), sort_key=doc_sort_key)
-        ledger = (tuple(rejected) | "ledger" >> beam.Flatten()) if rejected else (
-            p | "ledger:none" >> beam.Create([]))
         limit = LEDGER_TEXT_LIMIT if self.ledger_full_text else LEDGER_EXCERPT_CHARS
         ledger_written = ledger | "write_ledger" >> WriteShards(
             f"{staging}/{LEDGER_DIR}", LEDGER_SCHEMA, self.ledger_per_shard,

@@ -5,6 +5,7 @@ its documents carry, and builds the head of the pipeline: (elements, [ledger rec
 """
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -20,6 +21,9 @@ from pipelines.job.steps import StepContext
 class Source(ABC):
     #: the funnel's first stage: its counters count what was read
     names: tuple[str, ...] = ("read",)
+    #: ids come from many independent files (a JSONL "id" field restarting at 1 in each): an id found in more
+    #: than one file is qualified with its file's name before the shards are written (QualifyIds)
+    ids_per_file: ClassVar[bool] = False
 
     def columns(self) -> dict[str, pa.DataType]:
         """The signal columns the documents carry when they enter the job."""
@@ -37,16 +41,55 @@ class InputFiles(Source):
 
     paths: list[str]
     reader: ReaderConfig = field(default_factory=ReaderConfig)
+    ids_per_file: ClassVar[bool] = True
 
     def expand(self, p, ctx: StepContext):
         from curation.readers import expand_inputs
 
         read = (p
-                | "inputs" >> beam.Create(expand_inputs(self.paths, self.reader))
+                | "inputs" >> beam.Create([_as_element(f) for f in expand_inputs(self.paths, self.reader)])
                 | "spread" >> beam.Reshuffle()
                 | "read" >> beam.ParDo(ReadFn(self.reader, ctx.progress_dir)).with_outputs(REJECTED, main="docs"))
         docs, rejected = split_outputs(read, "read", main="docs")
         return docs, [rejected]
+
+
+class QualifyIds(beam.PTransform):
+    """(kept documents, ledger records) -> the same with every id that occurs in more than one input file made
+    "<file>#<id>", in both: ids stay unique across files while an id used by one file only is kept as it is.
+    Runs on what is about to be written (only the ids and file names are grouped), so the crawl's raw pages are
+    not held for it."""
+
+    def expand(self, pcolls):
+        docs, ledger = pcolls
+        pairs = ((docs | "ids:docs" >> beam.Map(lambda d: (d.id, d.source)),
+                  ledger | "ids:ledger" >> beam.Map(lambda r: (r.id, r.source)))
+                 | "ids:all" >> beam.Flatten()
+                 | "ids:distinct" >> beam.Distinct())
+        shared = (pairs
+                  | "ids:files" >> beam.combiners.Count.PerKey()
+                  | "ids:shared" >> beam.Filter(lambda kv: kv[1] > 1)
+                  | "ids:keys" >> beam.Keys())
+        colliding = beam.pvalue.AsList(shared)
+        return (docs | "ids:qualify_docs" >> beam.Map(_qualified, colliding),
+                ledger | "ids:qualify_ledger" >> beam.Map(_qualified, colliding))
+
+
+def _qualified(record, colliding: list[str]):
+    if not colliding or record.id not in set(colliding):
+        return record
+    import dataclasses
+
+    return dataclasses.replace(record, id=f"{record.source}#{record.id}")
+
+
+def _as_element(path: str) -> str | bytes:
+    """A file name Beam can carry: a local name that is not UTF-8 travels as its bytes (ReadFn decodes it)."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
 
 
 class DocumentShards(Source):
