@@ -31,6 +31,9 @@ _PLAIN_RECORD = b"\nWARC/1."
 _SCAN_CHUNK = 1 << 16
 #: compressed bytes warcio inflates at a time: deflate expands at most ~1000x, so this bounds one inflated block
 _BLOCK = 1024
+#: the longest line warcio may read (WARC and HTTP header lines, the blank lines between records): a longer one is
+#: data where a record's headers or its end should be, and is skipped instead of being read whole into memory
+MAX_LINE_BYTES = 1 << 16
 
 
 def _drain(stream) -> None:
@@ -109,6 +112,33 @@ class _BadRecord(Exception):
     """A record that parsed but cannot be delimited; reading resumes at the next record start."""
 
 
+class _LongLine(Exception):
+    """A line over MAX_LINE_BYTES where warcio expected a header or a blank line."""
+
+
+class _JunkAfterRecord(Exception):
+    """A record read whole, followed (in its gzip member, or before the next record) by data that is no record."""
+
+    def __init__(self, offset: int):
+        super().__init__(offset)
+        self.offset = offset
+
+
+def _bound_lines(reader) -> None:
+    """Make warcio's reader refuse lines over MAX_LINE_BYTES (raising _LongLine after that many bytes) instead of
+    growing one line through a member's worth of decompressed data."""
+    readline = reader.readline
+
+    def bounded(length=None):
+        cap = MAX_LINE_BYTES + 1 if not length or length < 0 else min(length, MAX_LINE_BYTES + 1)
+        line = readline(cap)
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            raise _LongLine(f"a line of more than {MAX_LINE_BYTES} bytes")
+        return line
+
+    reader.readline = bounded
+
+
 class _Pass:
     """One warcio pass over `fh` from `start` (None: where it is); `it.offset` tells where a failure happened
     (the failing record's start)."""
@@ -117,6 +147,7 @@ class _Pass:
         if start is not None:
             fh.seek(start)
         self.it = ArchiveIterator(fh, check_digests=cfg.verify_digests, block_size=_BLOCK)
+        _bound_lines(self.it.reader)
         self.path, self.cfg, self.gz = path, cfg, gz
 
     def records(self, skip: int = 0) -> Iterator[tuple[int, Document | Rejection | None]]:
@@ -133,7 +164,11 @@ class _Pass:
                                id=record.rec_headers.get_header("WARC-Record-ID") or stable_id(path, str(offset)),
                                url=record.rec_headers.get_header("WARC-Target-URI") or "", offset=offset)
             errors = it.err_count
-            it.read_to_end()
+            try:
+                it.read_to_end()
+            except _LongLine:
+                yield offset, out  # the record itself was read whole before the data that follows it
+                raise _JunkAfterRecord(offset) from None
             if it.err_count > errors and out is not None:  # warcio found no blank line where the record should end
                 out = rejected("bad_warc_record", path, "record not followed by the blank line that ends a WARC "
                                "record: its Content-Length does not match its bytes",
@@ -154,6 +189,7 @@ def read_warc(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
     with open_binary(path) as fh:
         while pos < size:
             one = _Pass(fh, path, cfg, gz, pos)
+            seen_before = seen
             try:
                 for offset, out in one.records():
                     if bad_since is not None:
@@ -163,6 +199,23 @@ def read_warc(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
                     if out is not None:
                         yield out
             except Exception as exc:
+                junk_after = exc.offset if isinstance(exc, _JunkAfterRecord) else (
+                    last if seen > seen_before and max(one.it.offset, pos) <= last and "non-chunked" not in str(exc)
+                    else None)  # the failure is inside the member of a record this pass read whole
+                if junk_after is not None:
+                    nxt = _next_record_start(fh, junk_after + 1, gz)
+                    end = size if nxt is None else nxt
+                    what = (f"a line of more than {MAX_LINE_BYTES} bytes" if isinstance(exc, _JunkAfterRecord)
+                            else f"data that is no WARC record ({type(exc).__name__}: {str(exc)[:200]})")
+                    yield rejected("bad_warc_record", path,
+                                   f"the record at offset {junk_after} (read) is followed "
+                                   f"{'in its gzip member' if gz else 'before the next record'} by {what}: what "
+                                   f"follows it, up to offset {end}, was skipped",
+                                   id=stable_id(path, f"after:{junk_after}"), offset=junk_after, skipped_to=end)
+                    if nxt is None:
+                        break
+                    pos = nxt
+                    continue
                 if "non-chunked gzip" in str(exc):  # one gzip stream over the whole file: read it sequentially
                     yield from _read_whole_gzip(path, cfg, skip_records=seen)
                     return
