@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from curation.shards import (CURRENT, RUNS_DIR, OutputError, checked_run, clean_leftovers, publish_run,
-                             published_run)
+from curation.shards import CURRENT, RUNS_DIR, checked_run, clean_leftovers, publish_run, published_run
 from groundwork.atomic import OutputBusy, output_lock
 from pipelines.cli import app
 from pipelines.curate.config import CurateConfig

@@ -7,7 +7,6 @@ ones that carried the same signal.
 """
 from __future__ import annotations
 
-import json
 import os
 
 from curation.shards import DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, STATS_DIR
