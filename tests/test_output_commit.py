@@ -216,3 +216,24 @@ def test_a_missing_ledger_is_an_empty_view_not_a_duckdb_hint(finished, tmp_path)
     assert "n\n0" in result.output and "Did you mean" not in result.output
     result = invoke("sql", "SELECT count(*) FROM rejected", "-o", str(out))
     assert result.exit_code == 2 and "missing" in result.output and "rejected/" in result.output
+
+
+def test_the_ledger_keeps_an_excerpt_unless_asked_for_the_text(tmp_path):
+    from curation.document import LEDGER_EXCERPT_CHARS
+    from pipelines.job.sql import run_query
+
+    repeated = "The same line again and again on this page.\n" * 60  # dropped for repetition
+    (tmp_path / "a.jsonl").write_text(json.dumps({"id": "rep", "text": repeated}) + "\n"
+                                      + json.dumps({"id": "ok", "text": prose(3)}) + "\n")
+    query = "SELECT id, text, text_chars FROM rejected"
+    cfg = config([str(tmp_path / "a.jsonl")], str(tmp_path / "excerpt"))
+    run_curation(cfg)
+    _, rows = run_query(str(tmp_path / "excerpt"), query)
+    assert rows == [("rep", repeated[:LEDGER_EXCERPT_CHARS], len(repeated))]
+    cfg.output.ledger_full_text = True
+    run_curation(cfg, output=str(tmp_path / "full"))
+    _, rows = run_query(str(tmp_path / "full"), query)
+    assert rows == [("rep", repeated, len(repeated))]
+    shown = invoke("run", "--ledger-full-text", "--show-config")  # the CLI flag sets the config's setting
+    assert shown.exit_code == 0 and json.loads(shown.output)["output"]["ledger_full_text"] is True
+    assert json.loads(invoke("run", "--show-config").output)["output"]["ledger_full_text"] is False
