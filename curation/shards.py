@@ -275,10 +275,10 @@ def verify_files(folder: str, files: dict[str, dict]) -> None:
 
 
 def new_run_id() -> str:
-    """A sortable, unique name for one run: UTC time and pid."""
+    """A sortable, unique name for one run: UTC time, pid and a random suffix (runs of one process in one second)."""
     import time
 
-    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 def clean_leftovers(out: str, say) -> None:
