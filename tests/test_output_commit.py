@@ -237,3 +237,14 @@ def test_the_ledger_keeps_an_excerpt_unless_asked_for_the_text(tmp_path):
     shown = invoke("run", "--ledger-full-text", "--show-config")  # the CLI flag sets the config's setting
     assert shown.exit_code == 0 and json.loads(shown.output)["output"]["ledger_full_text"] is True
     assert json.loads(invoke("run", "--show-config").output)["output"]["ledger_full_text"] is False
+
+
+def test_a_rerun_replaces_the_previous_run_whole(finished, tmp_path):
+    out = copy_output(finished[0], tmp_path / "out")
+    old_run = published_run(str(out))
+    pages_jsonl(tmp_path / "b.jsonl", 5, tag="b")
+    result = run_curation(config([str(tmp_path / "b.jsonl")], str(out)))
+    new_run = published_run(str(out))
+    assert new_run != old_run and not os.path.exists(old_run) and os.listdir(out / RUNS_DIR) == [Path(new_run).name]
+    record = checked_run(str(out))[1]
+    assert record["counts"] == result.counts and result.counts["kept"] + result.counts["rejected"] == 5
