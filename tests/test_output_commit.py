@@ -248,3 +248,34 @@ def test_a_rerun_replaces_the_previous_run_whole(finished, tmp_path):
     assert new_run != old_run and not os.path.exists(old_run) and os.listdir(out / RUNS_DIR) == [Path(new_run).name]
     record = checked_run(str(out))[1]
     assert record["counts"] == result.counts and result.counts["kept"] + result.counts["rejected"] == 5
+
+
+def test_a_rerun_after_sigkill_reuses_the_finished_files_and_gives_identical_output(tmp_path, capfd):
+    files = []
+    for i, n in enumerate((10, 700, 10, 700)):  # small and large input files: the run is killed part-way
+        pages_jsonl(tmp_path / f"in{i}.jsonl", n, tag=f"f{i}")
+        files.append(str(tmp_path / f"in{i}.jsonl"))
+    reference = run_curation(config(files, str(tmp_path / "reference")))
+    cfg_file = tmp_path / "run.toml"
+    cfg_file.write_text(f'stages = ["langid", "filters"]\n[input]\npaths = {json.dumps(files)}\n'
+                        '[output]\nhistograms = false\n[runner]\nworkers = 1\nmode = "in_memory"\nprogress = false\n')
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(cfg_file), "-o", str(out)],
+                            cwd=Path(__file__).parents[1], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(out.glob(".resume/*/*.unit")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = len(list(out.glob(".resume/*/*.unit")))
+    assert 1 <= saved < len(files) and not (out / "docs").exists()
+    capfd.readouterr()
+    result = run_curation(config(files, str(out)))
+    assert f"resuming: {saved} input file(s) finished by an interrupted run" in capfd.readouterr().err
+    for sub in ("docs", "rejected"):
+        assert {p.name: p.read_bytes() for p in (out / sub).iterdir()} == {
+            p.name: p.read_bytes() for p in (tmp_path / "reference" / sub).iterdir()}
+    assert {**result.funnel, "seconds": 0} == {**reference.funnel, "seconds": 0}
+    assert not (out / ".resume").exists()

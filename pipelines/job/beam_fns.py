@@ -8,8 +8,10 @@ failing the run; one that takes longer than the chain's time limit on a document
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 import traceback
 
@@ -54,19 +56,46 @@ def utf8_len(text: str | None) -> int:
     return len(text.encode("utf-8", "surrogatepass")) if text else 0
 
 
+_recording = threading.local()
+
+
+@contextlib.contextmanager
+def recording():
+    """Every funnel counter increment made in this thread inside the block, as {counter name: total} (a resumable
+    work unit saves them with its outputs: pipelines/job/resume.py)."""
+    _recording.deltas = deltas = {}
+    try:
+        yield deltas
+    finally:
+        _recording.deltas = None
+
+
+class _Counter:
+    """A Beam counter of the funnel that also reports to `recording`."""
+
+    def __init__(self, name: str):
+        self.name, self.counter = name, Metrics.counter(NAMESPACE, name)
+
+    def inc(self, n: int = 1) -> None:
+        self.counter.inc(n)
+        deltas = getattr(_recording, "deltas", None)
+        if deltas is not None:
+            deltas[self.name] = deltas.get(self.name, 0) + n
+
+
 class Counters:
     def __init__(self, stage: str):
         self.stage = stage
-        self.docs_in = Metrics.counter(NAMESPACE, f"{stage}|docs_in")
-        self.bytes_in = Metrics.counter(NAMESPACE, f"{stage}|bytes_in")
-        self.docs_out = Metrics.counter(NAMESPACE, f"{stage}|docs_out")
-        self.bytes_out = Metrics.counter(NAMESPACE, f"{stage}|bytes_out")
+        self.docs_in = _Counter(f"{stage}|docs_in")
+        self.bytes_in = _Counter(f"{stage}|bytes_in")
+        self.docs_out = _Counter(f"{stage}|docs_out")
+        self.bytes_out = _Counter(f"{stage}|bytes_out")
         self._reasons: dict[str, object] = {}
 
     def rejected(self, reason: str, nbytes: int) -> None:
         if reason not in self._reasons:
-            self._reasons[reason] = (Metrics.counter(NAMESPACE, f"{self.stage}|rejected|{reason}"),
-                                     Metrics.counter(NAMESPACE, f"{self.stage}|rejected_bytes|{reason}"))
+            self._reasons[reason] = (_Counter(f"{self.stage}|rejected|{reason}"),
+                                     _Counter(f"{self.stage}|rejected_bytes|{reason}"))
         docs, size = self._reasons[reason]
         docs.inc()
         size.inc(nbytes)

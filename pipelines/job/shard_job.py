@@ -33,8 +33,8 @@ from curation.shards import (DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, RUN_FILE, STAGIN
                              clean_leftovers, doc_schema, ensure_nonempty, file_checksums, is_remote, new_run_id,
                              publish, publish_run, shard_files)
 from groundwork.atomic import output_lock, staging_folder
-from pipelines.job.runner import RunnerConfig
-from pipelines.job.sources import Source
+from pipelines.job.runner import DASK_NAMES, RunnerConfig
+from pipelines.job.sources import InputFiles, Source
 from pipelines.job.steps import PerDocument, Step, StepContext
 
 STAGING = STAGING_DIR
@@ -63,6 +63,9 @@ class ShardJob:
     histograms: bool = False  # a PNG per numeric signal in stats/ (kept vs dropped), drawn with DuckDB
     #: the ledger keeps each dropped record's text (up to LEDGER_TEXT_LIMIT) instead of an excerpt
     ledger_full_text: bool = False
+    #: local outputs read from input files: finished files are saved as they finish, and a rerun after a kill
+    #: reads only the others (pipelines/job/resume.py)
+    resume: bool = True
     #: more run.json entries from the finished pipeline's result (e.g. tokens and time per LLM backend)
     report: Callable[[Any], dict] | None = None
 
@@ -85,16 +88,23 @@ class ShardJob:
     def stage_order(self) -> list[str]:
         return [*self.source.names, *(name for step in self.steps for name in step.names)]
 
-    def build(self, p, staging: str, progress_dir: str | None = None) -> None:
+    def build(self, p, staging: str, progress_dir: str | None = None, resume_folder: str | None = None) -> None:
         """The whole pipeline: source, steps, then both shard writes behind one final sink (the DaskRunner
-        computes only the graph of the pipeline's last transform)."""
+        computes only the graph of the pipeline's last transform). With `resume_folder`, input files are
+        resumable work units through the leading per-document step (pipelines/job/resume.py)."""
         import apache_beam as beam
 
         from pipelines.job.write import WriteShards, doc_sort_key, ledger_key, ledger_sort_key
 
         ctx = StepContext(progress_dir, self.runner.stage_timeout_s)
-        elements, rejected = self.source.expand(p, ctx)
-        for step in self.fused_steps():
+        steps = self.fused_steps()
+        if resume_folder and isinstance(self.source, InputFiles):
+            chain = steps[0] if steps and isinstance(steps[0], PerDocument) else None
+            elements, rejected = self.source.expand_units(p, ctx, chain, resume_folder)
+            steps = steps[1:] if chain else steps
+        else:
+            elements, rejected = self.source.expand(p, ctx)
+        for step in steps:
             elements, dropped = step.expand(elements, ctx)
             rejected = rejected + dropped
         ledger = (tuple(rejected) | "ledger" >> beam.Flatten()) if rejected else (
@@ -123,14 +133,26 @@ class ShardJob:
             run_id = new_run_id()
             staging = staging_folder(out, run_id)
             os.makedirs(staging)
+            resume_folder = None
+            if self.resume and isinstance(self.source, InputFiles) and (self.runner.is_local or
+                                                                        self.runner.runner in DASK_NAMES):
+                from pipelines.job.resume import fingerprint, prepare_store
+
+                resume_folder = prepare_store(out, fingerprint(self.name, self.settings, self.stage_order()), _say)
             try:
-                return self._run_in(out, staging, show_progress, run_id)
+                result = self._run_in(out, staging, show_progress, run_id, resume_folder)
+                if resume_folder:
+                    from pipelines.job.resume import remove_store
+
+                    remove_store(out)  # published: nothing left to resume
+                return result
             finally:
                 shutil.rmtree(staging, ignore_errors=True)  # a failed run's staging; a published one was moved
                 with contextlib.suppress(OSError):
                     os.rmdir(staging_folder(out))
 
-    def _run_in(self, out: str, staging: str, show_progress: bool | None, run_id: str = "") -> JobResult:
+    def _run_in(self, out: str, staging: str, show_progress: bool | None, run_id: str = "",
+                resume_folder: str | None = None) -> JobResult:
         from pipelines.job.funnel import funnel_from_metrics, funnel_from_outputs
         from pipelines.job.runner import beam_session, execute, new_pipeline
 
@@ -139,7 +161,7 @@ class ShardJob:
         order = self.stage_order()
         with beam_session(self.runner) as beam_args:
             p = new_pipeline(self.runner, beam_args)
-            self.build(p, staging, progress_dir)
+            self.build(p, staging, progress_dir, resume_folder)
             started = time.time()
             result = execute(p, self.runner, progress_dir, order)
             seconds = time.time() - started

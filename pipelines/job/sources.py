@@ -53,6 +53,24 @@ class InputFiles(Source):
         docs, rejected = split_outputs(read, "read", main="docs")
         return docs, [rejected]
 
+    def expand_units(self, p, ctx: StepContext, chain, folder: str):
+        """Like `expand` followed by the PerDocument step `chain` (or None), as resumable work units: each input
+        file read and run through the chain in one DoFn whose outputs are saved in `folder` when the file is
+        done (pipelines/job/resume.py)."""
+        from curation.readers import expand_inputs
+        from pipelines.job.beam_fns import NAMESPACE, StageChainFn
+        from pipelines.job.resume import UnitFn
+
+        chain_fn = StageChainFn(chain.stages, ctx.progress_dir, ctx.stage_timeout_s) if chain else None
+        label = "read" + ("+stages:" + "+".join(chain.names) if chain else "")
+        out = (p
+               | "inputs" >> beam.Create([_as_element(f) for f in expand_inputs(self.paths, self.reader)])
+               | "spread" >> beam.Reshuffle()
+               | label >> beam.ParDo(UnitFn(ReadFn(self.reader, ctx.progress_dir), chain_fn, folder, NAMESPACE))
+               .with_outputs(REJECTED, main="docs"))
+        docs, rejected = split_outputs(out, label, main="docs")
+        return docs, [rejected]
+
 
 class QualifyIds(beam.PTransform):
     """(kept documents, ledger records) -> the same with every id that occurs in more than one input file made
