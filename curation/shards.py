@@ -11,6 +11,7 @@ where docs, rejected, stats and run.json are fixed links into `current`, itself 
     runs/<run id>/                      docs/ rejected/ stats/ run.json of that run
     .staging/<run id>/                  a run in progress: never read, removed when it is left by a dead run
     .lock                               the pid of the run that holds the folder (groundwork.atomic.output_lock)
+    .resume/<fingerprint>/              input files a killed run finished (pipelines/job/resume.py)
 A reader resolves `current` once (`published_run`) and reads that run's files, so it sees the whole new output
 or the whole old one; run.json is written before the switch and checked by readers (`checked_run`). Shards are
 written to a temporary name and renamed into place, so a reader never sees half a file. Files are written
