@@ -51,6 +51,9 @@ def prepare_store(out: str, job_fingerprint: str, say) -> str:
                     "settings, which this run cannot reuse")
                 shutil.rmtree(os.path.join(root, name), ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if ".unit.tmp-" in name:  # a file that was in flight when the run died: it is read again
+            os.remove(os.path.join(folder, name))
     done = [n for n in os.listdir(folder) if n.endswith(".unit")]
     if done:
         say(f"resuming: {len(done)} input file(s) finished by an interrupted run are reused from {folder}; "

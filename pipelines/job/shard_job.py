@@ -134,8 +134,7 @@ class ShardJob:
             staging = staging_folder(out, run_id)
             os.makedirs(staging)
             resume_folder = None
-            if self.resume and isinstance(self.source, InputFiles) and (self.runner.is_local or
-                                                                        self.runner.runner in DASK_NAMES):
+            if self.resume and isinstance(self.source, InputFiles) and _workers_share_this_disk(self.runner):
                 from pipelines.job.resume import fingerprint, prepare_store
 
                 resume_folder = prepare_store(out, fingerprint(self.name, self.settings, self.stage_order()), _say)
@@ -189,6 +188,13 @@ class ShardJob:
         _write_records(staging, funnel, record, self.histograms)  # run.json is part of the run, before the switch
         publish_run(staging, out, run_id)
         return JobResult(out, funnel, counts, seconds, record)
+
+
+def _workers_share_this_disk(runner: RunnerConfig) -> bool:
+    """Whether the workers can write to the output folder's disk: the local runner, or a local Dask cluster (no
+    scheduler address of another machine given)."""
+    return runner.is_local or (runner.runner in DASK_NAMES and
+                               not any(a.startswith("--dask_client_address") for a in runner.beam_args))
 
 
 def _say(message: str) -> None:
