@@ -18,7 +18,8 @@ as such.
       (also writes the main text of the pages not rated yet as JSONL batches to rate)
   .venv/bin/python scripts/build_realweb_corpus.py --clones ... --merge-ratings RATINGS_DIR \
       --batch-dir out/label-batches
-      (merges the raters' files into data/realweb/labels.jsonl and prints the blind re-rating agreement)
+      (merges the raters' files into data/realweb/labels.jsonl and prints the blind re-rating agreement;
+       with --add the committed labels are kept and the new files add pages to them)
 
 Reserved for independent evaluation and refused here (the build stops if a source names one): the repositories
 listed in RESERVED (extraction benchmarks, Wikipedia parsers, some OpenStax books and Gutenberg texts) and, in
@@ -79,8 +80,8 @@ MERGED = "j-szulc/html-cleaning-dataset-merged"
 SOURCES = [
     # ------------------------------------------------------------ train: classifiers and thresholds
     Source("cleaneval-final", MERGED, "cleaneval-final", "cleaneval", "CleanEval shared task data (research use)",
-           "train", None, 700),
-    Source("dragnet", MERGED, "dragnet_data", "cleaneval", "AGPL-3.0 (dragnet_data)", "train", None, 800),
+           "train", None, 741),
+    Source("dragnet", MERGED, "dragnet_data", "cleaneval", "AGPL-3.0 (dragnet_data)", "train", None, 1382),
     Source("bbc-news", "dejanbatanjac/bbc-article-classify-bert", "bbc", "bbc",
            "BBC articles, research use (Greene & Cunningham 2006)", "train", "ephemeral", 150),
     Source("newspaper-fixtures", "codelucas/newspaper", "tests/data/html", "html", "MIT", "train", None, 157),
@@ -426,15 +427,20 @@ CATEGORIES = ("explainer", "ephemeral", "opinion", "commercial", "forum", "ficti
               "non_english")
 
 
-def merge_ratings(ratings_dir: Path, batch_dirs: list[Path], out: Path = LABELS) -> dict:
+def merge_ratings(ratings_dir: Path, batch_dirs: list[Path], out: Path = LABELS, add: bool = False) -> dict:
     """Raters' files (one JSON line per page read) -> data/realweb/labels.jsonl, checked, with each page's sha256
-    from the batch it was read in; returns the blind re-rating agreement (exact and within one point)."""
+    from the batch it was read in; returns the blind re-rating agreement (exact and within one point).
+
+    With `add`, the ratings already in `out` stay and the files rate new pages only (a later labelling round)."""
     digests = {}
     for batch in sorted(b for d in batch_dirs for b in d.glob("*.jsonl.gz")):
         with gzip.open(batch, "rt", encoding="utf-8") as fh:
             digests.update((r["record_id"], r["sha256"]) for r in map(json.loads, fh))
     first: dict[str, dict] = {}
     again: dict[str, dict] = {}
+    if add and out.is_file():
+        for row in map(json.loads, filter(str.strip, out.read_text().splitlines())):
+            (again if row["rerate"] else first)[row["record_id"]] = row
     for path in sorted(ratings_dir.glob("*.jsonl")):
         # a rater corrects a line by appending a new one for the same page: within a file the last line counts
         mine: dict[tuple[str, bool], dict] = {}
@@ -455,7 +461,8 @@ def merge_ratings(ratings_dir: Path, batch_dirs: list[Path], out: Path = LABELS)
         for (rid, rerate), rating in mine.items():
             target = again if rerate else first
             if rid in target:
-                raise ValueError(f"{path}: {rid} was rated in another file of the same pass too")
+                raise ValueError(f"{path}: {rid} was rated in another file of the same pass too "
+                                 f"(or is in {out.name} already)")
             target[rid] = rating
     missing = sorted(set(digests) - set(first))
     if missing:
@@ -485,9 +492,11 @@ def main(argv=None) -> None:
                              "--merge-ratings; repeatable)")
     parser.add_argument("--merge-ratings", type=Path, metavar="DIR",
                         help="first merge the raters' files in DIR into data/realweb/labels.jsonl (needs --batch-dir)")
+    parser.add_argument("--add", action="store_true",
+                        help="with --merge-ratings: keep the committed labels; DIR's files rate new pages only")
     args = parser.parse_args(argv)
     if args.merge_ratings:
-        merge_ratings(args.merge_ratings, args.batch_dir)
+        merge_ratings(args.merge_ratings, args.batch_dir, add=args.add)
         return
     build(args.clones, args.out, args.label_batches, (args.batch_dir or [None])[0])
 
