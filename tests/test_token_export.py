@@ -142,7 +142,7 @@ def test_nanogpt_files_are_the_packed_stream_and_the_tokenized_heldout(mix):
     assert pickle.loads((mix / "nanogpt" / "meta.pkl").read_bytes()) == {"vocab_size": reader.vocab_size}
 
 
-def test_mix_card_and_heldout_load_with_datasets(mix):
+def test_mix_card_and_heldout_load_with_datasets(mix, tmp_path):
     import datasets
 
     from pipelines.job.card import read_front_matter
@@ -154,7 +154,7 @@ def test_mix_card_and_heldout_load_with_datasets(mix):
     assert all((mix / f).is_file() for e in meta["assay"]["exports"].values() for f in e["files"])
     web = datasets.load_dataset("parquet", data_files=str(mix / "heldout" / "web.parquet"), split="train")
     assert web["text"] == read_heldout(str(mix / "heldout" / "web.parquet"))
-    by_card = datasets.load_dataset(str(mix), "heldout")  # the card's `configs` name one split per pool
+    by_card = datasets.load_dataset(str(mix), "heldout", cache_dir=str(tmp_path / "cache"))  # the card's `configs` name one split per pool
     assert set(by_card) == {"web", "tail_end"} and by_card["web"]["id"] == web["id"]
 
 
