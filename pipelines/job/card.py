@@ -72,7 +72,8 @@ def model_files(settings: Any) -> dict[str, dict[str, str]]:
             for key, item in value.items():
                 here = f"{where}.{key}" if where else str(key)
                 if key in _MODEL_KEYS and isinstance(item, str) and item:
-                    _record(found, here, resolve_model_dir(item) if key == "model_dir" else item)
+                    local = key == "model_dir" and "://" not in item  # a remote one is named, never fetched
+                    _record(found, here, resolve_model_dir(item) if local else item)
                 else:
                     visit(item, here)
         elif isinstance(value, list):
