@@ -2,7 +2,6 @@
 IndexedDataset, by a reader of the MMIDIDX v1 index written here from the published layout, and by
 numpy.memmap as nanoGPT reads train.bin / val.bin; plus the dataset card and held-out Parquet of a mix
 loaded with the real `datasets` library."""
-import os
 import pickle
 import struct
 
@@ -154,10 +153,27 @@ def test_mix_card_and_heldout_load_with_datasets(mix, tmp_path):
     assert all((mix / f).is_file() for e in meta["assay"]["exports"].values() for f in e["files"])
     web = datasets.load_dataset("parquet", data_files=str(mix / "heldout" / "web.parquet"), split="train")
     assert web["text"] == read_heldout(str(mix / "heldout" / "web.parquet"))
-    by_card = datasets.load_dataset(str(mix), "heldout", cache_dir=str(tmp_path / "cache"))  # the card's `configs` name one split per pool
+    # the card's `configs` name one split per pool
+    by_card = datasets.load_dataset(str(mix), "heldout", cache_dir=str(tmp_path / "cache"))
     assert set(by_card) == {"web", "tail_end"} and by_card["web"]["id"] == web["id"]
 
 
 def test_unknown_format_is_refused_before_any_work(tmp_path):
     result = CliRunner().invoke(app, ["mix", "no-such-recipe.toml", "--format", "litgpt"])
     assert result.exit_code == 2 and "unknown format" in result.output and "litgpt" in result.output
+
+
+def test_large_vocabularies_use_int32_megatron_and_uint32_flat_files(tmp_path):
+    from trainer.token_export import write_flat, write_megatron
+
+    docs = [np.array([70_000, 5, 0]), np.array([65_536, 0]), np.array([1, 2, 3, 69_999])]
+    prefix = str(tmp_path / "big_text_document")
+    write_megatron(prefix, docs, vocab_size=70_001)
+    version, dtype, doc_idx, seqs = read_mmidx(prefix)
+    assert dtype == np.int32 and doc_idx.tolist() == [0, 1, 2, 3]
+    assert [s.tolist() for s in seqs] == [d.tolist() for d in docs]
+    flat = write_flat(str(tmp_path / "train.bin"), docs, vocab_size=70_001)
+    assert np.memmap(flat, dtype=np.uint32, mode="r").tolist() == np.concatenate(docs).tolist()
+    indexed = pytest.importorskip("megatron.core.datasets.indexed_dataset")
+    ds = indexed.IndexedDataset(prefix)
+    assert [ds[i].tolist() for i in range(len(ds))] == [d.tolist() for d in docs]

@@ -1,4 +1,5 @@
-"""Input readers: WARC, HTML files, JSONL, Parquet and Arrow (Hugging Face `datasets` folders) -> Documents, and read-stage Rejections for bad input.
+"""Input readers: WARC, HTML files, JSONL, Parquet and Arrow (Hugging Face `datasets` folders) -> Documents, and
+read-stage Rejections for bad input.
 
 `expand_inputs` turns the configured paths into input units (one per file); `read_input` streams one unit.
 Reading never raises for bad content: what cannot be read becomes a Rejection (stage "read") with a reason

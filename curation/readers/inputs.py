@@ -113,8 +113,9 @@ def expand_inputs(paths: list[str], cfg: ReaderConfig | None = None) -> list[str
         if os.path.isdir(path):
             found = _walk(path, cfg)
             if not found:
-                raise ValueError(f"input directory {given!r} holds no readable file{_split_note(cfg)} (accepted formats: "
-                                 f"{accepted_formats()}; or set reader.format to read every file as one format)")
+                raise ValueError(f"input directory {given!r} holds no readable file{_split_note(cfg)} (accepted "
+                                 f"formats: {accepted_formats()}; or set reader.format to read every file as one "
+                                 "format)")
             units.update(found)
         elif os.path.isfile(path):
             if not format_of(path, cfg.format):

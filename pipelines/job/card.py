@@ -11,6 +11,7 @@ inside its work folder, which appears whole or not at all.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from typing import Any
@@ -135,7 +136,9 @@ def _license(settings: dict) -> str:
 
 
 def render(meta: dict[str, Any], body: str) -> str:
-    """The card's text: the YAML front matter between `---` lines, then the Markdown body."""
+    """The card's text: the YAML front matter between `---` lines, then the Markdown body. Values YAML cannot hold
+    (paths, tuples, ...) are written as JSON would write them, so a run never fails at its card."""
+    meta = json.loads(json.dumps(meta, default=str))
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=120) + "---\n\n" + body
 
 
@@ -168,7 +171,8 @@ def shard_output_card(name: str, record: dict, funnel: dict, sources: list[str],
             "sizes": {"documents": kept, "rejected": int(counts.get("rejected", 0)),
                       "bytes_read": funnel.get("totals", {}).get("bytes_read", 0),
                       "bytes_kept": funnel.get("totals", {}).get("bytes_kept", 0)},
-            "funnel": [{k: row[k] for k in ("stage", "docs_in", "docs_out", "rejected")} for row in funnel.get("stages", [])],
+            "funnel": [{k: row[k] for k in ("stage", "docs_in", "docs_out", "rejected")}
+                       for row in funnel.get("stages", [])],
             "config": settings,
             "versions": record.get("versions", {}),
             "models": model_files(settings),
