@@ -362,6 +362,10 @@ class TokenShardReader(ShardFolder, SequenceCursor):
         _, shard, row, _ = self.index[self._global(local)]
         return np.asarray(self._shards[int(shard)][int(row)], dtype=np.int64)
 
+    def stored_row(self, shard: int, row: int) -> np.ndarray:
+        """Row `row` of shard `shard` as stored (the index's columns 1 and 2 name it), in the stored dtype."""
+        return np.asarray(self._shards[shard][row])
+
     def phase_of(self, local: int) -> str:
         return self.manifest["phases"][int(self.index[self._global(local)][0])]["name"]
 

@@ -16,11 +16,14 @@ With no CONFIG it runs on the embedded sample corpus (data/sample/) with the def
 extract (resiliparse) -> langid (fastText lid.176) -> datatrove's Gopher/C4/FineWeb filters and assay's page
 filters -> PII masking -> exact + MinHash dedup -> the shipped educational-value and knowledge-level
 classifiers. Output: DIR/docs/*.parquet (kept, one column per signal), DIR/rejected/*.parquet (the ledger),
-DIR/stats/ (funnel.json and histograms), DIR/run.json.
+DIR/stats/ (funnel.json and histograms), DIR/run.json, DIR/README.md (the dataset card); the output loads with
+`datasets.load_dataset("parquet", data_files="DIR/docs/*.parquet")`. Inputs may be Hugging Face `datasets` folders
+(save_to_disk) and Hub-style Parquet/JSONL; set input.reader.text_field and input.reader.split (docs/readers.md).
 
 Examples:\n
   assay run --output out/demo\n
   assay run my.toml --output out/crawl --workers 2\n
+  assay run my.toml --input my_dataset/ --output out/hf   (a save_to_disk folder)\n
   assay run my.toml --runner dask --dask-address tcp://10.0.0.5:8786\n
   assay run my.toml --runner DataflowRunner --project P --region europe-west1 --temp_location gs://B/tmp
 

@@ -99,6 +99,9 @@ class OutputConfig:
     docs_per_shard: int = 20_000
     ledger_per_shard: int = 50_000
     histograms: bool = True
+    #: the output's licence as the dataset card (README.md) declares it, a Hugging Face licence id such as
+    #: "odc-by" or "cc-by-4.0"; "" records "other" and says to declare one
+    license: str = ""
 
 
 def default_classifiers() -> list[ClassifierStageConfig]:

@@ -134,6 +134,7 @@ class ShardJob:
                   "seconds": round(seconds, 2), "versions": _versions(), "counts": counts,
                   "funnel_totals": funnel["totals"], **(self.report(result) if self.report else {})}
         _write_records(out, funnel, record, self.histograms)
+        _write_card(out, self, funnel, record)
         return JobResult(out, funnel, counts, seconds, record)
 
 
@@ -164,6 +165,14 @@ def _write_records(out: str, funnel: dict, record: dict, histograms: bool) -> No
         from pipelines.job.funnel import draw_histograms
 
         draw_histograms(out)
+
+
+def _write_card(out: str, job: ShardJob, funnel: dict, record: dict) -> None:
+    """README.md, the dataset card (pipelines/job/card.py), beside run.json."""
+    from pipelines.job.card import languages_of, shard_output_card, sources_of, write_card
+
+    languages = [] if is_remote(out) else languages_of(shard_files(f"{out}/{DOCS_DIR}"))
+    write_card(out, shard_output_card(job.name, record, funnel, sources_of(job.source), languages))
 
 
 def _versions() -> dict[str, str]:
