@@ -107,11 +107,16 @@ class Timer:
 
 
 class Backend(ABC):
-    kind: str = "backend"
+    kind: str = "backend"  # its key in synth.backends.BACKENDS and the value of BackendConfig.kind
 
     def __init__(self, cfg: BackendConfig) -> None:
         self.cfg = cfg
         self.usage = Usage()
+
+    @classmethod
+    def check_config(cls, cfg: BackendConfig) -> None:
+        """Raise, on the driver and before any worker starts, when this backend cannot work with `cfg` (a
+        missing model, a malformed URL); cheap: loads nothing."""
 
     @property
     def batch_size(self) -> int:

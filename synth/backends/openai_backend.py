@@ -59,6 +59,11 @@ def prompt_logprob_entries(prompt_logprobs: list) -> list[tuple[str, float, int 
 class OpenAIBackend(Backend):
     kind = "openai"
 
+    @classmethod
+    def check_config(cls, cfg: BackendConfig) -> None:
+        if not cfg.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"backend.base_url must be an http(s) URL, got {cfg.base_url!r}")
+
     def __init__(self, cfg: BackendConfig):
         super().__init__(cfg)
         import httpx

@@ -55,6 +55,10 @@ STOP_TAIL = 32  # tokens decoded when looking for a stop string
 class TransformersBackend(Backend):
     kind = "transformers"
 
+    @classmethod
+    def check_config(cls, cfg: BackendConfig) -> None:
+        resolve_model_path(cfg.model, cfg.gguf_file)
+
     def __init__(self, cfg: BackendConfig):
         super().__init__(cfg)
         import torch
