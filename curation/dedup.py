@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 from curation.document import content_hash, normalize_text
 
-__all__ = ["MinHashConfig", "MinHasher", "connected_components", "content_hash", "word_shingles", "jaccard"]
+__all__ = ["EXACT_DEDUP", "FUZZY_DEDUP", "MinHashConfig", "MinHasher", "connected_components", "content_hash",
+           "word_shingles", "jaccard"]
+
+#: the two dedup stages' names, in the funnel and the ledger
+EXACT_DEDUP = "exact_dedup"
+FUZZY_DEDUP = "fuzzy_dedup"
 
 
 @dataclass

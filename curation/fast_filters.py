@@ -173,8 +173,3 @@ def _sentences(line: str, language: str) -> int:
     count = sentence_counter(language)
     found = count(line) if count is not None else None
     return found if found is not None else len(split_into_sentences(line, language))
-
-
-#: assay's classes for the filters it computes statistics for itself; others are datatrove's own
-FAST_CLASSES = {"gopher_repetition": FastGopherRepetition, "gopher_quality": FastGopherQuality,
-                "c4_quality": FastC4Quality}

@@ -11,9 +11,9 @@ from pipelines.curate.job import run_curation
 from pipelines.curate.config import SAMPLE_DIR, CurateConfig
 
 MANIFEST = SAMPLE_DIR / "manifest.jsonl"
-QUALITY_STAGES = {"extract", "langid", "release_notes", "link_density", "gopher_repetition", "gopher_quality",
-                  "c4_quality", "fineweb_quality", "exact_dedup", "fuzzy_dedup", "classify:edu_score",
-                  "classify:knowledge_score"}
+#: the stages that may drop a sample page: every stage of the default run (from the stage registry, through the
+#: job's own steps) but those that only annotate
+QUALITY_STAGES = {name for step in CurateConfig().steps() for name in step.names} - {"stats", "pii"}
 
 
 @pytest.fixture(scope="module")

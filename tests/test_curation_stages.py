@@ -10,7 +10,8 @@ from datatrove.pipeline import filters as dt
 
 from curation.document import Document, Rejection
 from curation.extract import ExtractText
-from curation.filters import PROFILES, DatatroveFilter, FilterConfig, TextStatistics, build_filter_stages
+from curation.filters import (FILTERS, PROFILES, DatatroveFilter, FilterConfig, TextStatistics, build_filter_stages,
+                              profile_filters)
 from curation.langid import IdentifyLanguage, LangIdConfig, LanguageIdentifier
 from curation.pii import MaskPII
 from curation.stage import Stage
@@ -39,7 +40,8 @@ CLASSES = {"gopher_repetition": dt.GopherRepetitionFilter, "gopher_quality": dt.
 
 def test_both_profiles_run_all_four_datatrove_filters_in_fineweb_order():
     for profile in PROFILES:
-        assert [n for n in PROFILES[profile]["filters"] if n in CLASSES] == list(CLASSES)
+        assert [n for n in profile_filters(profile) if n in CLASSES] == list(CLASSES)
+    assert {n: FILTERS[n].judge_class() for n in CLASSES} == CLASSES
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -49,7 +51,7 @@ def test_filter_decisions_equal_datatrove_called_directly(name, profile):
     assay profile with assay's statistics, the fineweb profile with datatrove's classes); the fineweb profile's
     arguments are datatrove's defaults (C4 without its terminal-punctuation rule)."""
     cfg = FilterConfig(profile=profile)
-    assert cfg.kwargs_for(name) == PROFILES[profile]["filters"][name]
+    assert cfg.kwargs_for(name) == profile_filters(profile)[name]
     if profile == "fineweb":
         assert cfg.kwargs_for(name) == ({"filter_no_terminal_punct": False} if name == "c4_quality" else {})
         assert cfg.text_view == "text"

@@ -17,14 +17,15 @@ from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
 from corpus_views import eval_views, sample_views
 from curation.dedup import MinHashConfig, MinHasher
-from curation.fast_filters import FAST_CLASSES
-from curation.filters import PROFILES, FilterConfig, build_filter_stages
+from curation.filters import FILTERS, FilterConfig, build_filter_stages, profile_filters
 from curation.ngram_stats import NgramStats
 from curation.shingles import simplify_text as our_simplify_text
 from curation.word_cache import install_word_split
 
 DATATROVE = {"gopher_repetition": dt.GopherRepetitionFilter, "gopher_quality": dt.GopherQualityFilter,
              "c4_quality": dt.C4QualityFilter}
+#: assay's classes, from the filter registry
+FAST_CLASSES = {name: spec.judge_class("assay") for name, spec in FILTERS.items() if spec.fast}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,7 +63,7 @@ def test_filters_decide_as_datatrove_on_every_eval_page(profile):
     and kept text. Both sides split words with assay's split, whose tokens equal spaCy's on these pages
     (tests/test_spacy_words.py); datatrove's C4 counts sentences with spaCy itself."""
     assert install_word_split("en")
-    outcomes = _compare(FAST_CLASSES, lambda name: PROFILES[profile]["filters"][name], eval_views())
+    outcomes = _compare(FAST_CLASSES, lambda name: profile_filters(profile)[name], eval_views())
     assert len(outcomes) > 12, "the pages exercise every filter's outcomes"
     assert len({(name, kept == "True") for name, kept in outcomes}) == 2 * len(FAST_CLASSES)
 
@@ -75,6 +76,8 @@ def test_c4_decides_as_datatrove_with_its_defaults_on_sample_pages():
 
 
 def test_the_assay_profile_runs_assays_classes_and_the_fineweb_profile_datatroves():
+    assert set(FAST_CLASSES) == set(DATATROVE)
+    assert all(issubclass(FAST_CLASSES[name], DATATROVE[name]) for name in DATATROVE)
     cases = (("assay", "", "curation.fast_filters"), ("fineweb", "", "datatrove.pipeline.filters"),
              ("fineweb", "assay", "curation.fast_filters"), ("assay", "datatrove", "datatrove.pipeline.filters"))
     for profile, statistics, expected in cases:

@@ -9,13 +9,12 @@ from typing import Optional
 import typer
 
 from pipelines.cli.options import fail, known_errors, option, uses_options
+from pipelines.curate.config import stages_overview
 
 RUN_HELP = """Curate a crawl into Parquet shards, with a ledger of every dropped document and why.
 
-With no CONFIG it runs on the embedded sample corpus (data/sample/) with the default stages:
-extract (resiliparse) -> langid (fastText lid.176) -> datatrove's Gopher/C4/FineWeb filters and assay's page
-filters -> PII masking -> exact + MinHash dedup -> the shipped educational-value and knowledge-level
-classifiers. Output: DIR/docs/*.parquet (kept, one column per signal), DIR/rejected/*.parquet (the ledger),
+With no CONFIG it runs on the embedded sample corpus (data/sample/) with the default stages (a config's
+`stages` list picks and orders them): {stages}. Output: DIR/docs/*.parquet (kept, one column per signal), DIR/rejected/*.parquet (the ledger),
 DIR/stats/ (funnel.json and histograms), DIR/run.json.
 
 Examples:\n
@@ -25,7 +24,7 @@ Examples:\n
   assay run my.toml --runner DataflowRunner --project P --region europe-west1 --temp_location gs://B/tmp
 
 Any option assay does not know is passed to Beam unchanged (see docs/curation.md for Dataflow/Flink/Spark).
-"""
+""".format(stages=stages_overview())
 
 
 @dataclass
