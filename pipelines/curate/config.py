@@ -22,6 +22,7 @@ from curation.filters import FILTERS, FilterConfig
 from curation.langid import LangIdConfig
 from curation.pii import PIIConfig
 from curation.readers import ReaderConfig
+from curation.readers.quarantine import STAGE as READ_STAGE  # the stage every run starts with: its reader
 from groundwork.config import from_dict, load_config
 from pipelines.job.runner import RunnerConfig
 
@@ -112,9 +113,6 @@ class RunStage:
     #: uploads the local files its config names for remote workers, rewriting the config to their remote paths
     upload_files: Callable[[CurateConfig, Upload], None] | None = None
 
-
-#: the stage every run starts with: the source's reader (curation/readers/)
-READ_STAGE = "read"
 
 #: Every stage `assay run` knows, in its default order. Per-document stages next to each other run fused in
 #: one DoFn.
