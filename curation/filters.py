@@ -10,11 +10,11 @@ import importlib
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pyarrow as pa
 
-from curation.document import TEXT_VIEWS, Document, Rejection
+from curation.document import TEXT_VIEWS, Document, Rejection, TextView
 from curation.stage import Stage
 from curation.word_cache import DEFAULT_MAX_WORDS, install_word_split
 
@@ -87,7 +87,10 @@ FILTERS: dict[str, FilterSpec] = {spec.name: spec for spec in (
                profiles={"fineweb": {}, "assay": {"char_duplicates_ratio": 0.1}}),
 )}
 
+#: the filter profiles a config may name
 FilterProfile = Literal["assay", "fineweb"]
+#: whose code computes the statistics of datatrove's filters: assay's faster classes, or datatrove's own
+Statistics = Literal["assay", "datatrove"]
 #: what each profile judges (the text view) and whose code computes datatrove's statistics
 PROFILES: dict[str, dict[str, str]] = {
     "fineweb": {"view": "text", "statistics": "datatrove"},
@@ -114,11 +117,11 @@ class FilterConfig:
     ("": the profile's) is "prose" or "text"; `statistics` ("": the profile's) is "assay" (assay's faster
     statistics where it has them, same decisions) or "datatrove" (datatrove's classes throughout)."""
 
-    profile: str = DEFAULT_PROFILE
+    profile: FilterProfile = DEFAULT_PROFILE
     enabled: list[str] = field(default_factory=list)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    view: str = ""
-    statistics: str = ""
+    view: TextView | Literal[""] = ""
+    statistics: Statistics | Literal[""] = ""
     stats: bool = True  # compute datatrove's doc/word/line statistics as signal columns
     #: whitespace chunks per language and worker process whose spaCy tokens are remembered by assay's word split
     #: (spaCy's rules without spaCy's per-token objects: same tokens, much faster; curation/word_cache.py);
@@ -132,7 +135,7 @@ class FilterConfig:
             raise ValueError(f"filters.profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
         if self.view and self.view not in TEXT_VIEWS:
             raise ValueError(f"filters.view must be one of {TEXT_VIEWS} (or empty for the profile's), got {self.view!r}")
-        if self.statistics not in ("", "assay", "datatrove"):
+        if self.statistics and self.statistics not in get_args(Statistics):
             raise ValueError(f"filters.statistics must be 'assay' or 'datatrove' (or empty for the profile's), "
                              f"got {self.statistics!r}")
         if not self.enabled:
@@ -171,7 +174,7 @@ class DatatroveFilter(Stage):
 
     def __init__(self, name: str, params: dict[str, Any] | None = None,
                  tokenizer_cache_words: int = DEFAULT_MAX_WORDS, view: str = "text", statistics: str = "datatrove"):
-        if statistics not in ("datatrove", "assay"):
+        if statistics not in get_args(Statistics):
             raise ValueError(f"statistics must be 'datatrove' or 'assay', got {statistics!r}")
         spec = filter_spec(name)
         if not spec.is_datatrove:

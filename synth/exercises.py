@@ -17,6 +17,7 @@ import json
 import random
 import re
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 from fractions import Fraction
 
 from curation.document import Document, Rejection, stable_id
@@ -32,11 +33,15 @@ STAGE = "synth:exercise"
 KINDS = ("arithmetic", "algebra", "word_problem", "code")
 
 
+#: how an exercise's answer is verified: by running a program, or by two answers agreeing
+Verify = Literal["program", "agree"]
+
+
 @dataclass
 class ExerciseConfig:
     kinds: list[str] = field(default_factory=lambda: ["arithmetic", "algebra", "word_problem", "code"])
     per_kind: int = 4
-    verify: str = "program"  # program | agree
+    verify: Verify = "program"
     seed: int = 0
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
@@ -44,7 +49,7 @@ class ExerciseConfig:
         bad = [k for k in self.kinds if k not in KINDS]
         if bad:
             raise ValueError(f"unknown exercise kind(s) {bad}; choose from {', '.join(KINDS)}")
-        if self.verify not in ("program", "agree"):
+        if self.verify not in get_args(Verify):
             raise ValueError(f"exercise verify must be 'program' or 'agree', got {self.verify!r}")
 
 

@@ -14,6 +14,8 @@ everything else is accepted on the command line only (`RunnerConfig.check_from_f
 """
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import contextlib
 import logging
 import os
@@ -27,7 +29,9 @@ from groundwork.config import FieldError
 
 LOCAL_NAMES = {"local", "fnapi", "FnApiRunner"}
 DASK_NAMES = {"dask", "DaskRunner"}
-MODES = ("multi_processing", "in_memory", "multi_threading")
+#: how the local runner runs its workers
+LocalMode = Literal["multi_processing", "in_memory", "multi_threading"]
+MODES = get_args(LocalMode)
 WORKER_LOG_ENV = "ASSAY_WORKER_LOG_LEVEL"
 #: runners a config file may name: they run on this machine, with assay's own worker command
 FILE_RUNNERS = frozenset(LOCAL_NAMES | DASK_NAMES)
@@ -43,7 +47,7 @@ class RunnerConfig:
 
     runner: str = "local"
     workers: int = 2
-    mode: str = "multi_processing"  # or in_memory / multi_threading (local runner only)
+    mode: LocalMode = "multi_processing"  # local runner only
     beam_args: list[str] = field(default_factory=list)
     progress: bool = True
     #: seconds one document may spend in one per-document stage (langid, filters, PII, ...); a slower document goes

@@ -31,7 +31,7 @@ def backend_class(kind: str) -> type[Backend]:
     try:
         return BACKENDS[kind]
     except KeyError:
-        raise ValueError(f"unknown backend kind {kind!r}; known kinds: {', '.join(BACKENDS)}") from None
+        raise ValueError(f"backend.kind: unknown backend kind {kind!r}; known kinds: {', '.join(BACKENDS)}") from None
 
 
 def check_backend_config(cfg: BackendConfig) -> None:
