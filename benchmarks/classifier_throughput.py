@@ -98,7 +98,7 @@ def beam_rate(model_dir: str, texts: list[str], n: int, batch: int) -> tuple[flo
 
     from classifiers.scoring import ClassifierStageConfig
     from curation.document import Document
-    from pipelines.job.classify import apply_classifier_stage
+    from pipelines.job.classifier_scores import apply_classifier_stage
 
     per = 1000
     texts_path = os.path.join(model_dir, os.pardir, "bench-texts.json")

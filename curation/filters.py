@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from curation.document import TEXT_VIEWS, Document, Rejection, TextView
 from curation.stage import Stage
-from curation.word_cache import DEFAULT_MAX_WORDS, install_word_split
+from curation.fast.word_cache import DEFAULT_MAX_WORDS, install_word_split
 
 @dataclass(frozen=True)
 class FilterSpec:
@@ -28,7 +28,7 @@ class FilterSpec:
     #: through DatatroveFilter)
     judge: str
     #: "module:Class" of assay's subclass of the datatrove filter with faster statistics and the same decisions
-    #: (statistics = "assay"; curation/fast_filters.py); "" where datatrove's class runs either way
+    #: (statistics = "assay"; curation/fast/filters.py); "" where datatrove's class runs either way
     fast: str = ""
     #: profile -> the filter's arguments there; a profile runs the filters that name it, in FILTERS' order
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -58,7 +58,7 @@ class FilterSpec:
 #:   * C4's curly-bracket rule drops every page that shows code, which an educational corpus wants.
 #:   It runs assay's own page filters first (curation/page_filters.py): release notes by their title, and
 #:   link-heavy pages (menus, indexes, landing pages), which datatrove has no filter for. Gopher repetition,
-#:   Gopher quality and C4 compute their statistics with assay's faster code (curation/fast_filters.py), which
+#:   Gopher quality and C4 compute their statistics with assay's faster code (curation/fast/filters.py), which
 #:   decides as datatrove's classes do on every page of the quality and sample corpora (tests/test_fast_filters.py).
 FILTERS: dict[str, FilterSpec] = {spec.name: spec for spec in (
     FilterSpec("release_notes", "curation.page_filters:ReleaseNotesFilter", profiles={"assay": {}}),
@@ -69,16 +69,16 @@ FILTERS: dict[str, FilterSpec] = {spec.name: spec for spec in (
     # reference pages repeat signatures, option tables and "Parameters:/Returns:" lines: twice datatrove's
     # n-gram fractions and 0.4 duplicated lines keep 98% of edu pages (defaults: 91%)
     FilterSpec("gopher_repetition", "datatrove.pipeline.filters:GopherRepetitionFilter",
-               "curation.fast_filters:FastGopherRepetition",
+               "curation.fast.filters:FastGopherRepetition",
                profiles={"fineweb": {},
                          "assay": {"dup_line_frac": 0.4, "dup_para_frac": 0.4, "dup_line_char_frac": 0.4 * 2 / 3,
                                    "dup_para_char_frac": 0.4 * 2 / 3,
                                    "dup_n_grams": ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2)),
                                    "top_n_grams": ((2, 0.4), (3, 0.36), (4, 0.32))}}),
     FilterSpec("gopher_quality", "datatrove.pipeline.filters:GopherQualityFilter",
-               "curation.fast_filters:FastGopherQuality",
+               "curation.fast.filters:FastGopherQuality",
                profiles={"fineweb": {}, "assay": {"max_non_alpha_words_ratio": 0.7}}),
-    FilterSpec("c4_quality", "datatrove.pipeline.filters:C4QualityFilter", "curation.fast_filters:FastC4Quality",
+    FilterSpec("c4_quality", "datatrove.pipeline.filters:C4QualityFilter", "curation.fast.filters:FastC4Quality",
                profiles={"fineweb": {"filter_no_terminal_punct": False},
                          "assay": {"filter_no_terminal_punct": False, "filter_curly_bracket": False}}),
     # char_duplicates_ratio 0.01 drops a page whose repeated lines ("Note", "Example", "Default: None")
@@ -124,7 +124,7 @@ class FilterConfig:
     statistics: Statistics | Literal[""] = ""
     stats: bool = True  # compute datatrove's doc/word/line statistics as signal columns
     #: whitespace chunks per language and worker process whose spaCy tokens are remembered by assay's word split
-    #: (spaCy's rules without spaCy's per-token objects: same tokens, much faster; curation/word_cache.py);
+    #: (spaCy's rules without spaCy's per-token objects: same tokens, much faster; curation/fast/word_cache.py);
     #: 0 leaves datatrove's own split
     tokenizer_cache_words: int = DEFAULT_MAX_WORDS
 

@@ -1,6 +1,6 @@
 """Reasoning exercises whose answers are computed by executing code in the sandbox.
 
-Each exercise is a problem plus a program. The program runs in the sandbox (synth/sandbox.py) and its
+Each exercise is a problem plus a program. The program runs in the sandbox (synth/sandbox/run.py) and its
 printed output is the answer; programs also assert their own checks (e.g. substituting an equation's
 root back in). Then the model is asked:
 * verify="program": to explain the sandbox-computed answer step by step (the answer line of the kept

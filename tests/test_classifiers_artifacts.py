@@ -183,7 +183,7 @@ def test_unreadable_shard_goes_to_the_ledger_not_a_crash(model_dir, shards, tmp_
     import pyarrow.parquet as pq
 
     from classifiers.scoring import ClassifierStageConfig
-    from pipelines.classify_score import ScoreJobConfig, run_scoring
+    from pipelines.score_shards import ScoreJobConfig, run_scoring
     from pipelines.job.runner import RunnerConfig
 
     src = tmp_path / "in"

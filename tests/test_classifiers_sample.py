@@ -134,7 +134,7 @@ def test_kind_reaches_held_out_auc_and_records_threshold(kind, ref_models, ref_l
 @pytest.mark.parametrize("kind", KINDS)
 def test_beam_scoring_equals_direct_scoring(kind, ref_models, ref_labels, tmp_path):
     from classifiers.scoring import ClassifierStageConfig
-    from pipelines.classify_score import ScoreJobConfig, run_scoring
+    from pipelines.score_shards import ScoreJobConfig, run_scoring
     from pipelines.job.runner import RunnerConfig
 
     model_dir, clf, _ = ref_models[kind]

@@ -265,7 +265,7 @@ def test_installed_word_split_gives_the_same_tokens_as_a_fresh_tokenizer():
     from datatrove.utils.text import TextNormConfig, simplify_text
     from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
-    from curation import word_cache
+    from curation.fast import word_cache
 
     extract = ExtractText()
     pages = [extract.process(p) for p in sample_pages(12)]
@@ -283,7 +283,7 @@ def test_installed_word_split_gives_the_same_tokens_as_a_fresh_tokenizer():
 def test_word_split_keeps_to_its_bound_and_can_be_turned_off():
     from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
-    from curation import word_cache
+    from curation.fast import word_cache
 
     shared, fresh = load_word_tokenizer("en"), SpaCyTokenizer("en")
     assert word_cache.install_word_split("en")
@@ -335,7 +335,7 @@ def test_unknown_extraction_engine_is_a_clear_error():
 
 def test_filters_of_one_document_share_its_word_split():
     """The split is computed once per judged text and handed out as a fresh list with the same tokens."""
-    from curation.word_cache import _SharedSplit
+    from curation.fast.word_cache import _SharedSplit
 
     calls = []
 

@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from synth import exercises, isolation, seccomp
+from synth import exercises
+from synth.sandbox import isolation, seccomp
 from synth.config import SandboxLimits
 from synth.sandbox import SandboxUnavailable, require_isolation, run_python
 
@@ -336,11 +337,11 @@ def test_the_cli_explains_a_check_that_cannot_run(fresh_check, monkeypatch, tmp_
 def test_the_cli_explains_a_sandbox_failure_in_a_beam_worker(monkeypatch, tmp_path):
     """A worker that cannot isolate stops the run; Beam hands the driver a RuntimeError holding its traceback."""
     from pipelines.synth_jobs import generate
-    from synth.sandbox_errors import sandbox_failure
+    from synth.sandbox.errors import sandbox_failure
 
     err = SandboxUnavailable("run_limits", "no cgroup for this run (EACCES)", "run as root")
-    beam_text = ("Traceback (most recent call last):\n  File \"synth/sandbox.py\", line 1, in run_python\n"
-                 f"synth.sandbox_errors.SandboxUnavailable: {err} [while running 'synth:prepare:map/ParDo(_MapFn)']")
+    beam_text = ("Traceback (most recent call last):\n  File \"synth/sandbox/run.py\", line 1, in run_python\n"
+                 f"synth.sandbox.errors.SandboxUnavailable: {err} [while running 'synth:prepare:map/ParDo(_MapFn)']")
     found = sandbox_failure(RuntimeError(beam_text))
     assert (found.layer, found.detail, found.fix) == (err.layer, err.detail, err.fix)
     assert sandbox_failure(RuntimeError("something else")) is None

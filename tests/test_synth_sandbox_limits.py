@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from synth import isolation, run_limits, run_mounts
+from synth.sandbox import isolation, run_limits, run_mounts
 from synth.config import SandboxLimits
 from synth.sandbox import SandboxUnavailable, run_python
 

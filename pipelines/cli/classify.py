@@ -129,7 +129,7 @@ def score(
     Example: assay classify score --model models/ref-ft --shards out/run --out out/scored --column ref_cls
     """
     from classifiers.scoring import ClassifierStageConfig
-    from pipelines.classify_score import ScoreJobConfig, run_scoring
+    from pipelines.score_shards import ScoreJobConfig, run_scoring
     from pipelines.job.runner import RunnerConfig
 
     with _clear_errors():

@@ -96,7 +96,7 @@ def _clear_errors():
         try:
             yield
         except Exception as exc:
-            from synth.sandbox_errors import explain, sandbox_failure
+            from synth.sandbox.errors import explain, sandbox_failure
 
             found = sandbox_failure(exc)
             if found is None:

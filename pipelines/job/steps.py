@@ -97,7 +97,7 @@ class Classify(Step):
         self.columns = {cfg.column: pa.float64()}
 
     def expand(self, docs, ctx: StepContext):
-        from pipelines.job.classify import apply_classifier_stage
+        from pipelines.job.classifier_scores import apply_classifier_stage
 
         kept, dropped = apply_classifier_stage(docs, self.cfg)
         return kept, [dropped]

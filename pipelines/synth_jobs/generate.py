@@ -22,7 +22,7 @@ from pipelines.job.sources import AllOf, DocumentShards, Items, Piped, Source
 from pipelines.job.steps import Dedup, MapElements, PerDocument, Step
 from pipelines.synth_jobs.steps import AnswerRequests, usage_report
 from synth.config import BackendConfig, Sampling
-from synth.isolation import SandboxUnavailable
+from synth.sandbox.isolation import SandboxUnavailable
 from synth.items import SYNTH_COLUMNS, PromptItem
 
 
