@@ -34,7 +34,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) sandbox-tool
 	$(VENV)/bin/assay run --output $(OUT)
 
+# ruff first: a lint error fails the run before the 20-minute suite starts (rules in pyproject.toml)
 test: $(STAMP) sandbox-tool
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q tests
 
 sample:

@@ -1,9 +1,8 @@
 """Every classifier setting with its default, defined once; the CLI and the pipeline stage build these."""
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 #: Label tasks: "binary" targets are 0/1 (reference vs web, or a rubric score cut at `positive_at`);
 #: "regression" targets are rubric scores on 0..5.
@@ -88,7 +87,8 @@ class ThresholdPolicy:
                     value = float(text.split(":", 1)[1])
                 except ValueError:
                     break
-                return cls(kind, target_precision=value) if kind == "target_precision" else cls(kind, target_recall=value)
+                return cls(kind, target_precision=value) if kind == "target_precision" else cls(kind,
+                                                                                                target_recall=value)
         raise ValueError(f"threshold policy {text!r}: use 'best_f1', 'precision:P' (e.g. precision:0.9) or "
                          "'recall:R' (e.g. recall:0.97)")
 

@@ -10,9 +10,8 @@ unless one is given).
 """
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from classifiers.artifact import verify_model_dir
 

@@ -15,8 +15,9 @@ from typing import Any, Literal, get_args
 import pyarrow as pa
 
 from curation.document import TEXT_VIEWS, Document, Rejection, TextView
-from curation.stage import Stage
 from curation.fast.word_cache import DEFAULT_MAX_WORDS, install_word_split
+from curation.stage import Stage
+
 
 @dataclass(frozen=True)
 class FilterSpec:
@@ -134,7 +135,8 @@ class FilterConfig:
         if self.profile not in PROFILES:
             raise ValueError(f"filters.profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
         if self.view and self.view not in TEXT_VIEWS:
-            raise ValueError(f"filters.view must be one of {TEXT_VIEWS} (or empty for the profile's), got {self.view!r}")
+            raise ValueError(f"filters.view must be one of {TEXT_VIEWS} (or empty for the profile's), got "
+                             f"{self.view!r}")
         if self.statistics and self.statistics not in get_args(Statistics):
             raise ValueError(f"filters.statistics must be 'assay' or 'datatrove' (or empty for the profile's), "
                              f"got {self.statistics!r}")

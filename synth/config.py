@@ -71,7 +71,8 @@ class BackendConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in get_args(BackendKind):
-            raise ValueError(f"backend.kind: unknown backend kind {self.kind!r}; known kinds: {', '.join(get_args(BackendKind))}")
+            raise ValueError(f"backend.kind: unknown backend kind {self.kind!r}; known kinds: "
+                             f"{', '.join(get_args(BackendKind))}")
         if self.batch_size < 1 or self.concurrency < 1:
             raise ValueError("backend.batch_size and backend.concurrency must be >= 1")
 

@@ -17,8 +17,8 @@ import json
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Literal, get_args
 from fractions import Fraction
+from typing import Literal, get_args
 
 from curation.document import Document, Rejection, stable_id
 from synth.config import SandboxLimits
@@ -86,9 +86,11 @@ def _algebra(rng: random.Random) -> tuple[str, str]:
 
 _WORD = [
     ("A baker makes {n} trays of {k} muffins and sells {s} muffins. How many muffins are left?",
-     "left = {n} * {k} - {s}\nassert left >= 0\nprint(left)\n", lambda r: dict(n=r.randint(2, 9), k=r.randint(6, 24), s=r.randint(1, 12))),
+     "left = {n} * {k} - {s}\nassert left >= 0\nprint(left)\n",
+     lambda r: dict(n=r.randint(2, 9), k=r.randint(6, 24), s=r.randint(1, 12))),
     ("A train travels {d} km in {t} hours at a constant speed. What is its speed in km per hour?",
-     "from fractions import Fraction as F\nprint(F({d}, {t}))\n", lambda r: dict(d=r.randint(60, 600), t=r.randint(1, 8))),
+     "from fractions import Fraction as F\nprint(F({d}, {t}))\n",
+     lambda r: dict(d=r.randint(60, 600), t=r.randint(1, 8))),
     ("Pens cost {p} cents each. Maya buys {n} pens and pays with {m} cents. How much change, in cents, does she get?",
      "change = {m} - {p} * {n}\nassert change >= 0\nprint(change)\n",
      lambda r: (lambda p, n: dict(p=p, n=n, m=p * n + r.randint(0, 300)))(r.randint(15, 90), r.randint(1, 9))),

@@ -45,7 +45,8 @@ def test_a_retired_key_is_a_clear_error(tmp_path):
     ({"langid": {"view": "html"}}, "langid.view: expected one of ['text', 'prose'], got 'html'"),
     ({"classifiers": [{"model_dir": "edu", "column": "e", "mode": "keep"}]},
      "classifiers[0].mode: expected one of ['drop', 'annotate'], got 'keep'"),
-    ({"runner": {"mode": "threads"}}, "runner.mode: expected one of ['multi_processing', 'in_memory', 'multi_threading']"),
+    ({"runner": {"mode": "threads"}},
+     "runner.mode: expected one of ['multi_processing', 'in_memory', 'multi_threading']"),
 ])
 def test_an_enumerated_setting_outside_its_choices_is_refused_with_them(table, message):
     from groundwork.config import ConfigError, from_dict

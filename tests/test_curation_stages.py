@@ -1,8 +1,6 @@
 """Per-document stages on real text: datatrove filter parity, fastText language ID, PII masking, extraction."""
 import glob
-import gzip
 import os
-import sys
 
 import pytest
 from datatrove.data import Document as DtDocument
@@ -10,8 +8,15 @@ from datatrove.pipeline import filters as dt
 
 from curation.document import Document, Rejection
 from curation.extract import ExtractText
-from curation.filters import (FILTERS, PROFILES, DatatroveFilter, FilterConfig, TextStatistics, build_filter_stages,
-                              profile_filters)
+from curation.filters import (
+    FILTERS,
+    PROFILES,
+    DatatroveFilter,
+    FilterConfig,
+    TextStatistics,
+    build_filter_stages,
+    profile_filters,
+)
 from curation.langid import IdentifyLanguage, LangIdConfig, LanguageIdentifier
 from curation.pii import MaskPII
 from curation.stage import Stage
@@ -77,8 +82,10 @@ def test_filter_decisions_equal_datatrove_called_directly(name, profile):
 
 def test_filter_thresholds_are_configurable():
     text = " ".join(["alpha beta gamma delta the and of to"] * 10)  # 80 words
-    strict = build_filter_stages(FilterConfig(enabled=["gopher_quality"], params={"gopher_quality": {"min_doc_words": 100}}, stats=False))
-    loose = build_filter_stages(FilterConfig(enabled=["gopher_quality"], params={"gopher_quality": {"min_doc_words": 50}}, stats=False))
+    strict = build_filter_stages(FilterConfig(enabled=["gopher_quality"],
+                                              params={"gopher_quality": {"min_doc_words": 100}}, stats=False))
+    loose = build_filter_stages(FilterConfig(enabled=["gopher_quality"],
+                                             params={"gopher_quality": {"min_doc_words": 50}}, stats=False))
     doc = Document("x", text, meta={"language": "en"})
     assert isinstance(strict[0].process(doc), Rejection)
     assert strict[0].process(doc).reason == "gopher_short_doc"
@@ -203,8 +210,8 @@ def test_fused_stage_chain_matches_stages_run_one_by_one():
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines.job.steps import PerDocument, StepContext
     from pipelines.job.beam_fns import NAMESPACE, utf8_len
+    from pipelines.job.steps import PerDocument, StepContext
 
     docs = chain_texts()
     def make_stages() -> list[Stage]:

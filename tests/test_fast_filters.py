@@ -8,6 +8,7 @@ import random
 import tempfile
 
 import pytest
+from corpus_views import eval_views, sample_views
 from datatrove.data import Document as DtDocument
 from datatrove.pipeline import filters as dt
 from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
@@ -15,12 +16,11 @@ from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplica
 from datatrove.utils.text import TextNormConfig, simplify_text, split_into_words
 from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
-from corpus_views import eval_views, sample_views
 from curation.dedup import MinHashConfig, MinHasher
-from curation.filters import FILTERS, FilterConfig, build_filter_stages, profile_filters
 from curation.fast.ngram_stats import NgramStats
 from curation.fast.shingles import simplify_text as our_simplify_text
 from curation.fast.word_cache import install_word_split
+from curation.filters import FILTERS, FilterConfig, build_filter_stages, profile_filters
 
 DATATROVE = {"gopher_repetition": dt.GopherRepetitionFilter, "gopher_quality": dt.GopherQualityFilter,
              "c4_quality": dt.C4QualityFilter}

@@ -2,12 +2,11 @@
 name the whole path of a field a dataclass checks itself (FieldError)."""
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 
 from groundwork.atomic import atomic_folder
-from typing import Literal
-
 from groundwork.config import ConfigError, FieldError, check_choices, from_dict
 
 

@@ -25,7 +25,8 @@ from curation.fast.word_cache import install_word_split
 from curation.filters import FILTERS
 
 ROOT = Path(__file__).resolve().parents[1]
-UPGRADE = ("{name} {installed} is installed, but curation/fast/ copies the internals of {name} {pinned} (pyproject.toml): "
+UPGRADE = ("{name} {installed} is installed, but curation/fast/ copies the internals of {name} {pinned} "
+           "(pyproject.toml): "
            "run tests/test_pinned_originals.py, tests/test_spacy_words.py and tests/test_fast_filters.py on the new "
            "version, bring curation/fast/ in line where they fail, then move the pin")
 

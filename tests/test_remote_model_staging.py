@@ -40,7 +40,7 @@ def s3_args():
                 break
             except OSError:
                 if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the S3-compatible test server did not start")
+                    raise RuntimeError("the S3-compatible test server did not start") from None
                 time.sleep(0.1)
         boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
                      region_name="us-east-1").create_bucket(Bucket=BUCKET)
@@ -95,7 +95,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 FileSystems.set_options(PipelineOptions({s3_args!r}))
 from classifiers.artifact import load_model
 from curation.langid import LanguageIdentifier
-lang, p = LanguageIdentifier({staged.langid.model_path!r}).predict("The cache keeps a copy of every response it serves.")
+identify = LanguageIdentifier({staged.langid.model_path!r})
+lang, p = identify.predict("The cache keeps a copy of every response it serves.")
 clf, meta = load_model({staged.classifiers[0].model_dir!r})
 print(lang, meta["kind"], clf.score(["A tutorial on indexes: a B-tree keeps keys in order."])[0])
 """

@@ -1,6 +1,7 @@
 """assay's word split (curation/fast/spacy_words.py) gives the tokens of datatrove's spaCy split: on both views of every
 page of the held-out quality corpus and on the sample corpus, on made-up chunks and texts full of affixes, special
-cases and odd whitespace, in other languages too, and it counts sentences as datatrove's split_into_sentences does. Its rules file
+cases and odd whitespace, in other languages too, and it counts sentences as datatrove's split_into_sentences does. Its
+rules file
 (curation/fast/spacy_rules.py) holds spaCy's rules, and with it a worker process never imports spaCy."""
 import json
 import os
@@ -10,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
+from corpus_views import ROOT, eval_views, sample_views
 from datatrove.utils.text import split_into_sentences
 from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
-from corpus_views import ROOT, eval_views, sample_views
 from curation.fast.regex_chars import Alternatives, anchored, edge_chars
 from curation.fast.spacy_rules import TokenizerRules, cache_path, datatrove_rules, rules_from_spacy
 from curation.fast.spacy_words import SpacyWordSplit

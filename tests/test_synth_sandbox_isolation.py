@@ -13,9 +13,8 @@ import uuid
 import pytest
 
 from synth import exercises
-from synth.sandbox import isolation, seccomp
 from synth.config import SandboxLimits
-from synth.sandbox import SandboxUnavailable, require_isolation, run_python
+from synth.sandbox import SandboxUnavailable, isolation, require_isolation, run_python, seccomp
 
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=3.0, file_bytes=200_000, output_bytes=20_000)
 SECRET = "assay-test-secret-" + uuid.uuid4().hex
@@ -151,7 +150,8 @@ def test_runs_cannot_reach_each_other():
              "for d in ('/work', '/tmp'):\n    open(d + '/answer.txt', 'w').write('42')\n"
              "if os.fork() == 0:\n    os.setsid()\n"
              "    os.execv(sys.executable, [sys.executable, '-c', "
-             "'import time\\nwhile True:\\n    open(\"/work/answer.txt\", \"w\").write(\"42\")\\n    time.sleep(0.01)'])\n"
+             "'import time\\nwhile True:\\n    open(\"/work/answer.txt\", \"w\").write(\"42\")\\n    "
+             "time.sleep(0.01)'])\n"
              "print('planted')")
     r = run_python(plant, LIMITS, tripwire=False)
     assert r.ok and r.stdout.strip() == "planted", r.stderr

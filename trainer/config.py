@@ -76,11 +76,15 @@ class ModelConfig:
         except FieldError as exc:
             raise ConfigError(f"[model] {exc}") from None
         checks = [
-            (self.d_model % self.n_heads == 0, f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"),
-            (self.n_heads % self.n_kv_heads == 0, f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})"),
+            (self.d_model % self.n_heads == 0,
+             f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"),
+            (self.n_heads % self.n_kv_heads == 0,
+             f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})"),
             (self.head_dim % 2 == 0, f"head_dim ({self.head_dim}) must be even for RoPE"),
-            (self.n_experts == 0 or 1 <= self.top_k <= self.n_experts, f"top_k ({self.top_k}) must be in 1..n_experts ({self.n_experts})"),
-            (self.router != "sparsemixer" or self.n_experts == 0 or self.top_k == 2, "the sparsemixer router is top-2: set top_k = 2 or router = 'softmax'"),
+            (self.n_experts == 0 or 1 <= self.top_k <= self.n_experts,
+             f"top_k ({self.top_k}) must be in 1..n_experts ({self.n_experts})"),
+            (self.router != "sparsemixer" or self.n_experts == 0 or self.top_k == 2,
+             "the sparsemixer router is top-2: set top_k = 2 or router = 'softmax'"),
             (self.n_layers >= 1 and self.vocab_size >= 2, "n_layers must be >= 1 and vocab_size >= 2"),
             (self.sliding_window >= 0, f"sliding_window must be >= 0 (0 = none), got {self.sliding_window}"),
             (not (self.rope_short_factor or self.rope_long_factor)

@@ -19,8 +19,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from datatrove.pipeline.filters.c4_filters import (CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS,
-                                                   C4QualityFilter)
+from datatrove.pipeline.filters.c4_filters import (
+    CITATION_REGEX,
+    ELLIPSIS,
+    END_PUNCTUATION,
+    POLICY_SUBSTRINGS,
+    C4QualityFilter,
+)
 from datatrove.pipeline.filters.gopher_quality_filter import GopherQualityFilter
 from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter, find_duplicates
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences, split_into_words

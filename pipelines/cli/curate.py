@@ -14,7 +14,8 @@ from pipelines.curate.config import stages_overview
 RUN_HELP = """Curate a crawl into Parquet shards, with a ledger of every dropped document and why.
 
 With no CONFIG it runs on the embedded sample corpus (data/sample/) with the default stages (a config's
-`stages` list picks and orders them): {stages}. Output: DIR/docs/*.parquet (kept, one column per signal), DIR/rejected/*.parquet (the ledger),
+`stages` list picks and orders them): {stages}. Output: DIR/docs/*.parquet (kept, one column per signal),
+DIR/rejected/*.parquet (the ledger),
 DIR/stats/ (funnel.json and histograms), DIR/run.json.
 
 Examples:\n
@@ -53,7 +54,8 @@ def register(app: typer.Typer) -> None:
     def run(
         ctx: typer.Context,
         config: Optional[str] = typer.Argument(None, help="TOML config (see docs/curation.md); default: the sample"),
-        output: Optional[str] = typer.Option(None, "--output", "-o", help="output folder (default: config's output.path)"),
+        output: Optional[str] = typer.Option(None, "--output", "-o",
+                                             help="output folder (default: config's output.path)"),
         input: Optional[list[str]] = typer.Option(None, "--input", "-i", help="input file/folder/glob (repeatable)"),
         show_config: bool = typer.Option(False, "--show-config", help="print the resolved config and exit"),
         progress: bool = typer.Option(True, help="live progress (local runner)"),

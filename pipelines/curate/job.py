@@ -4,7 +4,8 @@ STAGES, in their default order; tests/test_registries.py holds this line to it).
 
 On a runner whose workers are other machines (Dataflow, Flink, Spark), the model files the stages load
 (the language-ID model, classifier folders other than the shipped ones, which travel inside assay's own
-package, files a filter's arguments name: each stage's `upload_files` in STAGES) are uploaded under the job's --temp_location first, and the workers copy them from there
+package, files a filter's arguments name: each stage's `upload_files` in STAGES) are uploaded under the job's
+--temp_location first, and the workers copy them from there
 (curation/model_files.py).
 """
 from __future__ import annotations

@@ -158,7 +158,8 @@ class ReadFn(beam.DoFn):
         try:
             for item in read_input(path, self.reader_cfg):
                 if isinstance(item, Rejection):
-                    size = item.signals.get("bytes") if isinstance(item.signals.get("bytes"), int) else utf8_len(item.text)
+                    size = item.signals.get("bytes") if isinstance(item.signals.get("bytes"),
+                                                                   int) else utf8_len(item.text)
                     c.seen(size)
                     c.rejected(item.reason, size)
                     self.progress.tick(kept=False)

@@ -14,8 +14,6 @@ everything else is accepted on the command line only (`RunnerConfig.check_from_f
 """
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import contextlib
 import logging
 import os
@@ -24,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 from groundwork.config import FieldError
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from curation.dedup import EXACT_DEDUP, FUZZY_DEDUP
 from pipelines.quality.corpus import LabelledCorpus, LabelledPage
-from pipelines.quality.outcome import KEPT, Outcome
+from pipelines.quality.outcome import Outcome
 
 DEDUP_STAGES = (EXACT_DEDUP, FUZZY_DEDUP)
 #: (label, low, high): a pair falls in the bin when low <= jaccard < high; exact copies have their own bin

@@ -10,8 +10,15 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from synth.backends.base import (Backend, BackendUnavailable, Completion, ContinuationScore, Messages, Timer,
-                                 suffix_score)
+from synth.backends.base import (
+    Backend,
+    BackendUnavailable,
+    Completion,
+    ContinuationScore,
+    Messages,
+    Timer,
+    suffix_score,
+)
 from synth.config import BackendConfig, Sampling
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}

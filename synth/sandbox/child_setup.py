@@ -7,8 +7,8 @@ import ctypes
 import os
 import resource
 
-from synth.sandbox import run_limits, run_mounts
 from synth.config import SandboxLimits
+from synth.sandbox import run_limits, run_mounts
 
 BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot.py")
 BWRAP_PROCESSES = 2  # bwrap's own process and the namespace's init, counted by the process limits

@@ -36,7 +36,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from synth.sandbox import limits_check, run_limits, run_mounts, wait as sandbox_wait, seccomp
+from synth.sandbox import limits_check, run_limits, run_mounts, seccomp
+from synth.sandbox import wait as sandbox_wait
 from synth.sandbox.errors import SandboxUnavailable
 
 BWRAP_ENV = "ASSAY_SANDBOX_BWRAP"  # path of bwrap when it is not on PATH
@@ -291,7 +292,8 @@ def _check_host_side(pid: int, uid: int | None) -> list[str]:
     for kind in NAMESPACES:
         if _namespace(pid, kind) == _namespace("self", kind):
             raise SandboxUnavailable(f"{kind}ns", f"the probe ran in the host's {kind} namespace",
-                                     "check that bwrap works here: `bwrap --unshare-all --dev /dev --ro-bind / / true`; "
+                                     "check that bwrap works here: `bwrap --unshare-all --dev /dev --ro-bind / / "
+                                     "true`; "
                                      "enable user namespaces (sysctl user.max_user_namespaces > 0, and "
                                      "kernel.unprivileged_userns_clone=1 where that sysctl exists)")
         layers.append(f"{kind}ns")
@@ -333,7 +335,8 @@ def _check_inside(report: dict, view: View, accepted: list) -> list[str]:
                                  "check that bwrap --unshare-net works here")
     for name in ("ptrace", "unshare"):
         if report[f"{name}_errno"] != 1:  # EPERM from the filter
-            raise SandboxUnavailable("seccomp", f"{name} was not denied by the filter (errno {report[f'{name}_errno']})",
+            errno = report[f"{name}_errno"]
+            raise SandboxUnavailable("seccomp", f"{name} was not denied by the filter (errno {errno})",
                                      "use a kernel with seccomp filters")
     return ["readonly_view", "private_tmpfs", "no_network"]
 
@@ -342,8 +345,8 @@ def probe(bwrap: str, view: View, uid: int | None,
           hierarchy: run_limits.Hierarchy | None) -> list[str]:
     """Run the probe under the real command, with the run-wide limits every run gets; the layers that hold,
     or SandboxUnavailable for the first that does not."""
-    from synth.sandbox.child_setup import BOOT, BWRAP_PROCESSES, child_setup  # the same boot and set-up as every run
     from synth.config import SandboxLimits
+    from synth.sandbox.child_setup import BOOT, BWRAP_PROCESSES, child_setup  # the same boot and set-up as every run
 
     limits = SandboxLimits(wall_seconds=30)
     canary = os.path.join(tempfile.gettempdir(), f"assay-canary-{secrets.token_hex(8)}")

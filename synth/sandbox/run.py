@@ -26,9 +26,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from synth.sandbox import isolation, run_limits, run_mounts, wait as sandbox_wait
-from synth.sandbox.child_setup import BOOT, BWRAP_PROCESSES, child_setup
 from synth.config import SandboxLimits
+from synth.sandbox import isolation, run_limits, run_mounts
+from synth.sandbox import wait as sandbox_wait
+from synth.sandbox.child_setup import BOOT, BWRAP_PROCESSES, child_setup
 from synth.sandbox.errors import SandboxUnavailable
 
 UNISOLATED_LAYERS = [isolation.UNSAFE, "rlimits", "timeout", "audit_hook", "private_workdir"]
