@@ -28,13 +28,11 @@ the merged extraction-benchmark repository, its copy of Readability's test pages
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import gzip
 import hashlib
 import html
 import json
-import os
 import re
 import subprocess
 import sys
@@ -194,7 +192,7 @@ def read_cleaneval(clone: Clone, source: Source) -> list[RawPage]:
             text = extract(decode(raw), include_comments=False) or ""
         text = re.sub(r"^\ufeff?\s*URL:.*\n", "", text)
         text = re.sub(r"<(p|h|l)>\s*", "\n", text)  # CleanEval's block marks
-        pages.append(RawPage(source, path, url, raw, "\n".join(l.strip() for l in text.splitlines() if l.strip())))
+        pages.append(RawPage(source, path, url, raw, "\n".join(ln.strip() for ln in text.splitlines() if ln.strip())))
     return pages
 
 
@@ -216,8 +214,8 @@ def read_bbc(clone: Clone, source: Source) -> list[RawPage]:
     files = [p for p in clone.files(source.folder) if re.search(r"/\d+\.txt$", p)]
     pages = []
     for path in stable_pick(files, source.quota, source.name):
-        lines = [l.strip() for l in clone.read(path).decode("latin-1").splitlines()]
-        title, paragraphs = lines[0], [l for l in lines[1:] if l]
+        lines = [ln.strip() for ln in clone.read(path).decode("latin-1").splitlines()]
+        title, paragraphs = lines[0], [ln for ln in lines[1:] if ln]
         section = path.split("/")[-2]
         url = f"https://bbc-news.realweb.invalid/{section}/{Path(path).stem}"
         pages.append(RawPage(source, path, url, simple_page(title, paragraphs), "\n".join([title] + paragraphs)))
@@ -383,9 +381,10 @@ def build(clones: Path, out: Path, label_batches: int = 0, batch_dir: Path | Non
 
 def write_split(folder: Path, pages: list, rows: list[dict]) -> None:
     """WARC records carry the rows' record ids (so committed labels join), 300 pages a file."""
+    import io
+
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
-    import io
 
     folder.mkdir(parents=True, exist_ok=True)
     first = dt.datetime(2026, 12, 7)

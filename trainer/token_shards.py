@@ -165,7 +165,8 @@ class TokenShardWriter:
         if sequences.ndim != 2 or sequences.shape[1] != row_length(self.seq_len):
             raise TokenShardError(f"sequences must be [n, {row_length(self.seq_len)}], got {list(sequences.shape)}")
         if sequences.size and (sequences.min() < 0 or sequences.max() >= self.vocab_size):
-            raise TokenShardError(f"token ids must lie in [0, {self.vocab_size}); got {sequences.min()}..{sequences.max()}")
+            raise TokenShardError(f"token ids must lie in [0, {self.vocab_size}); got "
+                                  f"{sequences.min()}..{sequences.max()}")
         if not self._phases or self._phases[-1]["name"] != phase:
             if any(p["name"] == phase for p in self._phases):
                 raise TokenShardError(f"phase {phase!r} was already written; write each phase's sequences together")

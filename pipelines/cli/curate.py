@@ -9,16 +9,16 @@ from typing import Optional
 import typer
 
 from pipelines.cli.options import fail, known_errors, option, uses_options
+from pipelines.curate.config import stages_overview
 
 RUN_HELP = """Curate a crawl into Parquet shards, with a ledger of every dropped document and why.
 
-With no CONFIG it runs on the embedded sample corpus (data/sample/) with the default stages:
-extract (resiliparse) -> langid (fastText lid.176) -> datatrove's Gopher/C4/FineWeb filters and assay's page
-filters -> PII masking -> exact + MinHash dedup -> the shipped educational-value and knowledge-level
-classifiers. Output: DIR/docs/*.parquet (kept, one column per signal), DIR/rejected/*.parquet (the ledger),
-DIR/stats/ (funnel.json and histograms), DIR/run.json, DIR/README.md (the dataset card); the output loads with
-`datasets.load_dataset("parquet", data_files="DIR/docs/*.parquet")`. Inputs may be Hugging Face `datasets` folders
-(save_to_disk) and Hub-style Parquet/JSONL; set input.reader.text_field and input.reader.split (docs/readers.md).
+With no CONFIG it runs on the embedded sample corpus (data/sample/) with the default stages (a config's
+`stages` list picks and orders them): {stages}. Output: DIR/docs/*.parquet (kept, one column per signal),
+DIR/rejected/*.parquet (the ledger), DIR/stats/ (funnel.json and histograms), DIR/run.json, DIR/README.md (the
+dataset card); the output loads with `datasets.load_dataset("parquet", data_files="DIR/docs/*.parquet")`. Inputs
+may be Hugging Face `datasets` folders (save_to_disk) and Hub-style Parquet/JSONL; set input.reader.text_field and
+input.reader.split (docs/readers.md).
 
 Examples:\n
   assay run --output out/demo\n
@@ -28,7 +28,7 @@ Examples:\n
   assay run my.toml --runner DataflowRunner --project P --region europe-west1 --temp_location gs://B/tmp
 
 Any option assay does not know is passed to Beam unchanged (see docs/curation.md for Dataflow/Flink/Spark).
-"""
+""".format(stages=stages_overview())
 
 
 @dataclass
@@ -57,7 +57,8 @@ def register(app: typer.Typer) -> None:
     def run(
         ctx: typer.Context,
         config: Optional[str] = typer.Argument(None, help="TOML config (see docs/curation.md); default: the sample"),
-        output: Optional[str] = typer.Option(None, "--output", "-o", help="output folder (default: config's output.path)"),
+        output: Optional[str] = typer.Option(None, "--output", "-o",
+                                             help="output folder (default: config's output.path)"),
         input: Optional[list[str]] = typer.Option(None, "--input", "-i", help="input file/folder/glob (repeatable)"),
         show_config: bool = typer.Option(False, "--show-config", help="print the resolved config and exit"),
         progress: bool = typer.Option(True, help="live progress (local runner)"),

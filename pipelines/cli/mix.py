@@ -5,7 +5,6 @@ import typer
 
 from pipelines.cli.options import known_errors
 
-
 MIX_HELP = (
     "Mix curated pools into token shards for `assay train`, following a data recipe.\n\n"
     "Each pool is a curation output filtered by a DuckDB predicate; each phase draws its token budget from the "

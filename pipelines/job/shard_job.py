@@ -25,8 +25,20 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from curation.document import LEDGER_SCHEMA
-from curation.shards import (DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, RUN_FILE, STAGING_DIR, STATS_DIR, claim_output,
-                             doc_schema, ensure_nonempty, is_remote, publish, shard_files)
+from curation.shards import (
+    DOCS_DIR,
+    FUNNEL_FILE,
+    LEDGER_DIR,
+    RUN_FILE,
+    STAGING_DIR,
+    STATS_DIR,
+    claim_output,
+    doc_schema,
+    ensure_nonempty,
+    is_remote,
+    publish,
+    shard_files,
+)
 from pipelines.job.runner import RunnerConfig
 from pipelines.job.sources import Source
 from pipelines.job.steps import PerDocument, Step, StepContext

@@ -13,13 +13,14 @@ import apache_beam as beam
 import pyarrow as pa
 
 from curation.readers import ReaderConfig
+from curation.readers.quarantine import STAGE as READ_STAGE
 from pipelines.job.beam_fns import REJECTED, ReadFn, ReadShardFn, split_outputs
 from pipelines.job.steps import StepContext
 
 
 class Source(ABC):
     #: the funnel's first stage: its counters count what was read
-    names: tuple[str, ...] = ("read",)
+    names: tuple[str, ...] = (READ_STAGE,)
 
     def columns(self) -> dict[str, pa.DataType]:
         """The signal columns the documents carry when they enter the job."""
