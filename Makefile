@@ -9,7 +9,7 @@ OUT    ?= out/demo
 
 install: $(STAMP) sandbox-tool
 
-# bubblewrap isolates model-written code (synth/isolation.py); without it the sandbox refuses to run.
+# bubblewrap isolates model-written code (synth/sandbox/isolation.py); without it the sandbox refuses to run.
 # Installed from Debian's packages when we are root; otherwise say how.
 sandbox-tool:
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -34,7 +34,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) sandbox-tool
 	$(VENV)/bin/assay run --output $(OUT)
 
+# ruff first: a lint error fails the run before the 20-minute suite starts (rules in pyproject.toml)
 test: $(STAMP) sandbox-tool
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q tests
 
 sample:

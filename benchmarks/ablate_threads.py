@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from trainer.config import ModelConfig, RunConfig, TrainConfig, EvalConfig
+from trainer.config import EvalConfig, ModelConfig, RunConfig, TrainConfig
 from trainer.loop import train
 
 

@@ -49,11 +49,12 @@ def sample_chunks(limit_pages: int = 160) -> list[tuple[str, float]]:
 
 
 def train_models(chunks, workdir: str) -> dict[str, str]:
-    from classifiers.config import EncoderConfig, SplitConfig, ClassifierTrainConfig
+    import pyarrow as pa
+
+    from classifiers.config import ClassifierTrainConfig, EncoderConfig, SplitConfig
     from classifiers.labels import LabelSpec, build_labels
     from classifiers.train import train
     from curation.document import Document
-    import pyarrow as pa
     from curation.shards import doc_schema, rows_to_table, write_table_atomic
 
     docs = [Document(f"d{i}", t, "bench", f"https://bench/{i}", meta={"ref": y}) for i, (t, y) in enumerate(chunks)]
@@ -98,7 +99,7 @@ def beam_rate(model_dir: str, texts: list[str], n: int, batch: int) -> tuple[flo
 
     from classifiers.scoring import ClassifierStageConfig
     from curation.document import Document
-    from pipelines.job.classify import apply_classifier_stage
+    from pipelines.job.classifier_scores import apply_classifier_stage
 
     per = 1000
     texts_path = os.path.join(model_dir, os.pardir, "bench-texts.json")

@@ -513,7 +513,8 @@ def main() -> None:
                 runs = "; ".join(f"{w} worker{'s' if w > 1 else ''} " + " / ".join(f"{t:.1f}" for t in seconds[w])
                                  + " s" for w in (1, 2))
                 print(f"\nscaling, {side}, {docs} documents: 1 worker {r1:.2f} docs/s, 2 workers {r2:.2f} docs/s: "
-                      f"{r2 / r1:.2f}x (efficiency {100 * r2 / (2 * r1):.0f}%, {100 * r2 / r1 / ceiling:.0f}% of the machine's "
+                      f"{r2 / r1:.2f}x (efficiency {100 * r2 / (2 * r1):.0f}%, {100 * r2 / r1 / ceiling:.0f}% of the "
+                      "machine's "
                       f"ceiling; {os.cpu_count()} cores; median of "
                       f"{args.repeats} interleaved runs: {runs})")
         if args.memory:

@@ -120,7 +120,8 @@ def bench_moe() -> None:
     for experts, top_k in ((8, 1), (16, 2), (64, 2)):
         gen = torch.Generator(device="cuda").manual_seed(0)
         mk = lambda *s: (torch.randn(*s, device="cuda", generator=gen) * s[-1] ** -0.5).bfloat16().requires_grad_()  # noqa: E731
-        x, wg, wu, wd = mk(tokens, d_model), mk(experts, ffn, d_model), mk(experts, ffn, d_model), mk(experts, d_model, ffn)
+        x, wg, wu, wd = mk(tokens, d_model), mk(experts, ffn, d_model), mk(experts, ffn, d_model), mk(experts, d_model,
+                                                                                                      ffn)
         logits = torch.randn(tokens, experts, device="cuda", generator=gen)
         weights, ids = torch.softmax(logits, -1).topk(top_k, dim=-1)
         weights = weights.bfloat16().requires_grad_()

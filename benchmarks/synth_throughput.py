@@ -55,7 +55,8 @@ def main() -> None:
     start = time.perf_counter()
     ours = []
     for i in range(0, len(prompts), args.batch_size):
-        ours += backend.generate_ids(prompts[i:i + args.batch_size], sampling, [0] * len(prompts[i:i + args.batch_size]))
+        ours += backend.generate_ids(prompts[i:i + args.batch_size], sampling,
+                                     [0] * len(prompts[i:i + args.batch_size]))
     ours_s = time.perf_counter() - start
     ours_tokens = sum(c.tokens_out for c in ours)
 

@@ -83,7 +83,16 @@ def main() -> None:
     import logging
 
     logging.disable(logging.WARNING)
-    from pipelines.mix import MixRunnerConfig, PhaseSpec, PoolFiles, PoolSpec, Recipe, TokenizerSpec, pool_files, run_mix
+    from pipelines.mix import (
+        MixRunnerConfig,
+        PhaseSpec,
+        PoolFiles,
+        PoolSpec,
+        Recipe,
+        TokenizerSpec,
+        pool_files,
+        run_mix,
+    )
     from pipelines.mix.tokenize_beam import run_tokenize
     from trainer.tokenizer import save_tokenizer, train_bpe
 

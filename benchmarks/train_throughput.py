@@ -29,8 +29,8 @@ from trainer.loop import make_optimizer, train_step  # noqa: E402
 from trainer.model import Decoder  # noqa: E402
 from trainer.peak import measure_matmul_peak  # noqa: E402
 from trainer.presets import preset_config  # noqa: E402
-from trainer.sizing import describe, flops_per_token  # noqa: E402
 from trainer.schedule import make_scheduler  # noqa: E402
+from trainer.sizing import describe, flops_per_token  # noqa: E402
 
 
 def assay_stepper(run: RunConfig, model: Decoder, compiled: bool):
@@ -89,7 +89,8 @@ def main() -> None:
     ours = Decoder(cfg).train()
     peer = to_hf(ours, "llama").train()  # same initial weights
     gen = torch.Generator().manual_seed(1)
-    batches = [torch.randint(0, cfg.vocab_size, (args.batch, args.seq_len + 1), generator=gen) for _ in range(args.steps)]
+    batches = [torch.randint(0, cfg.vocab_size, (args.batch, args.seq_len + 1),
+                             generator=gen) for _ in range(args.steps)]
     sides = {"transformers": transformers_stepper(run, peer), "assay": assay_stepper(run, ours, False)}
     if args.compile:
         compiled_model = Decoder(cfg).train()

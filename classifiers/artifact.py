@@ -83,7 +83,8 @@ def read_metadata(directory: str) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelDirError(f"{path} is unreadable ({exc}): the model directory is corrupt; retrain it") from exc
     if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
-        raise ModelDirError(f"{path} has format_version {metadata.get('format_version') if isinstance(metadata, dict) else None!r}, "
+        found = metadata.get('format_version') if isinstance(metadata, dict) else None
+        raise ModelDirError(f"{path} has format_version {found!r}, "
                             f"expected {FORMAT_VERSION}: retrain with this version of assay")
     return metadata
 

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 #: Label tasks: "binary" targets are 0/1 (reference vs web, or a rubric score cut at `positive_at`);
 #: "regression" targets are rubric scores on 0..5.
-TASKS = ("binary", "regression")
+#: what a classifier learns: a yes/no label, or the score itself
+Task = Literal["binary", "regression"]
+TASKS = get_args(Task)
+#: how a threshold is chosen on the validation split
+ThresholdKind = Literal["best_f1", "target_precision", "target_recall"]
 
 
 @dataclass
@@ -59,13 +64,13 @@ class ThresholdPolicy:
     """How eval picks the operating threshold: the best F1, the lowest threshold reaching a precision, or the
     highest threshold keeping a recall (a filter whose job is not to lose good pages)."""
 
-    kind: str = "best_f1"  # or "target_precision" or "target_recall"
+    kind: ThresholdKind = "best_f1"
     target_precision: float = 0.9
     target_recall: float = 0.95
 
     def __post_init__(self) -> None:
-        if self.kind not in ("best_f1", "target_precision", "target_recall"):
-            raise ValueError(f"threshold policy must be best_f1, target_precision or target_recall, got {self.kind!r}")
+        if self.kind not in get_args(ThresholdKind):
+            raise ValueError(f"threshold policy must be {', '.join(get_args(ThresholdKind))}, got {self.kind!r}")
         if not 0 < self.target_precision <= 1:
             raise ValueError(f"target precision must be in (0, 1], got {self.target_precision}")
         if not 0 < self.target_recall <= 1:
@@ -82,7 +87,8 @@ class ThresholdPolicy:
                     value = float(text.split(":", 1)[1])
                 except ValueError:
                     break
-                return cls(kind, target_precision=value) if kind == "target_precision" else cls(kind, target_recall=value)
+                return cls(kind, target_precision=value) if kind == "target_precision" else cls(kind,
+                                                                                                target_recall=value)
         raise ValueError(f"threshold policy {text!r}: use 'best_f1', 'precision:P' (e.g. precision:0.9) or "
                          "'recall:R' (e.g. recall:0.97)")
 
@@ -92,7 +98,7 @@ class ClassifierTrainConfig:
     """What `assay classify train` fits: the kind, its task, and each kind's settings."""
 
     kind: str = "fasttext"  # or "encoder"
-    task: str = "binary"
+    task: Task = "binary"
     positive_at: float = 3.0  # rubric score at or above which a document counts as positive
     fasttext: FastTextConfig = field(default_factory=FastTextConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)

@@ -18,7 +18,7 @@ import io
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,6 +31,8 @@ from groundwork.atomic import write_bytes_atomic
 LABELS_FILE = "labels.parquet"
 SUMMARY_FILE = "labels.json"
 SPLITS = ("train", "valid", "test")
+#: labels from a rubric score column, or from SQL predicates over the shards (a reference set)
+LabelKind = Literal["rubric", "reference"]
 LABEL_SCHEMA = pa.schema([
     ("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("url", pa.string()),
     ("domain", pa.string()), ("group", pa.string()), ("split", pa.string()), ("label", pa.float64()),
@@ -42,7 +44,7 @@ LABEL_SCHEMA = pa.schema([
 class LabelSpec:
     """What makes a label. kind 'rubric' needs score_column; kind 'reference' needs positive_where."""
 
-    kind: str = "rubric"
+    kind: LabelKind = "rubric"
     score_column: str = "edu_score"
     annotator_column: str | None = None  # default: f"{score_column}_annotator" when that column exists
     positive_where: str | None = None  # DuckDB SQL over the shard (+ annotation) columns
@@ -51,8 +53,8 @@ class LabelSpec:
     group_by: str | None = None  # SQL expression, e.g. a dedup cluster column; default: the text's content hash
 
     def __post_init__(self) -> None:
-        if self.kind not in ("rubric", "reference"):
-            raise ValueError(f"label kind must be rubric or reference, got {self.kind!r}")
+        if self.kind not in get_args(LabelKind):
+            raise ValueError(f"label kind must be {' or '.join(get_args(LabelKind))}, got {self.kind!r}")
         if self.kind == "rubric" and self.negative_where:
             raise ValueError("--negative needs --positive (reference labels); rubric labels use --score-column")
         if self.kind == "reference" and not self.positive_where:

@@ -11,10 +11,13 @@ unless one is given).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from classifiers.artifact import verify_model_dir
 
-MODES = ("drop", "annotate")
+#: a scoring stage drops documents below its threshold, or only adds the score column
+Mode = Literal["drop", "annotate"]
+MODES = get_args(Mode)
 
 
 @dataclass
@@ -22,7 +25,7 @@ class ClassifierStageConfig:
     model_dir: str
     column: str
     threshold: float | None = None  # None: the threshold in the model's metadata
-    mode: str = "drop"  # "drop" | "annotate"
+    mode: Mode = "drop"
     max_batch_size: int | None = None  # None: the handler's default for the model kind
 
     def __post_init__(self) -> None:

@@ -76,7 +76,8 @@ def load_jsonl_items(path: str, benchmark: str | None = None) -> list[EvalItem]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno} is not JSON ({exc.msg}); each line must be one JSON object") from None
+                raise ValueError(f"{path}:{lineno} is not JSON ({exc.msg}); each line must be one JSON "
+                                 "object") from None
             text = next((row[f] for f in TEXT_FIELDS if isinstance(row, dict) and isinstance(row.get(f), str)), None)
             if text is None:
                 raise ValueError(f"{path}:{lineno} has none of the text fields {TEXT_FIELDS}; add one "

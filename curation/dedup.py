@@ -3,7 +3,7 @@
 The Beam side (pipelines/job/dedup.py) groups by these keys; everything that decides *what* a duplicate
 is lives here, so the curation pipeline, the synthetic-data checks and the tests share it.
 MinHash signatures are datatrove's (FineWeb's), so ours match the reference recipe: its hash parameters and
-signature code, with the shingles computed as datatrove computes them in fewer Python steps (curation/shingles.py,
+signature code, with the shingles computed as datatrove computes them in fewer Python steps (curation/fast/shingles.py,
 assay's word split under datatrove's tokenizer) and each distinct shingle hashed once (a repeated shingle cannot
 change a minimum). tests/test_fast_filters.py checks the band keys against datatrove's own calls.
 """
@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 from curation.document import content_hash, normalize_text
 
-__all__ = ["MinHashConfig", "MinHasher", "connected_components", "content_hash", "word_shingles", "jaccard"]
+__all__ = ["EXACT_DEDUP", "FUZZY_DEDUP", "MinHashConfig", "MinHasher", "connected_components", "content_hash",
+           "word_shingles", "jaccard"]
+
+#: the two dedup stages' names, in the funnel and the ledger
+EXACT_DEDUP = "exact_dedup"
+FUZZY_DEDUP = "fuzzy_dedup"
 
 
 @dataclass
@@ -62,8 +67,8 @@ class MinHasher:
         """One list of `rows` hashes per band, or None when the text has no full n-gram to hash."""
         import numpy as np
 
-        from curation.shingles import shingles, signature
-        from curation.word_cache import install_word_split
+        from curation.fast.shingles import shingles, signature
+        from curation.fast.word_cache import install_word_split
 
         signer = self._signer()
         install_word_split(self.cfg.language)

@@ -11,7 +11,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -47,7 +47,9 @@ LEDGER_TEXT_LIMIT = 200_000
 #: crawl a second time (the ledger of a web crawl is mostly dropped pages)
 LEDGER_EXCERPT_CHARS = 500
 #: the views of a document's text a stage can judge (Document.view)
-TEXT_VIEWS = ("text", "prose")
+#: the views of a document a stage may judge: its whole text, or its prose (no code blocks or tables)
+TextView = Literal["text", "prose"]
+TEXT_VIEWS = get_args(TextView)
 #: below this much prose a page is judged on all of its text (a page that is nearly all code)
 MIN_PROSE_CHARS = 200
 

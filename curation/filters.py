@@ -6,20 +6,47 @@ exactly. Each wrapper records which rule fired as the ledger reason. datatrove's
 """
 from __future__ import annotations
 
+import importlib
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pyarrow as pa
 
-from curation.document import TEXT_VIEWS, Document, Rejection
-from curation.page_filters import PAGE_FILTERS
+from curation.document import TEXT_VIEWS, Document, Rejection, TextView
+from curation.fast.word_cache import DEFAULT_MAX_WORDS, install_word_split
 from curation.stage import Stage
-from curation.word_cache import DEFAULT_MAX_WORDS, install_word_split
 
-#: Filter profiles: the filters in the order they run, their datatrove arguments, the text view they judge, and
-#: whose code computes the statistics of datatrove's filters ("statistics").
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """One filter of the `filters` stage, registered once in FILTERS: the name (config key, funnel stage and
+    ledger stage), the class that judges a page, and what each profile passes it."""
+
+    name: str
+    #: "module:Class" that judges a page: an assay page filter (a curation Stage) or a datatrove filter (run
+    #: through DatatroveFilter)
+    judge: str
+    #: "module:Class" of assay's subclass of the datatrove filter with faster statistics and the same decisions
+    #: (statistics = "assay"; curation/fast/filters.py); "" where datatrove's class runs either way
+    fast: str = ""
+    #: profile -> the filter's arguments there; a profile runs the filters that name it, in FILTERS' order
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: arguments that name local files (word lists, models): uploaded for remote workers (pipelines/curate/job.py)
+    files: tuple[str, ...] = ()
+
+    @property
+    def is_datatrove(self) -> bool:
+        return self.judge.startswith("datatrove.")
+
+    def judge_class(self, statistics: str = "datatrove") -> type:
+        """The class that judges a page; with statistics "assay", assay's faster subclass where there is one."""
+        module, _, name = (self.fast if statistics == "assay" and self.fast else self.judge).partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+#: Every per-document filter, in the order the profiles run them. The two profiles:
 #: - "fineweb": FineWeb's filters as datatrove runs them, on the whole extracted text (C4 without its
 #:   terminal-punctuation line rule, as FineWeb ran it), datatrove's own classes. Decisions equal datatrove's
 #:   (tests/test_curation_stages.py).
@@ -32,61 +59,56 @@ from curation.word_cache import DEFAULT_MAX_WORDS, install_word_split
 #:   * C4's curly-bracket rule drops every page that shows code, which an educational corpus wants.
 #:   It runs assay's own page filters first (curation/page_filters.py): release notes by their title, and
 #:   link-heavy pages (menus, indexes, landing pages), which datatrove has no filter for. Gopher repetition,
-#:   Gopher quality and C4 compute their statistics with assay's faster code (curation/fast_filters.py), which
+#:   Gopher quality and C4 compute their statistics with assay's faster code (curation/fast/filters.py), which
 #:   decides as datatrove's classes do on every page of the quality and sample corpora (tests/test_fast_filters.py).
-PROFILES: dict[str, dict[str, Any]] = {
-    "fineweb": {
-        "view": "text",
-        "statistics": "datatrove",
-        "filters": {
-            "gopher_repetition": {},
-            "gopher_quality": {},
-            "c4_quality": {"filter_no_terminal_punct": False},
-            "fineweb_quality": {},
-        },
-    },
-    "assay": {
-        "view": "prose",
-        "statistics": "assay",
-        "filters": {
-            "release_notes": {},
-            # link text share of the main content, or of the whole page when the main text is under 300 words:
-            # drops 55% of train nav pages, 1% of edu pages (curation/page_filters.py)
-            "link_density": {"max_link_share": 0.4, "min_words": 300},
-            # reference pages repeat signatures, option tables and "Parameters:/Returns:" lines: twice datatrove's
-            # n-gram fractions and 0.4 duplicated lines keep 98% of edu pages (defaults: 91%)
-            "gopher_repetition": {"dup_line_frac": 0.4, "dup_para_frac": 0.4, "dup_line_char_frac": 0.4 * 2 / 3,
-                                  "dup_para_char_frac": 0.4 * 2 / 3,
-                                  "dup_n_grams": ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2)),
-                                  "top_n_grams": ((2, 0.4), (3, 0.36), (4, 0.32))},
-            "gopher_quality": {"max_non_alpha_words_ratio": 0.7},
-            "c4_quality": {"filter_no_terminal_punct": False, "filter_curly_bracket": False},
-            # char_duplicates_ratio 0.01 drops a page whose repeated lines ("Note", "Example", "Default: None")
-            # add up to 1% of its characters: 73% of edu pages kept; 0.1 keeps 96%
-            "fineweb_quality": {"char_duplicates_ratio": 0.1},
-        },
-    },
+FILTERS: dict[str, FilterSpec] = {spec.name: spec for spec in (
+    FilterSpec("release_notes", "curation.page_filters:ReleaseNotesFilter", profiles={"assay": {}}),
+    # link text share of the main content, or of the whole page when the main text is under 300 words:
+    # drops 55% of train nav pages, 1% of edu pages (curation/page_filters.py)
+    FilterSpec("link_density", "curation.page_filters:LinkDensityFilter",
+               profiles={"assay": {"max_link_share": 0.4, "min_words": 300}}),
+    # reference pages repeat signatures, option tables and "Parameters:/Returns:" lines: twice datatrove's
+    # n-gram fractions and 0.4 duplicated lines keep 98% of edu pages (defaults: 91%)
+    FilterSpec("gopher_repetition", "datatrove.pipeline.filters:GopherRepetitionFilter",
+               "curation.fast.filters:FastGopherRepetition",
+               profiles={"fineweb": {},
+                         "assay": {"dup_line_frac": 0.4, "dup_para_frac": 0.4, "dup_line_char_frac": 0.4 * 2 / 3,
+                                   "dup_para_char_frac": 0.4 * 2 / 3,
+                                   "dup_n_grams": ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2)),
+                                   "top_n_grams": ((2, 0.4), (3, 0.36), (4, 0.32))}}),
+    FilterSpec("gopher_quality", "datatrove.pipeline.filters:GopherQualityFilter",
+               "curation.fast.filters:FastGopherQuality",
+               profiles={"fineweb": {}, "assay": {"max_non_alpha_words_ratio": 0.7}}),
+    FilterSpec("c4_quality", "datatrove.pipeline.filters:C4QualityFilter", "curation.fast.filters:FastC4Quality",
+               profiles={"fineweb": {"filter_no_terminal_punct": False},
+                         "assay": {"filter_no_terminal_punct": False, "filter_curly_bracket": False}}),
+    # char_duplicates_ratio 0.01 drops a page whose repeated lines ("Note", "Example", "Default: None")
+    # add up to 1% of its characters: 73% of edu pages kept; 0.1 keeps 96%
+    FilterSpec("fineweb_quality", "datatrove.pipeline.filters:FineWebQualityFilter",
+               profiles={"fineweb": {}, "assay": {"char_duplicates_ratio": 0.1}}),
+)}
+
+#: the filter profiles a config may name
+FilterProfile = Literal["assay", "fineweb"]
+#: whose code computes the statistics of datatrove's filters: assay's faster classes, or datatrove's own
+Statistics = Literal["assay", "datatrove"]
+#: what each profile judges (the text view) and whose code computes datatrove's statistics
+PROFILES: dict[str, dict[str, str]] = {
+    "fineweb": {"view": "text", "statistics": "datatrove"},
+    "assay": {"view": "prose", "statistics": "assay"},
 }
 DEFAULT_PROFILE = "assay"
 
 
-def _datatrove_filter_class(name: str, statistics: str = "datatrove"):
-    """datatrove's class for a filter name, or with statistics="assay" assay's subclass where there is one."""
-    from datatrove.pipeline import filters as dt
+def profile_filters(profile: str) -> dict[str, dict[str, Any]]:
+    """A profile's filters in the order they run, with its arguments for each."""
+    return {name: dict(spec.profiles[profile]) for name, spec in FILTERS.items() if profile in spec.profiles}
 
-    from curation.fast_filters import FAST_CLASSES
 
-    if statistics == "assay" and name in FAST_CLASSES:
-        return FAST_CLASSES[name]
-    classes = {
-        "gopher_repetition": dt.GopherRepetitionFilter,
-        "gopher_quality": dt.GopherQualityFilter,
-        "c4_quality": dt.C4QualityFilter,
-        "fineweb_quality": dt.FineWebQualityFilter,
-    }
-    if name not in classes:
-        raise ValueError(f"unknown filter {name!r}; choose from {sorted([*classes, *PAGE_FILTERS])}")
-    return classes[name]
+def filter_spec(name: str) -> FilterSpec:
+    if name not in FILTERS:
+        raise ValueError(f"unknown filter {name!r}; choose from {sorted(FILTERS)}")
+    return FILTERS[name]
 
 
 @dataclass
@@ -96,14 +118,14 @@ class FilterConfig:
     ("": the profile's) is "prose" or "text"; `statistics` ("": the profile's) is "assay" (assay's faster
     statistics where it has them, same decisions) or "datatrove" (datatrove's classes throughout)."""
 
-    profile: str = DEFAULT_PROFILE
+    profile: FilterProfile = DEFAULT_PROFILE
     enabled: list[str] = field(default_factory=list)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    view: str = ""
-    statistics: str = ""
+    view: TextView | Literal[""] = ""
+    statistics: Statistics | Literal[""] = ""
     stats: bool = True  # compute datatrove's doc/word/line statistics as signal columns
     #: whitespace chunks per language and worker process whose spaCy tokens are remembered by assay's word split
-    #: (spaCy's rules without spaCy's per-token objects: same tokens, much faster; curation/word_cache.py);
+    #: (spaCy's rules without spaCy's per-token objects: same tokens, much faster; curation/fast/word_cache.py);
     #: 0 leaves datatrove's own split
     tokenizer_cache_words: int = DEFAULT_MAX_WORDS
 
@@ -113,12 +135,13 @@ class FilterConfig:
         if self.profile not in PROFILES:
             raise ValueError(f"filters.profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
         if self.view and self.view not in TEXT_VIEWS:
-            raise ValueError(f"filters.view must be one of {TEXT_VIEWS} (or empty for the profile's), got {self.view!r}")
-        if self.statistics not in ("", "assay", "datatrove"):
+            raise ValueError(f"filters.view must be one of {TEXT_VIEWS} (or empty for the profile's), got "
+                             f"{self.view!r}")
+        if self.statistics and self.statistics not in get_args(Statistics):
             raise ValueError(f"filters.statistics must be 'assay' or 'datatrove' (or empty for the profile's), "
                              f"got {self.statistics!r}")
         if not self.enabled:
-            self.enabled = list(PROFILES[self.profile]["filters"])
+            self.enabled = list(profile_filters(self.profile))
 
     @property
     def text_view(self) -> str:
@@ -129,7 +152,7 @@ class FilterConfig:
         return self.statistics or PROFILES[self.profile]["statistics"]
 
     def kwargs_for(self, name: str) -> dict[str, Any]:
-        merged = dict(PROFILES[self.profile]["filters"].get(name, {}))
+        merged = dict(FILTERS[name].profiles.get(self.profile, {})) if name in FILTERS else {}
         merged.update(self.params.get(name, {}))
         return merged
 
@@ -153,13 +176,16 @@ class DatatroveFilter(Stage):
 
     def __init__(self, name: str, params: dict[str, Any] | None = None,
                  tokenizer_cache_words: int = DEFAULT_MAX_WORDS, view: str = "text", statistics: str = "datatrove"):
-        if statistics not in ("datatrove", "assay"):
+        if statistics not in get_args(Statistics):
             raise ValueError(f"statistics must be 'datatrove' or 'assay', got {statistics!r}")
+        spec = filter_spec(name)
+        if not spec.is_datatrove:
+            raise ValueError(f"{name!r} is assay's own page filter, not a datatrove filter (use filter_stage)")
         self.name = name
         self.params = dict(params or {})
         self.tokenizer_cache_words = tokenizer_cache_words
         self.view = view
-        self._cls = _datatrove_filter_class(name, statistics)
+        self._cls = spec.judge_class(statistics)
         self._by_lang: dict[str, Any] = {}
 
     def setup(self) -> None:
@@ -264,6 +290,7 @@ def filter_stage(name: str, params: dict[str, Any], view: str = "text",
                  tokenizer_cache_words: int = DEFAULT_MAX_WORDS, statistics: str = "datatrove") -> Stage:
     """One filter by name: one of assay's page filters, or a datatrove filter judging `view` (with assay's
     statistics where `statistics` is "assay")."""
-    if name in PAGE_FILTERS:
-        return PAGE_FILTERS[name](**params)
+    spec = filter_spec(name)
+    if not spec.is_datatrove:
+        return spec.judge_class()(**params)
     return DatatroveFilter(name, params, tokenizer_cache_words, view, statistics)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from curation.document import TEXT_VIEWS, Document, Rejection
+from curation.document import TEXT_VIEWS, Document, Rejection, TextView
 from curation.stage import Stage
 
 
@@ -37,7 +37,7 @@ class LangIdConfig:
     max_chars: int = 5000  # the head of the text is enough for the model and keeps it fast
     #: what the model reads: "prose" (the text without code blocks and tables, so an English page full of
     #: code is not scored as an unsure language) or "text"
-    view: str = "prose"
+    view: TextView = "prose"
 
     def __post_init__(self) -> None:
         if self.view not in TEXT_VIEWS:

@@ -57,7 +57,8 @@ def stage(path: str, remote_root: str) -> str:
         return path
     if not os.path.exists(path):
         raise FileNotFoundError(f"model {path!r} not found: it must exist on the machine that submits the job")
-    target = f"{remote_root.rstrip('/')}/{STAGED_DIR}/{content_hash(path)[:20]}/{os.path.basename(os.path.normpath(path))}"
+    name = os.path.basename(os.path.normpath(path))
+    target = f"{remote_root.rstrip('/')}/{STAGED_DIR}/{content_hash(path)[:20]}/{name}"
     files = [("", path)] if os.path.isfile(path) else sorted(
         (os.path.relpath(os.path.join(root, name), path), os.path.join(root, name))
         for root, _, names in os.walk(path) for name in names)

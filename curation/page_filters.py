@@ -87,6 +87,3 @@ class ReleaseNotesFilter(Stage):
                 return Rejection.of(doc, self.name, "release_notes",
                                     detail=f"the page's {field} names release notes: {value[:120]!r}")
         return doc
-
-
-PAGE_FILTERS = {"link_density": LinkDensityFilter, "release_notes": ReleaseNotesFilter}

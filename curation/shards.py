@@ -5,8 +5,10 @@ A (local) curation output directory holds
     rejected/part-00000-of-00001.parquet the ledger: every dropped or unreadable record with its reason
     stats/funnel.json                   per-stage counts and bytes; stats/*.png histograms
     run.json                            the resolved config, versions, timing, counts and shard checksums
+    README.md                           the dataset card (pipelines/job/card.py)
     .assay-output                       written before anything else: this folder is a job's to replace
-where docs, rejected, stats and run.json are fixed links into `current`, itself a link to the published run:
+where docs, rejected, stats, run.json and README.md are fixed links into `current`, itself a link to the
+published run:
     current -> runs/<run id>            replaced in one step when a run publishes (the switch)
     runs/<run id>/                      docs/ rejected/ stats/ run.json of that run
     .staging/<run id>/                  a run in progress: never read, removed when it is left by a dead run
@@ -44,8 +46,9 @@ OUTPUT_MARKER = ".assay-output"
 STAGING_DIR = STAGING  # a job's runs before they are published (groundwork.atomic.STAGING)
 RUNS_DIR = "runs"
 CURRENT = "current"
+CARD_FILE = "README.md"  # the dataset card a job writes (pipelines/job/card.py)
 #: the fixed links of an output folder, each into `current`
-LINKED = (DOCS_DIR, LEDGER_DIR, STATS_DIR, RUN_FILE)
+LINKED = (DOCS_DIR, LEDGER_DIR, STATS_DIR, RUN_FILE, CARD_FILE)
 
 
 def shard_name(index: int, count: int) -> str:
@@ -219,7 +222,8 @@ def read_run_record(folder: str) -> dict | None:
             record = json.load(fh)
     except (OSError, ValueError) as exc:
         raise OutputError(f"{path} is unreadable or cut short ({exc}): this output cannot be trusted; run the job "
-                          "again into this folder (its shards are rewritten), or restore the folder from a backup") from None
+                          "again into this folder (its shards are rewritten), or restore the folder from a "
+                          "backup") from None
     if not isinstance(record, dict) or "job" not in record:
         raise OutputError(f"{path} is not the record of an assay run (no 'job' entry): run the job again into this "
                           "folder, or point at the right output")

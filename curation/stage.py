@@ -22,7 +22,7 @@ class Stage(ABC):
     time_limit_s: float | None = None
     time_limit_key: str = "runner.stage_timeout_s"
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 (an optional hook)
         """Load models and build helpers; called once per worker before any document."""
 
     @property

@@ -12,6 +12,7 @@ A config file may come from someone else. Values that code and the command line 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
 import types
 import typing
@@ -85,6 +86,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        if all(typing.get_origin(a) is typing.Literal for a in args if a is not type(None)):  # one list of choices
+            return _coerce(typing.Literal[tuple(v for a in args if a is not type(None) for v in typing.get_args(a))],
+                           value, where)
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
@@ -115,6 +119,30 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, tp):
             raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
     return value
+
+
+def check_choices(obj: Any) -> None:
+    """Each field of the dataclass `obj` typed `Literal[...]` (or `Literal[...] | None`) holds one of its values,
+    else a FieldError naming the field and the values. The file loader checks these fields as it reads them;
+    this is the same check for a dataclass built in code, called from its `__post_init__`."""
+    for name, allowed in _literal_fields(type(obj)).items():
+        value = getattr(obj, name)
+        if value not in allowed:
+            raise FieldError(name, f"must be one of {[v for v in allowed if v is not None]}, got {value!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _literal_fields(cls: type) -> dict[str, tuple]:
+    hints = typing.get_type_hints(cls)
+    found = {}
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        if all(m is type(None) or typing.get_origin(m) is typing.Literal for m in members):
+            values = tuple(v for m in members if m is not type(None) for v in typing.get_args(m))
+            if values:
+                found[f.name] = values + ((None,) if type(None) in members else ())
+    return found
 
 
 def to_dict(obj: Any) -> Any:

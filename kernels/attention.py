@@ -1,7 +1,8 @@
 """Causal (blocksparse or dense) attention with one entry point that picks the implementation.
 
 Backends: "reference" (plain PyTorch, the ground truth), "sdpa" (torch SDPA), "flex" (FlexAttention with a
-BlockMask), "triton" (our fused kernel), "auto" (a pattern on CUDA: triton, else flex; dense causal on CUDA and everything on CPU: sdpa).
+BlockMask), "triton" (our fused kernel), "auto" (a pattern on CUDA: triton, else flex; dense causal on CUDA and
+everything on CPU: sdpa).
 """
 from __future__ import annotations
 

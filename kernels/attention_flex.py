@@ -60,7 +60,8 @@ def flex_block_mask(pattern: BlockSparsePattern | None, seq_len: int, num_heads:
 
     kv_num, kv_idx = (t.unsqueeze(0) for t in index_lists(partial))
     full_num, full_idx = (t.unsqueeze(0) for t in index_lists(full))
-    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block_size, mask_mod=pattern_mask_mod(pattern, window),
+    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block_size,
+                                    mask_mod=pattern_mask_mod(pattern, window),
                                     seq_lengths=(seq_len, seq_len))
 
 

@@ -22,7 +22,7 @@ DENSE_BLOCK_SIZE = 64
 
 
 @triton.jit
-def _attn_fwd(Q, K, V, O, LSE, KV_COUNT, KV_INDEX,
+def _attn_fwd(Q, K, V, O, LSE, KV_COUNT, KV_INDEX,  # noqa: E741 (O: the output, beside Q, K, V)
               stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
               num_heads, group, seq_len, num_blocks, qk_scale,
               BLOCK: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr):
@@ -213,7 +213,8 @@ def triton_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern:
     tile = kernel_tile(block, max_tile)
     if tile is None:
         raise ValueError(f"the Triton attention kernel needs a block size that is a multiple of 16 (its tiles "
-                         f"are powers of two from 16 to {max_tile}), got {block}; use backend='flex' or 'sdpa' for other block sizes")
+                         f"are powers of two from 16 to {max_tile}), got {block}; "
+                         "use backend='flex' or 'sdpa' for other block sizes")
     require_triton(q.device, fallback="sdpa")
     if not math.isfinite(scale):
         raise ValueError(f"attention scale must be finite, got {scale}")

@@ -54,7 +54,8 @@ def allowed_blocks(pattern: BlockSparsePattern | None, seq_len: int, num_heads: 
     if block_size == pattern.block_size:
         return blocks
     if pattern.block_size % block_size:
-        raise ValueError(f"a kernel tile of {block_size} tokens does not divide the pattern's {pattern.block_size}-token blocks")
+        raise ValueError(f"a kernel tile of {block_size} tokens does not divide the pattern's "
+                         f"{pattern.block_size}-token blocks")
     block_of = tile // (pattern.block_size // block_size)
     return blocks[:, block_of][:, :, block_of] & causal
 

@@ -36,12 +36,13 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
 
+from compare_edu_classifiers import FOLDS, NEGATIVE_GROUPS, fold_of, load  # noqa: E402
+
 from classifiers.artifact import save_model, update_metadata  # noqa: E402
 from classifiers.config import FastTextConfig  # noqa: E402
 from classifiers.fasttext_kind import FastTextClassifier  # noqa: E402
 from classifiers.metrics import at_threshold, roc_auc  # noqa: E402
 from classifiers.shipped import SHIPPED, SHIPPED_DIR  # noqa: E402
-from compare_edu_classifiers import FOLDS, NEGATIVE_GROUPS, fold_of, load  # noqa: E402
 
 #: out-of-fold recall each model keeps, per kind of teaching page: real-web pages rated >= 3 by reading them, and
 #: the quality corpus's documentation pages (weak: their source says so). The threshold is the lower of the two,

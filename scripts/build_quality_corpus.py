@@ -29,9 +29,9 @@ import html
 import json
 import re
 import sys
-from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_sample as sample  # noqa: E402  (the sample's fetching, mail rendering and WARC writing)
@@ -520,7 +520,8 @@ def main(argv: list[str] | None = None) -> None:
         rows = build_split(split, cfg, x, lid)
         counts: dict[str, int] = {}
         for row in rows:
-            key = "near_dup" if row["near_duplicate_of"] else "exact_dup" if row["exact_duplicate_of"] else row["category"]
+            key = ("near_dup" if row["near_duplicate_of"] else "exact_dup" if row["exact_duplicate_of"]
+                   else row["category"])
             counts[key] = counts.get(key, 0) + 1
         size = sum(p.stat().st_size for p in (cfg.out_dir / split).glob("*.warc.gz"))
         print(f"{split}: {len(rows)} records ({size / 1e6:.2f} MB): "

@@ -18,7 +18,8 @@ as such.
       (also writes the main text of the pages not rated yet as JSONL batches to rate)
   .venv/bin/python scripts/build_realweb_corpus.py --clones ... --merge-ratings RATINGS_DIR \
       --batch-dir out/label-batches
-      (merges the raters' files into data/realweb/labels.jsonl and prints the blind re-rating agreement)
+      (merges the raters' files into data/realweb/labels.jsonl and prints the blind re-rating agreement;
+       with --add the committed labels are kept and the new files add pages to them)
 
 Reserved for independent evaluation and refused here (the build stops if a source names one): the repositories
 listed in RESERVED (extraction benchmarks, Wikipedia parsers, some OpenStax books and Gutenberg texts) and, in
@@ -27,13 +28,11 @@ the merged extraction-benchmark repository, its copy of Readability's test pages
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import gzip
 import hashlib
 import html
 import json
-import os
 import re
 import subprocess
 import sys
@@ -79,8 +78,8 @@ MERGED = "j-szulc/html-cleaning-dataset-merged"
 SOURCES = [
     # ------------------------------------------------------------ train: classifiers and thresholds
     Source("cleaneval-final", MERGED, "cleaneval-final", "cleaneval", "CleanEval shared task data (research use)",
-           "train", None, 700),
-    Source("dragnet", MERGED, "dragnet_data", "cleaneval", "AGPL-3.0 (dragnet_data)", "train", None, 800),
+           "train", None, 741),
+    Source("dragnet", MERGED, "dragnet_data", "cleaneval", "AGPL-3.0 (dragnet_data)", "train", None, 1382),
     Source("bbc-news", "dejanbatanjac/bbc-article-classify-bert", "bbc", "bbc",
            "BBC articles, research use (Greene & Cunningham 2006)", "train", "ephemeral", 150),
     Source("newspaper-fixtures", "codelucas/newspaper", "tests/data/html", "html", "MIT", "train", None, 157),
@@ -193,7 +192,7 @@ def read_cleaneval(clone: Clone, source: Source) -> list[RawPage]:
             text = extract(decode(raw), include_comments=False) or ""
         text = re.sub(r"^\ufeff?\s*URL:.*\n", "", text)
         text = re.sub(r"<(p|h|l)>\s*", "\n", text)  # CleanEval's block marks
-        pages.append(RawPage(source, path, url, raw, "\n".join(l.strip() for l in text.splitlines() if l.strip())))
+        pages.append(RawPage(source, path, url, raw, "\n".join(ln.strip() for ln in text.splitlines() if ln.strip())))
     return pages
 
 
@@ -215,8 +214,8 @@ def read_bbc(clone: Clone, source: Source) -> list[RawPage]:
     files = [p for p in clone.files(source.folder) if re.search(r"/\d+\.txt$", p)]
     pages = []
     for path in stable_pick(files, source.quota, source.name):
-        lines = [l.strip() for l in clone.read(path).decode("latin-1").splitlines()]
-        title, paragraphs = lines[0], [l for l in lines[1:] if l]
+        lines = [ln.strip() for ln in clone.read(path).decode("latin-1").splitlines()]
+        title, paragraphs = lines[0], [ln for ln in lines[1:] if ln]
         section = path.split("/")[-2]
         url = f"https://bbc-news.realweb.invalid/{section}/{Path(path).stem}"
         pages.append(RawPage(source, path, url, simple_page(title, paragraphs), "\n".join([title] + paragraphs)))
@@ -382,9 +381,10 @@ def build(clones: Path, out: Path, label_batches: int = 0, batch_dir: Path | Non
 
 def write_split(folder: Path, pages: list, rows: list[dict]) -> None:
     """WARC records carry the rows' record ids (so committed labels join), 300 pages a file."""
+    import io
+
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
-    import io
 
     folder.mkdir(parents=True, exist_ok=True)
     first = dt.datetime(2026, 12, 7)
@@ -426,15 +426,20 @@ CATEGORIES = ("explainer", "ephemeral", "opinion", "commercial", "forum", "ficti
               "non_english")
 
 
-def merge_ratings(ratings_dir: Path, batch_dirs: list[Path], out: Path = LABELS) -> dict:
+def merge_ratings(ratings_dir: Path, batch_dirs: list[Path], out: Path = LABELS, add: bool = False) -> dict:
     """Raters' files (one JSON line per page read) -> data/realweb/labels.jsonl, checked, with each page's sha256
-    from the batch it was read in; returns the blind re-rating agreement (exact and within one point)."""
+    from the batch it was read in; returns the blind re-rating agreement (exact and within one point).
+
+    With `add`, the ratings already in `out` stay and the files rate new pages only (a later labelling round)."""
     digests = {}
     for batch in sorted(b for d in batch_dirs for b in d.glob("*.jsonl.gz")):
         with gzip.open(batch, "rt", encoding="utf-8") as fh:
             digests.update((r["record_id"], r["sha256"]) for r in map(json.loads, fh))
     first: dict[str, dict] = {}
     again: dict[str, dict] = {}
+    if add and out.is_file():
+        for row in map(json.loads, filter(str.strip, out.read_text().splitlines())):
+            (again if row["rerate"] else first)[row["record_id"]] = row
     for path in sorted(ratings_dir.glob("*.jsonl")):
         # a rater corrects a line by appending a new one for the same page: within a file the last line counts
         mine: dict[tuple[str, bool], dict] = {}
@@ -455,7 +460,8 @@ def merge_ratings(ratings_dir: Path, batch_dirs: list[Path], out: Path = LABELS)
         for (rid, rerate), rating in mine.items():
             target = again if rerate else first
             if rid in target:
-                raise ValueError(f"{path}: {rid} was rated in another file of the same pass too")
+                raise ValueError(f"{path}: {rid} was rated in another file of the same pass too "
+                                 f"(or is in {out.name} already)")
             target[rid] = rating
     missing = sorted(set(digests) - set(first))
     if missing:
@@ -485,9 +491,11 @@ def main(argv=None) -> None:
                              "--merge-ratings; repeatable)")
     parser.add_argument("--merge-ratings", type=Path, metavar="DIR",
                         help="first merge the raters' files in DIR into data/realweb/labels.jsonl (needs --batch-dir)")
+    parser.add_argument("--add", action="store_true",
+                        help="with --merge-ratings: keep the committed labels; DIR's files rate new pages only")
     args = parser.parse_args(argv)
     if args.merge_ratings:
-        merge_ratings(args.merge_ratings, args.batch_dir)
+        merge_ratings(args.merge_ratings, args.batch_dir, add=args.add)
         return
     build(args.clones, args.out, args.label_batches, (args.batch_dir or [None])[0])
 

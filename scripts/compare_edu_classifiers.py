@@ -149,8 +149,6 @@ def main(argv=None) -> None:
         if args.embeddings:
             np.save(args.embeddings, emb)
     index = {id(r): i for i, r in enumerate(rows)}
-    x_train = emb[[index[id(r)] for r in train]]
-    x_held = emb[[index[id(r)] for r in held]]
     results = {}
     tasks = {
         "edu": (lambda r: r["score"] >= 3, lambda r: float(r["score"]), train, held),

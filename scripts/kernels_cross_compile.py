@@ -74,9 +74,10 @@ class _CompileOnlyDriver:
 
 def _install(arch: int, compiled: list) -> None:
     """Point Triton at the compile-only driver and turn every launch into a warm-up that records the kernel."""
-    import kernels.dispatch
     from triton.runtime import driver
     from triton.runtime.jit import JITFunction
+
+    import kernels.dispatch
 
     driver.set_active(_CompileOnlyDriver(arch))
     original = JITFunction.run

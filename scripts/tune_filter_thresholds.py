@@ -39,7 +39,8 @@ CANDIDATES = {
     "gopher_repetition": [
         ("datatrove defaults", {}),
         *[(f"dup_line_frac {t}, n-gram fractions x{f}", {"dup_line_frac": t, "dup_para_frac": t,
-                                                         "dup_line_char_frac": t * 2 / 3, "dup_para_char_frac": t * 2 / 3,
+                                                         "dup_line_char_frac": t * 2 / 3,
+                                                          "dup_para_char_frac": t * 2 / 3,
                                                          "dup_n_grams": _scaled(GOPHER_DUP_NGRAMS, f),
                                                          "top_n_grams": _scaled(GOPHER_TOP_NGRAMS, f)})
           for t, f in ((0.3, 1.5), (0.4, 2.0))],

@@ -1,5 +1,6 @@
-"""Synthetic data for assay: LLM backends, prompt templates, generators (textbooks, verified exercises,
-rephrasing), rubric annotation, the code sandbox, the request cache and the coverage report.
+"""Synthetic data for assay: LLM backends (backends/, one registry keyed by kind), prompt templates, generators
+(textbooks, verified exercises, rephrasing), rubric annotation, the request cache, the coverage report, and the
+code sandbox (sandbox/, OS isolation for model-written programs).
 
-Stands on curation/ (Document, Rejection, shards, decontamination); the Beam pipelines that run it live in
-pipelines/synth_*.py. See docs/synth.md."""
+Stands on curation/ (Document, Rejection, shards, decontamination); the Beam jobs that run it live in
+pipelines/synth_jobs/. See docs/synth.md."""

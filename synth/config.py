@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+#: the LLM backends a config may name; each is a class in synth.backends.BACKENDS under this key
+BackendKind = Literal["transformers", "openai", "vllm"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class Sampling:
 class BackendConfig:
     """Which backend and model. `model` is a local directory or a .gguf file (never a hub id)."""
 
-    kind: str = "transformers"  # transformers | openai | vllm
+    kind: BackendKind = "transformers"  # which backend answers (synth.backends.BACKENDS)
     model: str = ""
     gguf_file: str | None = None  # file name inside `model` when it is a directory holding a GGUF
     device: str = "cpu"
@@ -67,8 +70,9 @@ class BackendConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("transformers", "openai", "vllm"):
-            raise ValueError(f"backend.kind must be transformers, openai or vllm, got {self.kind!r}")
+        if self.kind not in get_args(BackendKind):
+            raise ValueError(f"backend.kind: unknown backend kind {self.kind!r}; known kinds: "
+                             f"{', '.join(get_args(BackendKind))}")
         if self.batch_size < 1 or self.concurrency < 1:
             raise ValueError("backend.batch_size and backend.concurrency must be >= 1")
 

@@ -8,7 +8,6 @@ import os
 from curation.shards import DOCS_DIR, LEDGER_DIR, STATS_DIR
 from groundwork.atomic import write_bytes_atomic
 
-
 LABEL_COLUMNS = {"generator": "VARCHAR", "topic": "VARCHAR", "audience": "VARCHAR", "style": "VARCHAR",
                  "mode": "VARCHAR", "tokens_out": "BIGINT", "finish_reason": "VARCHAR"}
 
@@ -43,7 +42,8 @@ def coverage(output: str) -> dict:
                    sum(tokens_out) AS tokens_out, sum(CASE WHEN finish_reason = 'length' THEN 1 ELSE 0 END) AS truncated
             FROM docs GROUP BY ALL ORDER BY ALL""")
         reasons = _rows(con, """
-            SELECT stage, reason, count(*) AS records FROM rejected GROUP BY ALL ORDER BY records DESC, stage, reason""")
+            SELECT stage, reason, count(*) AS records FROM rejected GROUP BY ALL
+            ORDER BY records DESC, stage, reason""")
         totals = {"documents": sum(c["documents"] for c in cells), "rejected": sum(r["records"] for r in reasons),
                   "cells": len(cells)}
     finally:

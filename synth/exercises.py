@@ -1,6 +1,6 @@
 """Reasoning exercises whose answers are computed by executing code in the sandbox.
 
-Each exercise is a problem plus a program. The program runs in the sandbox (synth/sandbox.py) and its
+Each exercise is a problem plus a program. The program runs in the sandbox (synth/sandbox/run.py) and its
 printed output is the answer; programs also assert their own checks (e.g. substituting an equation's
 root back in). Then the model is asked:
 * verify="program": to explain the sandbox-computed answer step by step (the answer line of the kept
@@ -18,6 +18,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Literal, get_args
 
 from curation.document import Document, Rejection, stable_id
 from synth.config import SandboxLimits
@@ -32,11 +33,15 @@ STAGE = "synth:exercise"
 KINDS = ("arithmetic", "algebra", "word_problem", "code")
 
 
+#: how an exercise's answer is verified: by running a program, or by two answers agreeing
+Verify = Literal["program", "agree"]
+
+
 @dataclass
 class ExerciseConfig:
     kinds: list[str] = field(default_factory=lambda: ["arithmetic", "algebra", "word_problem", "code"])
     per_kind: int = 4
-    verify: str = "program"  # program | agree
+    verify: Verify = "program"
     seed: int = 0
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
@@ -44,7 +49,7 @@ class ExerciseConfig:
         bad = [k for k in self.kinds if k not in KINDS]
         if bad:
             raise ValueError(f"unknown exercise kind(s) {bad}; choose from {', '.join(KINDS)}")
-        if self.verify not in ("program", "agree"):
+        if self.verify not in get_args(Verify):
             raise ValueError(f"exercise verify must be 'program' or 'agree', got {self.verify!r}")
 
 
@@ -81,9 +86,11 @@ def _algebra(rng: random.Random) -> tuple[str, str]:
 
 _WORD = [
     ("A baker makes {n} trays of {k} muffins and sells {s} muffins. How many muffins are left?",
-     "left = {n} * {k} - {s}\nassert left >= 0\nprint(left)\n", lambda r: dict(n=r.randint(2, 9), k=r.randint(6, 24), s=r.randint(1, 12))),
+     "left = {n} * {k} - {s}\nassert left >= 0\nprint(left)\n",
+     lambda r: dict(n=r.randint(2, 9), k=r.randint(6, 24), s=r.randint(1, 12))),
     ("A train travels {d} km in {t} hours at a constant speed. What is its speed in km per hour?",
-     "from fractions import Fraction as F\nprint(F({d}, {t}))\n", lambda r: dict(d=r.randint(60, 600), t=r.randint(1, 8))),
+     "from fractions import Fraction as F\nprint(F({d}, {t}))\n",
+     lambda r: dict(d=r.randint(60, 600), t=r.randint(1, 8))),
     ("Pens cost {p} cents each. Maya buys {n} pens and pays with {m} cents. How much change, in cents, does she get?",
      "change = {m} - {p} * {n}\nassert change >= 0\nprint(change)\n",
      lambda r: (lambda p, n: dict(p=p, n=n, m=p * n + r.randint(0, 300)))(r.randint(15, 90), r.randint(1, 9))),

@@ -3,10 +3,10 @@ import math
 
 import pytest
 
+from groundwork.config import ConfigError
 from pipelines.ablate.cells import plan_cells
 from pipelines.ablate.plan import load_plan
 from pipelines.ablate.stats import fit_scaling, mean_ci, rank, rank_agreement
-from groundwork.config import ConfigError
 
 
 def test_mean_ci_matches_the_t_table():
@@ -99,7 +99,8 @@ def test_the_plans_mix_runner_is_every_recipes_runner(tmp_path):
     with open(path, "a") as fh:
         fh.write("[mix.runner]\nworkers = 3\nmode = \"multi_processing\"\n")
     plan = load_plan(path)
-    assert (plan.mix.runner.workers, plan.mix.runner.mode, plan.mix.runner.rows_per_task) == (3, "multi_processing", 2000)
+    assert (plan.mix.runner.workers, plan.mix.runner.mode, plan.mix.runner.rows_per_task) == (3, "multi_processing",
+                                                                                              2000)
     assert all(c.resolved.runner == plan.mix.runner for c in plan_cells(plan))
     with open(path, "a") as fh:
         fh.write("rows_per_task = 0\n")

@@ -25,9 +25,9 @@ PIPELINE_ROOMS = {
     "ablate": {"job", "mix"},
     "curate": {"job"},
     "synth_jobs": {"job"},
-    "classify_score": {"job"},
+    "score_shards": {"job"},
     "quality": {"job", "curate"},
-    "cli": {"job", "mix", "ablate", "curate", "synth_jobs", "classify_score", "quality"},
+    "cli": {"job", "mix", "ablate", "curate", "synth_jobs", "score_shards", "quality"},
 }
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation.document import Document, Rejection
 from curation.readers import expand_inputs, read_input
 from curation.readers.warc import MAX_LINE_BYTES
-from curation.document import Document, Rejection
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_curation_robustness import page, warc_bytes  # noqa: E402

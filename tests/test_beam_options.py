@@ -1,7 +1,13 @@
 """Runner selection: the local default never touches the network; remote runners get the user's flags."""
 import pytest
-from apache_beam.options.pipeline_options import (DebugOptions, DirectOptions, GoogleCloudOptions, SetupOptions,
-                                                  StandardOptions, WorkerOptions)
+from apache_beam.options.pipeline_options import (
+    DebugOptions,
+    DirectOptions,
+    GoogleCloudOptions,
+    SetupOptions,
+    StandardOptions,
+    WorkerOptions,
+)
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from pipelines.job.runner import RunnerConfig, build_options

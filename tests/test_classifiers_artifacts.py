@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from classifiers.artifact import METADATA_FILE, ModelDirError, load_model, read_metadata
-from classifiers.config import EncoderConfig, SplitConfig, ClassifierTrainConfig
+from classifiers.config import ClassifierTrainConfig, EncoderConfig, SplitConfig
 from classifiers.encoder_kind import resolve_encoder_dir
 from classifiers.labels import LabelSpec, build_labels, read_labels
 from classifiers.train import train
@@ -129,7 +129,8 @@ def test_rubric_labels_train_regression(kind, shards, tmp_path):
     summary = build_labels(shards, LabelSpec(kind="rubric", score_column="edu_score"), out)
     assert summary["annotators"] == ["hand"]
     path = str(tmp_path / "reg")
-    clf, meta = train(out, ClassifierTrainConfig(kind=kind, task="regression", encoder=EncoderConfig(max_tokens=32)), path)
+    clf, meta = train(out, ClassifierTrainConfig(kind=kind, task="regression", encoder=EncoderConfig(max_tokens=32)),
+                      path)
     assert meta["label_source"]["annotators"] == ["hand"] and meta["task"] == "regression"
     rows = read_labels(out, "train")[0]
     scores = clf.score([r["text"] for r in rows])
@@ -183,8 +184,8 @@ def test_unreadable_shard_goes_to_the_ledger_not_a_crash(model_dir, shards, tmp_
     import pyarrow.parquet as pq
 
     from classifiers.scoring import ClassifierStageConfig
-    from pipelines.classify_score import ScoreJobConfig, run_scoring
     from pipelines.job.runner import RunnerConfig
+    from pipelines.score_shards import ScoreJobConfig, run_scoring
 
     src = tmp_path / "in"
     src.mkdir()

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from classifiers.artifact import load_model, read_metadata, save_model
-from classifiers.config import EncoderConfig, FastTextConfig, SplitConfig, ClassifierTrainConfig
+from classifiers.config import ClassifierTrainConfig, EncoderConfig, FastTextConfig, SplitConfig
 from classifiers.evaluate import evaluate
 from classifiers.knowledge import DURABLE, EPHEMERAL, SEED_FILE
 from classifiers.labels import LabelSpec, build_labels, read_labels
@@ -134,8 +134,8 @@ def test_kind_reaches_held_out_auc_and_records_threshold(kind, ref_models, ref_l
 @pytest.mark.parametrize("kind", KINDS)
 def test_beam_scoring_equals_direct_scoring(kind, ref_models, ref_labels, tmp_path):
     from classifiers.scoring import ClassifierStageConfig
-    from pipelines.classify_score import ScoreJobConfig, run_scoring
     from pipelines.job.runner import RunnerConfig
+    from pipelines.score_shards import ScoreJobConfig, run_scoring
 
     model_dir, clf, _ = ref_models[kind]
     rows = read_labels(ref_labels, "test")[0][:40]

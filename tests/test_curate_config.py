@@ -36,3 +36,21 @@ def test_a_retired_key_is_a_clear_error(tmp_path):
     old.write_text("[filters]\ntokenizer_warmup_chars = 5\n")
     with pytest.raises(Exception, match="tokenizer_warmup_chars.*tokenizer_cache_words"):
         load_curate_config(str(old))
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"filters": {"profile": "c4"}}, "filters.profile: expected one of ['assay', 'fineweb'], got 'c4'"),
+    ({"filters": {"view": "code"}}, "filters.view: expected one of ['text', 'prose', ''], got 'code'"),
+    ({"filters": {"statistics": "fast"}}, "filters.statistics: expected one of ['assay', 'datatrove', ''], got 'fast'"),
+    ({"langid": {"view": "html"}}, "langid.view: expected one of ['text', 'prose'], got 'html'"),
+    ({"classifiers": [{"model_dir": "edu", "column": "e", "mode": "keep"}]},
+     "classifiers[0].mode: expected one of ['drop', 'annotate'], got 'keep'"),
+    ({"runner": {"mode": "threads"}},
+     "runner.mode: expected one of ['multi_processing', 'in_memory', 'multi_threading']"),
+])
+def test_an_enumerated_setting_outside_its_choices_is_refused_with_them(table, message):
+    from groundwork.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError) as err:
+        from_dict(CurateConfig, table)
+    assert str(err.value).startswith(message)

@@ -7,13 +7,13 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.curate.job import run_curation
 from pipelines.curate.config import SAMPLE_DIR, CurateConfig
+from pipelines.curate.job import run_curation
 
 MANIFEST = SAMPLE_DIR / "manifest.jsonl"
-QUALITY_STAGES = {"extract", "langid", "release_notes", "link_density", "gopher_repetition", "gopher_quality",
-                  "c4_quality", "fineweb_quality", "exact_dedup", "fuzzy_dedup", "classify:edu_score",
-                  "classify:knowledge_score"}
+#: the stages that may drop a sample page: every stage of the default run (from the stage registry, through the
+#: job's own steps) but those that only annotate
+QUALITY_STAGES = {name for step in CurateConfig().steps() for name in step.names} - {"stats", "pii"}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,8 @@ def test_outputs_exist_and_every_record_is_accounted_for(sample_run):
     assert (kept, rejected) == (totals["kept"], totals["rejected"])
     assert 0 < kept < records
     # every kept doc and every drop is one manifest page, exactly once
-    assert scalar(con, "SELECT count(DISTINCT url) FROM (SELECT url FROM docs UNION ALL SELECT url FROM rejected)") == records
+    assert scalar(con, "SELECT count(DISTINCT url) FROM (SELECT url FROM docs UNION ALL SELECT url FROM "
+                       "rejected)") == records
     assert scalar(con, "SELECT count(*) FROM rejected WHERE reason = 'stage_error'") == 0
 
 
@@ -106,7 +107,8 @@ def test_spam_and_index_pages_are_dropped_with_reasons(sample_run):
 def test_non_english_pages_get_their_language(sample_run):
     _, con = sample_run
     rows = con.execute("""SELECT m.language, json_extract_string(r.signals, '$.language'), r.reason
-                          FROM manifest m JOIN rejected r ON m.url = r.url WHERE m.category = 'non_english'""").fetchall()
+                          FROM manifest m JOIN rejected r ON m.url = r.url
+                          WHERE m.category = 'non_english'""").fetchall()
     total = scalar(con, "SELECT count(*) FROM manifest WHERE category = 'non_english'")
     assert len(rows) == total  # the default keeps English only
     assert len({r[0] for r in rows}) >= 4
@@ -121,10 +123,12 @@ def test_sql_and_stats_commands(sample_run):
     res = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM docs", "-o", out, "--format", "json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output.strip())["n"] == scalar(con, "SELECT count(*) FROM docs")
-    res = runner.invoke(app, ["sql", "SELECT stage, sum(dropped) FROM stats GROUP BY ALL ORDER BY 1", "-o", out, "-f", "csv"])
+    res = runner.invoke(app, ["sql", "SELECT stage, sum(dropped) FROM stats GROUP BY ALL ORDER BY 1", "-o", out, "-f",
+                              "csv"])
     assert res.exit_code == 0 and res.output.startswith("stage,")
     target = os.path.join(os.path.dirname(out), "rejected_spam.parquet")
-    res = runner.invoke(app, ["sql", "SELECT * FROM rejected WHERE stage = 'langid'", "-o", out, "-f", "parquet", "--to", target])
+    res = runner.invoke(app, ["sql", "SELECT * FROM rejected WHERE stage = 'langid'", "-o", out, "-f", "parquet",
+                              "--to", target])
     assert res.exit_code == 0 and scalar(con, f"SELECT count(*) FROM '{target}'") == scalar(
         con, "SELECT count(*) FROM rejected WHERE stage = 'langid'")
     res = runner.invoke(app, ["sql", "SELECT nope FROM docs", "-o", out])

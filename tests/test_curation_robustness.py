@@ -16,8 +16,8 @@ from warcio.warcwriter import WARCWriter
 
 from curation.document import Document
 from curation.stage import Stage
-from pipelines.curate.job import run_curation
 from pipelines.curate.config import SAMPLE_DIR, CurateConfig
+from pipelines.curate.job import run_curation
 
 PROSE = ("Indexes let a database find rows without reading the whole table. A B-tree keeps keys in order, "
          "so range queries and sorted scans are cheap, and every lookup touches only a few pages. ") * 12
@@ -33,7 +33,8 @@ def warc_bytes(records: list[tuple[str, bytes, str]]) -> bytes:
 
 
 def page(title: str) -> bytes:
-    return f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1><p>{PROSE}</p></article></body></html>".encode()
+    return (f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1><p>{PROSE}</p></article>"
+            "</body></html>").encode()
 
 
 def config(inputs: list[str], out: str, workers=1, mode="in_memory") -> CurateConfig:
@@ -48,7 +49,8 @@ def config(inputs: list[str], out: str, workers=1, mode="in_memory") -> CurateCo
 def test_bad_input_goes_to_the_ledger_and_the_run_succeeds(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
-    good = warc_bytes([(f"https://good.example/{i}", page(f"Good page {i}"), "text/html; charset=utf-8") for i in range(3)])
+    good = warc_bytes([(f"https://good.example/{i}", page(f"Good page {i}"),
+                        "text/html; charset=utf-8") for i in range(3)])
     (src / "good.warc.gz").write_bytes(good)
     second = warc_bytes([("https://cut.example/b", page("Cut B"), "text/html")])
     (src / "truncated.warc.gz").write_bytes(  # the second gzip member is cut half-way
@@ -57,11 +59,13 @@ def test_bad_input_goes_to_the_ledger_and_the_run_succeeds(tmp_path):
         ("https://bad.example/utf8", bytes(range(128, 256)) * 40, "text/html; charset=utf-8"),
         ("https://bad.example/empty", b"", "text/html"),
         ("https://bad.example/binary", b"\x89PNG\r\n\x1a\n" + bytes(300), "image/png"),
-        ("https://bad.example/huge", b"<html><body>" + b"word " * (4 * 1024 * 1024 + 100) + b"</body></html>", "text/html"),
+        ("https://bad.example/huge", b"<html><body>" + b"word " * (4 * 1024 * 1024 + 100) + b"</body></html>",
+         "text/html"),
     ])
     (src / "bad.warc.gz").write_bytes(bad)
     broken = b"WARC/1.0\r\nWARC-Type: response\r\nContent-Length: not-a-number\r\n\r\nxxxx\r\n\r\n"
-    (src / "broken.warc").write_bytes(broken + gzip.decompress(warc_bytes([("https://after.example/x", page("After"), "text/html")])))
+    (src / "broken.warc").write_bytes(broken + gzip.decompress(warc_bytes([("https://after.example/x", page("After"),
+                                                                            "text/html")])))
     (src / "lines.jsonl").write_text(json.dumps({"id": "j1", "text": PROSE}) + "\n{not json\n"
                                      + json.dumps({"id": "j2", "text": PROSE + " More."}) + "\n")
 
@@ -93,7 +97,8 @@ def test_bad_input_goes_to_the_ledger_and_the_run_succeeds(tmp_path):
 def source_listing(lines: int) -> bytes:
     """Generated markup like a rustdoc source view: thousands of <span>s that keep trafilatura busy."""
     body = "\n".join(f'<a href="#{i}" id="{i}">{i}</a><span class="kw">pub fn</span> <span class="ident">f{i}</span>'
-                     f'(<span class="ident">a</span>: <span class="ty">u32</span>) {{ <span class="number">{i}</span> }}'
+                     '(<span class="ident">a</span>: <span class="ty">u32</span>) '
+                     f'{{ <span class="number">{i}</span> }}'
                      for i in range(lines))
     return f"<html><body><main><pre><code>{body}</code></pre></main></body></html>".encode()
 
@@ -121,7 +126,8 @@ def test_a_page_past_the_extraction_time_limit_goes_to_the_ledger(tmp_path):
 
 
 def shard_bytes(out: Path) -> dict[str, bytes]:
-    return {f"{sub}/{p.name}": p.read_bytes() for sub in ("docs", "rejected") for p in sorted((out / sub).glob("*.parquet"))}
+    return {f"{sub}/{p.name}": p.read_bytes() for sub in ("docs",
+                                                          "rejected") for p in sorted((out / sub).glob("*.parquet"))}
 
 
 def test_killed_run_rerun_gives_identical_output(tmp_path, capfd):
@@ -182,7 +188,8 @@ def test_a_document_past_the_stage_time_limit_goes_to_the_ledger_and_the_rest_fl
     docs.insert(2, Document(id="slow", text="a SLOW one", source="t"))
     start = time.monotonic()
     with beam.Pipeline() as p:
-        kept, [rejected] = PerDocument(SlowOnMarkedDocs()).expand(p | beam.Create(docs), StepContext(stage_timeout_s=0.3))
+        kept, [rejected] = PerDocument(SlowOnMarkedDocs()).expand(p | beam.Create(docs),
+                                                                  StepContext(stage_timeout_s=0.3))
         assert_that(kept | "ids" >> beam.Map(lambda d: d.id), equal_to([f"d{i}" for i in range(4)]), label="kept")
         assert_that(rejected | "why" >> beam.Map(lambda r: (r.id, r.stage, r.reason, "stage_timeout_s" in r.detail)),
                     equal_to([("slow", "slow_filter", "timeout", True)]), label="rejected")

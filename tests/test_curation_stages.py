@@ -1,8 +1,6 @@
 """Per-document stages on real text: datatrove filter parity, fastText language ID, PII masking, extraction."""
 import glob
-import gzip
 import os
-import sys
 
 import pytest
 from datatrove.data import Document as DtDocument
@@ -10,7 +8,15 @@ from datatrove.pipeline import filters as dt
 
 from curation.document import Document, Rejection
 from curation.extract import ExtractText
-from curation.filters import PROFILES, DatatroveFilter, FilterConfig, TextStatistics, build_filter_stages
+from curation.filters import (
+    FILTERS,
+    PROFILES,
+    DatatroveFilter,
+    FilterConfig,
+    TextStatistics,
+    build_filter_stages,
+    profile_filters,
+)
 from curation.langid import IdentifyLanguage, LangIdConfig, LanguageIdentifier
 from curation.pii import MaskPII
 from curation.stage import Stage
@@ -39,7 +45,8 @@ CLASSES = {"gopher_repetition": dt.GopherRepetitionFilter, "gopher_quality": dt.
 
 def test_both_profiles_run_all_four_datatrove_filters_in_fineweb_order():
     for profile in PROFILES:
-        assert [n for n in PROFILES[profile]["filters"] if n in CLASSES] == list(CLASSES)
+        assert [n for n in profile_filters(profile) if n in CLASSES] == list(CLASSES)
+    assert {n: FILTERS[n].judge_class() for n in CLASSES} == CLASSES
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -49,7 +56,7 @@ def test_filter_decisions_equal_datatrove_called_directly(name, profile):
     assay profile with assay's statistics, the fineweb profile with datatrove's classes); the fineweb profile's
     arguments are datatrove's defaults (C4 without its terminal-punctuation rule)."""
     cfg = FilterConfig(profile=profile)
-    assert cfg.kwargs_for(name) == PROFILES[profile]["filters"][name]
+    assert cfg.kwargs_for(name) == profile_filters(profile)[name]
     if profile == "fineweb":
         assert cfg.kwargs_for(name) == ({"filter_no_terminal_punct": False} if name == "c4_quality" else {})
         assert cfg.text_view == "text"
@@ -75,8 +82,10 @@ def test_filter_decisions_equal_datatrove_called_directly(name, profile):
 
 def test_filter_thresholds_are_configurable():
     text = " ".join(["alpha beta gamma delta the and of to"] * 10)  # 80 words
-    strict = build_filter_stages(FilterConfig(enabled=["gopher_quality"], params={"gopher_quality": {"min_doc_words": 100}}, stats=False))
-    loose = build_filter_stages(FilterConfig(enabled=["gopher_quality"], params={"gopher_quality": {"min_doc_words": 50}}, stats=False))
+    strict = build_filter_stages(FilterConfig(enabled=["gopher_quality"],
+                                              params={"gopher_quality": {"min_doc_words": 100}}, stats=False))
+    loose = build_filter_stages(FilterConfig(enabled=["gopher_quality"],
+                                             params={"gopher_quality": {"min_doc_words": 50}}, stats=False))
     doc = Document("x", text, meta={"language": "en"})
     assert isinstance(strict[0].process(doc), Rejection)
     assert strict[0].process(doc).reason == "gopher_short_doc"
@@ -201,8 +210,8 @@ def test_fused_stage_chain_matches_stages_run_one_by_one():
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines.job.steps import PerDocument, StepContext
     from pipelines.job.beam_fns import NAMESPACE, utf8_len
+    from pipelines.job.steps import PerDocument, StepContext
 
     docs = chain_texts()
     def make_stages() -> list[Stage]:
@@ -263,7 +272,7 @@ def test_installed_word_split_gives_the_same_tokens_as_a_fresh_tokenizer():
     from datatrove.utils.text import TextNormConfig, simplify_text
     from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
-    from curation import word_cache
+    from curation.fast import word_cache
 
     extract = ExtractText()
     pages = [extract.process(p) for p in sample_pages(12)]
@@ -281,7 +290,7 @@ def test_installed_word_split_gives_the_same_tokens_as_a_fresh_tokenizer():
 def test_word_split_keeps_to_its_bound_and_can_be_turned_off():
     from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
-    from curation import word_cache
+    from curation.fast import word_cache
 
     shared, fresh = load_word_tokenizer("en"), SpaCyTokenizer("en")
     assert word_cache.install_word_split("en")
@@ -333,7 +342,7 @@ def test_unknown_extraction_engine_is_a_clear_error():
 
 def test_filters_of_one_document_share_its_word_split():
     """The split is computed once per judged text and handed out as a fresh list with the same tokens."""
-    from curation.word_cache import _SharedSplit
+    from curation.fast.word_cache import _SharedSplit
 
     calls = []
 

@@ -52,7 +52,8 @@ def test_short_question_matches_whole_and_clean_text_does_not(mmlu_rows, mmlu_in
 
 def test_n_is_configurable(tmp_path):
     evalset = tmp_path / "quiz.jsonl"
-    evalset.write_text(json.dumps({"id": "q1", "question": "Which planet in our solar system has the longest day of all "
+    evalset.write_text(json.dumps({"id": "q1",
+                                   "question": "Which planet in our solar system has the longest day of all "
                                                            "the planets measured in Earth hours"}) + "\n")
     doc = Document("d", "fun fact: which planet in our solar system has the longest day? Venus does.")
     for n, flagged in ((8, True), (13, False)):
@@ -121,8 +122,8 @@ def test_generation_quality_control_dedups_and_decontaminates(mmlu_rows):
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     from pipelines.job.shard_job import ShardJob
-    from pipelines.job.steps import StepContext
     from pipelines.job.sources import Items
+    from pipelines.job.steps import StepContext
     from pipelines.synth_jobs.generate import quality_steps
 
     _, row = _long_question(mmlu_rows, 12000)

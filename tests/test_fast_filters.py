@@ -1,5 +1,5 @@
-"""assay's statistics for datatrove's filters and MinHash (curation/fast_filters.py, curation/ngram_stats.py,
-curation/shingles.py) give datatrove's decisions and numbers: the same keep/drop, reason and kept text as
+"""assay's statistics for datatrove's filters and MinHash (curation/fast/filters.py, curation/fast/ngram_stats.py,
+curation/fast/shingles.py) give datatrove's decisions and numbers: the same keep/drop, reason and kept text as
 datatrove's filter classes on every page of the held-out quality corpus and the sample corpus, the same n-gram
 statistics as datatrove's functions, and the same MinHash band keys as datatrove's own signature code."""
 import functools
@@ -8,6 +8,7 @@ import random
 import tempfile
 
 import pytest
+from corpus_views import eval_views, sample_views
 from datatrove.data import Document as DtDocument
 from datatrove.pipeline import filters as dt
 from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
@@ -15,16 +16,16 @@ from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplica
 from datatrove.utils.text import TextNormConfig, simplify_text, split_into_words
 from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
-from corpus_views import eval_views, sample_views
 from curation.dedup import MinHashConfig, MinHasher
-from curation.fast_filters import FAST_CLASSES
-from curation.filters import PROFILES, FilterConfig, build_filter_stages
-from curation.ngram_stats import NgramStats
-from curation.shingles import simplify_text as our_simplify_text
-from curation.word_cache import install_word_split
+from curation.fast.ngram_stats import NgramStats
+from curation.fast.shingles import simplify_text as our_simplify_text
+from curation.fast.word_cache import install_word_split
+from curation.filters import FILTERS, FilterConfig, build_filter_stages, profile_filters
 
 DATATROVE = {"gopher_repetition": dt.GopherRepetitionFilter, "gopher_quality": dt.GopherQualityFilter,
              "c4_quality": dt.C4QualityFilter}
+#: assay's classes, from the filter registry
+FAST_CLASSES = {name: spec.judge_class("assay") for name, spec in FILTERS.items() if spec.fast}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,7 +63,7 @@ def test_filters_decide_as_datatrove_on_every_eval_page(profile):
     and kept text. Both sides split words with assay's split, whose tokens equal spaCy's on these pages
     (tests/test_spacy_words.py); datatrove's C4 counts sentences with spaCy itself."""
     assert install_word_split("en")
-    outcomes = _compare(FAST_CLASSES, lambda name: PROFILES[profile]["filters"][name], eval_views())
+    outcomes = _compare(FAST_CLASSES, lambda name: profile_filters(profile)[name], eval_views())
     assert len(outcomes) > 12, "the pages exercise every filter's outcomes"
     assert len({(name, kept == "True") for name, kept in outcomes}) == 2 * len(FAST_CLASSES)
 
@@ -75,8 +76,10 @@ def test_c4_decides_as_datatrove_with_its_defaults_on_sample_pages():
 
 
 def test_the_assay_profile_runs_assays_classes_and_the_fineweb_profile_datatroves():
-    cases = (("assay", "", "curation.fast_filters"), ("fineweb", "", "datatrove.pipeline.filters"),
-             ("fineweb", "assay", "curation.fast_filters"), ("assay", "datatrove", "datatrove.pipeline.filters"))
+    assert set(FAST_CLASSES) == set(DATATROVE)
+    assert all(issubclass(FAST_CLASSES[name], DATATROVE[name]) for name in DATATROVE)
+    cases = (("assay", "", "curation.fast.filters"), ("fineweb", "", "datatrove.pipeline.filters"),
+             ("fineweb", "assay", "curation.fast.filters"), ("assay", "datatrove", "datatrove.pipeline.filters"))
     for profile, statistics, expected in cases:
         cfg = FilterConfig(profile=profile, statistics=statistics, stats=False)
         stages = {s.name: s for s in build_filter_stages(cfg)}

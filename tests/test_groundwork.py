@@ -2,11 +2,12 @@
 name the whole path of a field a dataclass checks itself (FieldError)."""
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 
 from groundwork.atomic import atomic_folder
-from groundwork.config import ConfigError, FieldError, from_dict
+from groundwork.config import ConfigError, FieldError, check_choices, from_dict
 
 
 def test_atomic_folder_replaces_only_a_complete_folder(tmp_path):
@@ -55,3 +56,25 @@ def test_a_field_error_gets_the_whole_path_of_its_field(data, message):
     assert str(err.value).startswith(message)
     with pytest.raises(ConfigError, match="^max_repeats: must be >= 1"):
         from_dict(Pool, {"source": "x", "max_repeats": 0})  # at the top level: the field alone
+
+
+@dataclass
+class Choices:
+    view: Literal["text", "prose"] | Literal[""] = ""
+    mode: Literal["drop", "annotate"] | None = None
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+
+
+def test_literal_fields_are_checked_from_a_file_and_in_code():
+    with pytest.raises(ConfigError, match=r"^stages\[0\]\.view: expected one of \['text', 'prose', ''\], got 'code'"):
+        from_dict(Recipe2, {"stages": [{"view": "code"}]})
+    with pytest.raises(FieldError, match=r"^mode: must be one of \['drop', 'annotate'\], got 'keep'"):
+        Choices(mode="keep")
+    assert Choices(view="prose", mode=None).view == "prose"
+
+
+@dataclass
+class Recipe2:
+    stages: list[Choices] = field(default_factory=list)

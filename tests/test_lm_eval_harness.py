@@ -14,10 +14,10 @@ import os
 import socket
 
 import pytest
+from test_trainer_support import build_shards
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from test_trainer_support import build_shards
 from trainer.eval_cloze import MMLU_PATH
 
 #: the shards' seq_len, to which `assay eval` truncates (the model's max_seq_len, the harness's default, is 256):

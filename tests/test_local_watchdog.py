@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from pipelines.curate.job import run_curation
 from pipelines.curate.config import load_curate_config
+from pipelines.curate.job import run_curation
 from pipelines.job.watchdog import WorkerLost, worker_states
 
 

@@ -5,10 +5,18 @@ import textwrap
 import pytest
 
 from groundwork.config import ConfigError
-from pipelines.mix.recipe import Recipe, PhaseSpec, PoolSpec, load_recipe, recipe_hash
+from pipelines.mix.recipe import PhaseSpec, PoolSpec, Recipe, load_recipe, recipe_hash
 from pipelines.mix.sampling import BudgetError, plan_phases
-from trainer.tokenizer import (EOS_TOKEN, SPECIAL_TOKENS, TokenizerError, eos_id, load_tokenizer, save_tokenizer,
-                               tokenizer_hash, train_bpe)
+from trainer.tokenizer import (
+    EOS_TOKEN,
+    SPECIAL_TOKENS,
+    TokenizerError,
+    eos_id,
+    load_tokenizer,
+    save_tokenizer,
+    tokenizer_hash,
+    train_bpe,
+)
 
 GOOD = """
 seed = 1

@@ -79,7 +79,7 @@ def test_a_run_publishes_one_run_folder_behind_current(finished):
     assert record["run_id"] == run.split("/", 1)[1]
     assert set(record["files"]) == {f"docs/{p.name}" for p in (out / "docs").iterdir()} | {
         f"rejected/{p.name}" for p in (out / "rejected").iterdir()}
-    assert (record["counts"]["kept"], record["counts"]["rejected"]) == (result.counts["kept"], result.counts["rejected"])
+    assert record["counts"] == {"kept": result.counts["kept"], "rejected": result.counts["rejected"]}
     assert 0 < result.counts["kept"] < 9
     folder, checked = checked_run(str(out))
     assert folder == str((out / run).resolve()) and checked == record
@@ -89,8 +89,9 @@ def test_a_second_run_into_a_held_folder_refuses_naming_the_holder(finished, tmp
     out, _ = finished
     out = copy_output(out, tmp_path / "out")
     before = sorted(os.listdir(out / "docs"))
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from groundwork.atomic import output_lock\n"
-                               "with output_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(out)],
+    hold = ("import sys, time; from groundwork.atomic import output_lock\n"
+            "with output_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)],
                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -119,7 +120,8 @@ def test_two_runs_racing_into_one_folder_lose_nothing(tmp_path):
     cfg_file.write_text(f'stages = ["langid", "filters"]\n[input]\npaths = ["{tmp_path / "a.jsonl"}"]\n'
                         '[output]\nhistograms = false\n[runner]\nworkers = 1\nmode = "in_memory"\nprogress = false\n')
     first = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(cfg_file), "-o", str(out)],
-                             cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not ((out / ".staging").is_dir() and any((out / ".staging").iterdir())):
         time.sleep(0.1)

@@ -80,14 +80,16 @@ def test_release_notes_filter_reads_heading_then_title_without_site_suffix():
     assert isinstance(by_title, Rejection) and "title" in by_title.detail
     # the site suffix's version number ("Varnish version 7.1.1 documentation") must not count
     kept = stage.process(Document("k", "x", meta={"heading": "Increasing your hitrate",
-                                                  "title": "Increasing your hitrate — Varnish version 7.1.1 documentation"}))
+                                                  "title": "Increasing your hitrate — Varnish version 7.1.1 "
+                                                            "documentation"}))
     assert isinstance(kept, Document)
 
 
 def test_the_default_profile_runs_page_filters_first_and_fineweb_has_none():
     names = [s.name for s in build_filter_stages(FilterConfig())]
     assert names[:3] == ["stats", "release_notes", "link_density"]
-    assert not {"release_notes", "link_density"} & {s.name for s in build_filter_stages(FilterConfig(profile="fineweb"))}
+    assert not {"release_notes",
+                "link_density"} & {s.name for s in build_filter_stages(FilterConfig(profile="fineweb"))}
 
 
 def _site(main: str, menu_links: int) -> str:

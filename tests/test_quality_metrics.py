@@ -87,8 +87,8 @@ def test_read_merges_measures_each_dropped_page_against_its_kept_representative(
     """A real fuzzy-dedup run: the ledger's near_duplicate rows are measured against the page dedup kept."""
     import json
 
-    from pipelines.curate.job import run_curation
     from pipelines.curate.config import CurateConfig
+    from pipelines.curate.job import run_curation
     from pipelines.quality.outcome import read_merges
 
     words = ("the cache keeps a copy of each response and serves it again until it expires, which saves the "

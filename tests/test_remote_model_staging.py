@@ -40,7 +40,7 @@ def s3_args():
                 break
             except OSError:
                 if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the S3-compatible test server did not start")
+                    raise RuntimeError("the S3-compatible test server did not start") from None
                 time.sleep(0.1)
         boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
                      region_name="us-east-1").create_bucket(Bucket=BUCKET)
@@ -95,7 +95,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 FileSystems.set_options(PipelineOptions({s3_args!r}))
 from classifiers.artifact import load_model
 from curation.langid import LanguageIdentifier
-lang, p = LanguageIdentifier({staged.langid.model_path!r}).predict("The cache keeps a copy of every response it serves.")
+identify = LanguageIdentifier({staged.langid.model_path!r})
+lang, p = identify.predict("The cache keeps a copy of every response it serves.")
 clf, meta = load_model({staged.classifiers[0].model_dir!r})
 print(lang, meta["kind"], clf.score(["A tutorial on indexes: a B-tree keeps keys in order."])[0])
 """
@@ -140,3 +141,23 @@ def test_a_local_temp_location_stages_nothing(tmp_path):
     cfg = CurateConfig()
     cfg.runner = RunnerConfig("FlinkRunner", beam_args=[f"--temp_location={tmp_path}"])
     assert with_staged_models(cfg) is cfg  # workers share this disk: the paths stay
+
+
+def test_filter_files_named_by_the_filter_registry_are_staged(s3_args, tmp_path, monkeypatch):
+    """A filter argument its FILTERS entry names as a file (a word list) is uploaded like a model, and only then:
+    the registry entry alone decides (no filter of the default profiles reads a file today)."""
+    import dataclasses
+
+    from curation.filters import FILTERS
+
+    words = tmp_path / "words.txt"
+    words.write_text("release\nchangelog\n")
+    monkeypatch.setitem(FILTERS, "release_notes", dataclasses.replace(FILTERS["release_notes"], files=("words",)))
+    cfg = _config(s3_args, tmp_path)
+    cfg.filters.params["release_notes"] = {"words": str(words)}
+    staged = with_staged_models(cfg)
+    assert staged.filters.params["release_notes"]["words"].startswith(f"s3://{BUCKET}/tmp/assay-models/")
+    assert staged.filters.params["release_notes"]["words"].endswith("/words.txt")
+    assert cfg.filters.params["release_notes"]["words"] == str(words)  # a copy
+    cfg.stages.remove("filters")
+    assert with_staged_models(cfg).filters.params["release_notes"]["words"] == str(words)  # filters do not run

@@ -65,7 +65,7 @@ def declared_charset(http_headers) -> str:
 
 def test_warc_records_are_well_formed_responses(records):
     assert records, "no WARC records read"
-    for name, url, rid, warc_headers, http_headers, payload in records:
+    for _name, url, rid, warc_headers, http_headers, payload in records:
         assert warc_headers.get_header("WARC-Type") == "response", url
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", warc_headers.get_header("WARC-Date")), url
         assert rid == f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, url)}>", url

@@ -1,6 +1,5 @@
 """`assay sql` stays free-form SQL over an output, but shows documents as the characters they are (no rich
 markup, no terminal escapes) and reads the output's shards only."""
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 

@@ -12,7 +12,7 @@ import pytest
 from curation.document import Document
 from synth import exercises
 from synth.backends.base import Completion
-from synth.config import SandboxLimits, Sampling
+from synth.config import Sampling, SandboxLimits
 from synth.items import Answer
 from synth.typed_outputs import TYPED, BadOutput, parse, same, show
 

@@ -103,6 +103,18 @@ def test_textbooks_pipeline_with_provenance_cache_and_resume(tmp_path, backend):
         d["topic"] == "fractions" for d in fresh_docs)
     assert "| textbook | fractions | children |" in open(tmp_path / "fresh" / "stats" / "coverage.md").read()
 
+    # the output loads with Hugging Face datasets and its card names the model file by hash
+    import datasets
+
+    from pipelines.job.card import path_sha256, read_front_matter
+
+    loaded = datasets.load_dataset("parquet", data_files=str(tmp_path / "fresh" / "docs" / "*.parquet"), split="train")
+    assert sorted(loaded["id"]) == [d["id"] for d in fresh_docs]
+    card = read_front_matter((tmp_path / "fresh" / "README.md").read_text())
+    assert card["assay"]["job"] == "synth-textbook" and card["assay"]["sizes"]["documents"] == len(fresh_docs)
+    model = card["assay"]["models"]["backend.model"]
+    assert model["sha256"] == path_sha256(model["path"])
+
 
 def test_generated_text_duplicating_the_web_is_dropped(tmp_path, backend):
     """Dedup against web shards reuses curation's exact/MinHash code; the web page always wins."""

@@ -2,8 +2,6 @@
 import os
 import pathlib
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import uuid

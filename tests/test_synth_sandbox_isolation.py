@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
-from synth import exercises, isolation, seccomp
+from synth import exercises
 from synth.config import SandboxLimits
-from synth.sandbox import SandboxUnavailable, require_isolation, run_python
+from synth.sandbox import SandboxUnavailable, isolation, require_isolation, run_python, seccomp
 
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=3.0, file_bytes=200_000, output_bytes=20_000)
 SECRET = "assay-test-secret-" + uuid.uuid4().hex
@@ -150,7 +150,8 @@ def test_runs_cannot_reach_each_other():
              "for d in ('/work', '/tmp'):\n    open(d + '/answer.txt', 'w').write('42')\n"
              "if os.fork() == 0:\n    os.setsid()\n"
              "    os.execv(sys.executable, [sys.executable, '-c', "
-             "'import time\\nwhile True:\\n    open(\"/work/answer.txt\", \"w\").write(\"42\")\\n    time.sleep(0.01)'])\n"
+             "'import time\\nwhile True:\\n    open(\"/work/answer.txt\", \"w\").write(\"42\")\\n    "
+             "time.sleep(0.01)'])\n"
              "print('planted')")
     r = run_python(plant, LIMITS, tripwire=False)
     assert r.ok and r.stdout.strip() == "planted", r.stderr
@@ -336,11 +337,11 @@ def test_the_cli_explains_a_check_that_cannot_run(fresh_check, monkeypatch, tmp_
 def test_the_cli_explains_a_sandbox_failure_in_a_beam_worker(monkeypatch, tmp_path):
     """A worker that cannot isolate stops the run; Beam hands the driver a RuntimeError holding its traceback."""
     from pipelines.synth_jobs import generate
-    from synth.sandbox_errors import sandbox_failure
+    from synth.sandbox.errors import sandbox_failure
 
     err = SandboxUnavailable("run_limits", "no cgroup for this run (EACCES)", "run as root")
-    beam_text = ("Traceback (most recent call last):\n  File \"synth/sandbox.py\", line 1, in run_python\n"
-                 f"synth.sandbox_errors.SandboxUnavailable: {err} [while running 'synth:prepare:map/ParDo(_MapFn)']")
+    beam_text = ("Traceback (most recent call last):\n  File \"synth/sandbox/run.py\", line 1, in run_python\n"
+                 f"synth.sandbox.errors.SandboxUnavailable: {err} [while running 'synth:prepare:map/ParDo(_MapFn)']")
     found = sandbox_failure(RuntimeError(beam_text))
     assert (found.layer, found.detail, found.fix) == (err.layer, err.detail, err.fix)
     assert sandbox_failure(RuntimeError("something else")) is None

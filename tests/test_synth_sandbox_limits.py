@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from synth import isolation, run_limits, run_mounts
 from synth.config import SandboxLimits
-from synth.sandbox import SandboxUnavailable, run_python
+from synth.sandbox import SandboxUnavailable, isolation, run_limits, run_mounts, run_python
 
 MiB = 1024 * 1024
 

@@ -7,13 +7,12 @@ import json
 import socket
 
 import pytest
+from serving import serving
 
 from synth.backends import make_backend, shared_backend
 from synth.config import BackendConfig, Sampling
 from synth.server import ServeConfig, accepted_hosts
 from synth.tiny import tiny_model_config
-
-from serving import serving
 
 KEY = "test-key-5f0c1e"
 CHAT = json.dumps({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 2, "temperature": 0}).encode()

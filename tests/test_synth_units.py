@@ -50,7 +50,8 @@ def test_items_are_stable_and_cover_the_grid():
     cfg = TextbookConfig(audiences=["kids", "adults"], styles=["story"], seed=5)
     items = topic_items(["a", "b"], cfg)
     assert [i.id for i in items] == [i.id for i in topic_items(["a", "b"], cfg)]
-    assert {(i.labels["topic"], i.labels["audience"]) for i in items} == {(t, a) for t in "ab" for a in ("kids", "adults")}
+    assert {(i.labels["topic"], i.labels["audience"]) for i in items} == {(t, a) for t in "ab" for a in ("kids",
+                                                                                                         "adults")}
     assert len({i.seed for i in items}) == 4
     assert topic_items(["a"], TextbookConfig(audiences=["kids"], styles=["story"], seed=6))[0].seed != items[0].seed
 
@@ -93,7 +94,8 @@ def test_coverage_report(tmp_path):
                      meta={"generator": "textbook", "topic": t, "audience": "kids", "style": "story",
                            "tokens_out": 5, "finish_reason": "length" if i == 0 else "stop"}).to_row()
             for i, t in enumerate(["a", "a", "b"])]
-    write_table_atomic(rows_to_table(rows, doc_schema(SYNTH_COLUMNS)), str(tmp_path / "docs" / "part-00000-of-00001.parquet"))
+    write_table_atomic(rows_to_table(rows, doc_schema(SYNTH_COLUMNS)),
+                       str(tmp_path / "docs" / "part-00000-of-00001.parquet"))
     rej = [Rejection("synth:exercise", "tests_failed", id="r1").to_row(),
            Rejection("decontam", "benchmark_overlap", id="r2").to_row(),
            Rejection("synth:exercise", "tests_failed", id="r3").to_row()]

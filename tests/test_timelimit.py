@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from curation.extract import ExtractConfig, ExtractText
-from curation.document import Document, Rejection
 from curation import timelimit
+from curation.document import Document, Rejection
+from curation.extract import ExtractConfig, ExtractText
 from curation.timelimit import call_with_time_limit
 
 

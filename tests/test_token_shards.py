@@ -7,9 +7,20 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from trainer.token_shards import (HELDOUT_SCHEMA, MANIFEST_FILE, ShardFolder, TokenShardError, TokenShardReader,
-                                  TokenShardWriter, heldout_file, heldout_pools, read_heldout, row_length,
-                                  token_dtype, write_heldout)
+from trainer.token_shards import (
+    HELDOUT_SCHEMA,
+    MANIFEST_FILE,
+    ShardFolder,
+    TokenShardError,
+    TokenShardReader,
+    TokenShardWriter,
+    heldout_file,
+    heldout_pools,
+    read_heldout,
+    row_length,
+    token_dtype,
+    write_heldout,
+)
 
 SEQ_LEN = 15
 

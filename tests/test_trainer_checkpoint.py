@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, checkpoint_path, load_checkpoint, rng_state,
-                                set_rng_state, upgrade_checkpoint)
+from trainer.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    checkpoint_path,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+    upgrade_checkpoint,
+)
 
 
 def _touch(path: str) -> None:

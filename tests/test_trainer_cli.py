@@ -8,10 +8,10 @@ import time
 
 import pytest
 import torch
+from test_trainer_support import build_shards
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from test_trainer_support import build_shards
 from trainer.checkpoint import latest_checkpoint, load_checkpoint
 from trainer.metrics import read_metrics
 
@@ -99,7 +99,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, family):
     cfg = _config(tmp_path / "resume.toml", "synthetic", out, stop_after=total - done, **common)
     proc = _train_process(cfg)
     assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
-    ref_losses = {r["step"]: r["loss"] for r in read_metrics(str(tmp_path / "ref" / "metrics.jsonl")) if r["kind"] == "train"}
+    ref_losses = {r["step"]: r["loss"] for r in read_metrics(str(tmp_path / "ref" / "metrics.jsonl"))
+                  if r["kind"] == "train"}
     got = {r["step"]: r["loss"] for r in read_metrics(os.path.join(out, "metrics.jsonl")) if r["kind"] == "train"}
     assert sorted(got) == list(range(1, total + 1)) and got == ref_losses
     a = load_checkpoint(latest_checkpoint(str(tmp_path / "ref")))["model"]
@@ -148,7 +149,8 @@ def test_export_writes_a_transformers_folder_with_matching_logits_and_tokenizer(
     with torch.no_grad():
         assert (ours(tokens) - hf(tokens).logits).abs().max().item() < 1e-4
     text = "Water boils at one hundred degrees."
-    assert AutoTokenizer.from_pretrained(hf_dir)(text)["input_ids"] == load_tokenizer(f"{data}/tokenizer.json").encode(text).ids
+    ours = load_tokenizer(f"{data}/tokenizer.json").encode(text).ids
+    assert AutoTokenizer.from_pretrained(hf_dir)(text)["input_ids"] == ours
     # a second export into the same folder is refused unless asked for
     again = runner.invoke(app, ["export", str(tmp_path / "out"), "--out", hf_dir])
     assert again.exit_code == 2 and "--overwrite" in again.output

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from test_trainer_support import HELDOUT, build_shards
+
 from trainer.config import ModelConfig
 from trainer.eval_cloze import ClozeItem, ClozeTask, evaluate_cloze, load_task
 from trainer.eval_heldout import heldout_metrics

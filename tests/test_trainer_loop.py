@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 import torch
+from test_trainer_support import build_shards
 
 from groundwork.config import ConfigError
-from test_trainer_support import build_shards
 from trainer.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from trainer.config import ModelConfig, RunConfig, TrainConfig
 from trainer.config_file import load_run_config
@@ -66,7 +66,8 @@ def test_resume_after_interruption_is_bit_identical(shards, tmp_path):
     configured = train(_run(shards, str(tmp_path / "configured"), **{**kw, "peak_flops": 1e11}))
     assert configured.losses == full.losses  # measuring the peak changes nothing the model sees
     part = train(_run(shards, str(tmp_path / "part"), **kw, stop_after=5))
-    assert part.step == 5 and [os.path.basename(p) for p in list_checkpoints(str(tmp_path / "part"))] == ["step-0000003.pt"]
+    assert part.step == 5
+    assert [os.path.basename(p) for p in list_checkpoints(str(tmp_path / "part"))] == ["step-0000003.pt"]
     resumed = train(_run(shards, str(tmp_path / "part"), **kw))
     assert sorted(resumed.losses) == [4, 5, 6, 7, 8]
     assert all(resumed.losses[s] == full.losses[s] for s in resumed.losses)  # exact equality
@@ -233,7 +234,8 @@ GPU_JOB = textwrap.dedent('''
     run = RunConfig(model=model, train=TrainConfig(data=data, out_dir=out, micro_batch=4, grad_accum=2, max_steps=20,
                     lr=1e-2, warmup_steps=2, progress=False, peak_flops=1e12, parallel=parallel, checkpoint_every=10))
     result = train(run, resume=False)
-    print("RESULT", json.dumps({"backend": dist.get_backend(), "world": dist.get_world_size(), "losses": result.losses}))
+    print("RESULT", json.dumps({"backend": dist.get_backend(), "world": dist.get_world_size(),
+                                "losses": result.losses}))
 ''')
 
 
@@ -290,8 +292,8 @@ def test_phi3_small_style_model_trains_through_the_loop(shards, tmp_path):
 
 def test_compile_auto_compiles_long_cpu_runs_only(shards, tmp_path, monkeypatch):
     """The default ("auto") compiles a CPU run long enough to repay the compile, and says so in the log."""
-    from trainer import compile_policy
     from groundwork.config import ConfigError
+    from trainer import compile_policy
     from trainer.config import TrainConfig
     from trainer.metrics import read_metrics
 

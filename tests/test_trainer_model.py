@@ -22,7 +22,8 @@ COMMON = dict(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_la
               num_key_value_heads=2, max_position_embeddings=64, pad_token_id=None, eos_token_id=None,
               bos_token_id=None)
 HF_CONFIGS = {
-    "llama": lambda: LlamaConfig(**COMMON, attention_bias=True, mlp_bias=True, rope_parameters={"rope_type": "default", "rope_theta": 500.0}),
+    "llama": lambda: LlamaConfig(**COMMON, attention_bias=True, mlp_bias=True, rope_parameters={"rope_type": "default",
+                                                                                                "rope_theta": 500.0}),
     "llama-tied": lambda: LlamaConfig(**{**COMMON, "num_key_value_heads": 4}, tie_word_embeddings=True),
     "phi3": lambda: Phi3Config(**COMMON),
     "phimoe": lambda: PhimoeConfig(**COMMON, num_local_experts=4, attention_bias=True, lm_head_bias=True),

@@ -19,7 +19,8 @@ def _allowed(cfg: dict, layer: int, heads: int, t: int) -> torch.Tensor:
     causal = torch.ones(t, t, dtype=torch.bool).tril()
     if every and (layer + 1) % every == 0:
         return causal.expand(heads, t, t)
-    b, local, stride = cfg["blocksparse_block_size"], cfg["blocksparse_num_local_blocks"], cfg["blocksparse_vert_stride"]
+    b, local = cfg["blocksparse_block_size"], cfg["blocksparse_num_local_blocks"]
+    stride = cfg["blocksparse_vert_stride"]
     step = 0 if cfg["blocksparse_homo_head_pattern"] else max(1, stride // heads)
     i = torch.arange(t)[:, None] // b
     j = torch.arange(t)[None, :] // b
@@ -57,7 +58,8 @@ def reference_forward(cfg: dict, sd: dict, tokens: torch.Tensor) -> torch.Tensor
                          sd[p + "post_attention_layernorm.bias"], eps)
         up = F.linear(y, sd[p + "mlp.up_proj.weight"], sd[p + "mlp.up_proj.bias"])
         a, lin = up[..., ::2].clamp(max=limit), up[..., 1::2].clamp(-limit, limit)
-        x = x + F.linear(a * torch.sigmoid(1.702 * a) * (lin + 1), sd[p + "mlp.down_proj.weight"], sd[p + "mlp.down_proj.bias"])
+        x = x + F.linear(a * torch.sigmoid(1.702 * a) * (lin + 1), sd[p + "mlp.down_proj.weight"],
+                         sd[p + "mlp.down_proj.bias"])
     x = F.layer_norm(x, (x.shape[-1],), sd["model.final_layernorm.weight"], sd["model.final_layernorm.bias"], eps)
     return F.linear(x, sd["lm_head.weight"]) / cfg["mup_width_multiplier"]
 
@@ -112,7 +114,8 @@ def test_configs_that_are_not_phi3_small_are_refused():
     with pytest.raises(ConfigError, match="GEGLU"):
         phi3_small_config(ModelConfig())
     with pytest.raises(ConfigError, match="rope_position_scale"):
-        from_phi3_small({**_random_reference(0, kv=2, every=2, homo=False, tie=True)[0], "rope_position_scale": 2.0}, {})
+        from_phi3_small({**_random_reference(0, kv=2, every=2, homo=False, tie=True)[0], "rope_position_scale": 2.0},
+                        {})
     cfg = ModelConfig(vocab_size=61, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=40, mlp="geglu",
                       norm="layer", bias=True, sliding_window=8)
     with pytest.raises(ConfigError, match="sliding window"):
@@ -131,11 +134,11 @@ def test_export_and_init_from_a_phi3_small_folder(tmp_path):
     import os
 
     from safetensors.torch import load_file
+    from test_trainer_cli import _config
+    from test_trainer_support import build_shards
     from typer.testing import CliRunner
 
     from pipelines.cli import app
-    from test_trainer_cli import _config
-    from test_trainer_support import build_shards
     from trainer.checkpoint import load_checkpoint, load_trained_model
 
     data = str(tmp_path / "data")

@@ -88,7 +88,8 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     if os.path.isdir(path):
         found = latest_checkpoint(path)
         if found is None:
-            raise CheckpointError(f"no checkpoints under {path}/{CHECKPOINT_DIR}; train first with `assay train CONFIG`")
+            raise CheckpointError(f"no checkpoints under {path}/{CHECKPOINT_DIR}; train first with `assay train "
+                                  "CONFIG`")
         path = found
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} not found; give a step-*.pt file or a training output folder")
@@ -100,7 +101,8 @@ def load_checkpoint(path: str) -> dict[str, Any]:
             f"{path} holds Python objects{f' ({found.group(1)})' if found else ''} that a safe load (torch.load "
             f"weights_only=True) refuses: it was written by an older assay (before {CHECKPOINT_FORMAT}) or by "
             "something else. Retrain or resume from a newer checkpoint. Only if you wrote this file yourself, convert "
-            f"it once with python -c \"from trainer.checkpoint import upgrade_checkpoint; upgrade_checkpoint('{path}')\""
+            "it once with python -c \"from trainer.checkpoint import upgrade_checkpoint; "
+            f"upgrade_checkpoint('{path}')\""
             " -- WARNING: upgrade_checkpoint UNPICKLES the file, which RUNS ANY CODE IN IT: never use it on a "
             "checkpoint someone else gave you or you downloaded"
         ) from None
@@ -108,7 +110,8 @@ def load_checkpoint(path: str) -> dict[str, Any]:
 
 def upgrade_checkpoint(path: str) -> str:
     """Rewrite a format-1 checkpoint YOU WROTE in the current format; returns the path. The file is unpickled in
-    full, which runs any code it holds: never call this on a checkpoint from someone else. The RNG states are kept exactly, so a run resumed from it stays bit-identical."""
+    full, which runs any code it holds: never call this on a checkpoint from someone else. The RNG states are kept
+    exactly, so a run resumed from it stays bit-identical."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     for rank in ckpt.get("ranks", []):
         numpy_state = rank["rng"]["numpy"]

@@ -6,8 +6,9 @@ where `[model]` may name a preset). A bad value raises groundwork's ConfigError 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from groundwork.config import ConfigError
+from groundwork.config import ConfigError, FieldError, check_choices
 
 
 @dataclass
@@ -37,9 +38,9 @@ class ModelConfig:
     #: length) instead of the attention factor; 0 = the attention factor
     rope_short_mscale: float = 0.0
     rope_long_mscale: float = 0.0
-    norm: str = "rms"  # "rms" | "layer"
+    norm: Literal["rms", "layer"] = "rms"
     norm_eps: float = 1e-5
-    mlp: str = "swiglu"  # "swiglu" | "geglu" (phi-3-small: interleaved up-projection, quick-GELU, clamp)
+    mlp: Literal["swiglu", "geglu"] = "swiglu"  # (phi-3-small: interleaved up-projection, quick-GELU, clamp)
     geglu_limit: float = 20.0
     bias: bool = False  # biases on qkv, attention output and MLP projections
     lm_head_bias: bool = False
@@ -60,27 +61,30 @@ class ModelConfig:
     # mixture of experts (phi-3.5-MoE): n_experts = 0 means a dense MLP
     n_experts: int = 0
     top_k: int = 2
-    router: str = "sparsemixer"  # "sparsemixer" | "softmax"
+    router: Literal["sparsemixer", "softmax"] = "sparsemixer"
     router_jitter: float = 0.01
     input_jitter: float = 0.0
     aux_loss_coef: float = 0.0
-    attn_backend: str = "auto"  # "auto" | "reference" | "sdpa" | "flex" | "triton"
-    moe_backend: str = "auto"
+    attn_backend: Literal["auto", "reference", "sdpa", "flex", "triton"] = "auto"
+    moe_backend: Literal["auto", "reference", "triton"] = "auto"
     fused_loss: bool = True  # training loss through kernels' chunked linear cross-entropy (no [N, V] logits kept)
     init_std: float = 0.02
 
     def __post_init__(self) -> None:
+        try:
+            check_choices(self)  # norm, mlp, router, attn_backend, moe_backend
+        except FieldError as exc:
+            raise ConfigError(f"[model] {exc}") from None
         checks = [
-            (self.d_model % self.n_heads == 0, f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"),
-            (self.n_heads % self.n_kv_heads == 0, f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})"),
+            (self.d_model % self.n_heads == 0,
+             f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"),
+            (self.n_heads % self.n_kv_heads == 0,
+             f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})"),
             (self.head_dim % 2 == 0, f"head_dim ({self.head_dim}) must be even for RoPE"),
-            (self.norm in ("rms", "layer"), f"norm must be 'rms' or 'layer', got {self.norm!r}"),
-            (self.mlp in ("swiglu", "geglu"), f"mlp must be 'swiglu' or 'geglu', got {self.mlp!r}"),
-            (self.router in ("sparsemixer", "softmax"), f"router must be 'sparsemixer' or 'softmax', got {self.router!r}"),
-            (self.n_experts == 0 or 1 <= self.top_k <= self.n_experts, f"top_k ({self.top_k}) must be in 1..n_experts ({self.n_experts})"),
-            (self.router != "sparsemixer" or self.n_experts == 0 or self.top_k == 2, "the sparsemixer router is top-2: set top_k = 2 or router = 'softmax'"),
-            (self.attn_backend in ("auto", "reference", "sdpa", "flex", "triton"), f"attn_backend {self.attn_backend!r} is not one of auto, reference, sdpa, flex, triton"),
-            (self.moe_backend in ("auto", "reference", "triton"), f"moe_backend {self.moe_backend!r} is not one of auto, reference, triton"),
+            (self.n_experts == 0 or 1 <= self.top_k <= self.n_experts,
+             f"top_k ({self.top_k}) must be in 1..n_experts ({self.n_experts})"),
+            (self.router != "sparsemixer" or self.n_experts == 0 or self.top_k == 2,
+             "the sparsemixer router is top-2: set top_k = 2 or router = 'softmax'"),
             (self.n_layers >= 1 and self.vocab_size >= 2, "n_layers must be >= 1 and vocab_size >= 2"),
             (self.sliding_window >= 0, f"sliding_window must be >= 0 (0 = none), got {self.sliding_window}"),
             (not (self.rope_short_factor or self.rope_long_factor)
@@ -116,18 +120,18 @@ class TrainConfig:
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 10
-    schedule: str = "cosine"  # "cosine" | "wsd" | "constant"
+    schedule: Literal["cosine", "wsd", "constant"] = "cosine"
     wsd_decay_fraction: float = 0.2
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
     eps: float = 1e-8
     grad_clip: float = 1.0
-    precision: str = "auto"  # "auto" (bf16 autocast on GPU, fp32 on CPU) | "fp32" | "bf16"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # "auto": bf16 autocast on GPU, fp32 on CPU
     #: torch.compile the model: true, false, or "auto" (on for CPU runs of at least
     #: trainer.compile_policy.AUTO_MIN_STEPS steps, where the ~1.3x speed-up repays the cold compile)
-    compile: bool | str = "auto"
-    parallel: str = "ddp"  # under torchrun: "ddp" (replicated) or "fsdp2" (sharded parameters)
+    compile: bool | Literal["auto"] = "auto"
+    parallel: Literal["ddp", "fsdp2"] = "ddp"  # under torchrun: "ddp" (replicated) or "fsdp2" (sharded parameters)
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     log_every: int = 1
@@ -142,14 +146,12 @@ class TrainConfig:
     init_from: str = ""
 
     def __post_init__(self) -> None:
-        if self.schedule not in ("cosine", "wsd", "constant"):
-            raise ConfigError(f"[train] schedule must be 'cosine', 'wsd' or 'constant', got {self.schedule!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"[train] precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        try:
+            check_choices(self)  # schedule, precision, parallel
+        except FieldError as exc:
+            raise ConfigError(f"[train] {exc}") from None
         if self.compile not in (True, False, "auto"):
             raise ConfigError(f"[train] compile must be true, false or \"auto\", got {self.compile!r}")
-        if self.parallel not in ("ddp", "fsdp2"):
-            raise ConfigError(f"[train] parallel must be 'ddp' or 'fsdp2', got {self.parallel!r}")
         for name in ("micro_batch", "grad_accum", "max_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"[train] {name} must be >= 1, got {getattr(self, name)}")

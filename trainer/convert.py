@@ -33,7 +33,8 @@ def config_from_hf(hf_config, family: str) -> ModelConfig:
         raise ConfigError("head_dim != hidden_size / num_attention_heads is not supported by assay's decoder")
     rope = c.rope_parameters
     if rope.get("rope_type", "default") not in ("default", "longrope") or rope.get("partial_rotary_factor", 1.0) != 1.0:
-        raise ConfigError(f"RoPE type {rope.get('rope_type')!r} (partial factor {rope.get('partial_rotary_factor', 1.0)})"
+        raise ConfigError(f"RoPE type {rope.get('rope_type')!r} "
+                          f"(partial factor {rope.get('partial_rotary_factor', 1.0)})"
                           " does not convert: assay has default and LongRoPE, full rotary")
     if rope.get("rope_type") == "longrope":
         original = rope.get("original_max_position_embeddings") or getattr(c, "original_max_position_embeddings", 0)

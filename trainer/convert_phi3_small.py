@@ -44,7 +44,8 @@ def config_from_phi3_small(ref: dict) -> ModelConfig:
         vocab_size=int(ref["vocab_size"]), d_model=hidden, n_layers=layers, n_heads=heads,
         n_kv_heads=int(ref["num_key_value_heads"]), ffn_dim=int(ffn), max_seq_len=int(ref["max_position_embeddings"]),
         rope_theta=float(ref.get("rope_embedding_base", 1e6)), norm="layer",
-        norm_eps=float(ref.get("layer_norm_epsilon", 1e-5)), mlp="geglu", geglu_limit=float(ref.get("gegelu_limit", 20.0)),
+        norm_eps=float(ref.get("layer_norm_epsilon", 1e-5)), mlp="geglu", geglu_limit=float(ref.get("gegelu_limit",
+                                                                                                    20.0)),
         bias=True, tie_embeddings=bool(ref.get("tie_word_embeddings", True)),
         embedding_multiplier=float(ref.get("mup_embedding_multiplier") or 1.0),
         mup_attention=mup, attn_multiplier=float(ref.get("mup_attn_multiplier", 1.0)) if mup else 1.0,
@@ -128,7 +129,8 @@ def to_phi3_small(model: Decoder) -> tuple[dict, dict[str, torch.Tensor]]:
         state["lm_head.weight"] = ours["embed.weight"].clone()
     for i in range(cfg.n_layers):
         for kind in ("weight", "bias"):
-            state[f"model.layers.{i}.self_attn.query_key_value.{kind}"] = _grouped(cfg, ours[f"blocks.{i}.attn.qkv.{kind}"])
+            state[f"model.layers.{i}.self_attn.query_key_value.{kind}"] = _grouped(cfg,
+                                                                                   ours[f"blocks.{i}.attn.qkv.{kind}"])
     return config, state
 
 

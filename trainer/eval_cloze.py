@@ -7,7 +7,8 @@ gold; acc_norm: the argmax of score / len(choice in characters) is gold. Context
 together and split where the context's tokens end (trailing spaces of the context move to the choice),
 as the harness does. Malformed lines are skipped and reported with their reason, never fatal.
 
-MMLU in cloze form (`"mmlu"`, or `"mmlu:PATH"`) reads data/eval/mmlu.jsonl.gz (question, answer_a..d, correct_answer, topic):
+MMLU in cloze form (`"mmlu"`, or `"mmlu:PATH"`) reads data/eval/mmlu.jsonl.gz (question, answer_a..d, correct_answer,
+                                                                               topic):
 context "Question: ...\\nAnswer:", choices the four answer texts, joined to the context by a space (the item's
 `delimiter`, the harness's `target_delimiter`): the space is scored but not counted in acc_norm's length, so acc
 and acc_norm equal lm-evaluation-harness's on the same questions (tests/test_lm_eval_harness.py).

@@ -35,7 +35,8 @@ class RotaryEmbedding(nn.Module):
         scale = 1.0
         if self.original:
             factor = max_seq_len / self.original
-            scale = attention_factor or (1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(self.original)))
+            scale = attention_factor or (1.0 if factor <= 1.0
+                                          else math.sqrt(1 + math.log(factor) / math.log(self.original)))
         for name, factors, mscale in (("", short_factor, short_mscale), ("long_", long_factor, long_mscale)):
             if name and not self.original:
                 continue

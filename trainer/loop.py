@@ -16,14 +16,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
-                                save_checkpoint, set_rng_state)
-from trainer.compile_policy import should_compile
 from groundwork.atomic import write_json_atomic
 from groundwork.config import ConfigError, to_dict
+from trainer.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from trainer.compile_policy import should_compile
 from trainer.config import RunConfig
-from trainer.distributed import (DistInfo, gather_objects, gradient_sync, init_distributed, is_sharded,
-                                 mean_across, min_across, wrap_model)
+from trainer.distributed import (
+    DistInfo,
+    gather_objects,
+    gradient_sync,
+    init_distributed,
+    is_sharded,
+    mean_across,
+    min_across,
+    wrap_model,
+)
 from trainer.metrics import MetricsLog, ProgressBar
 from trainer.model import Decoder
 from trainer.schedule import make_scheduler

@@ -165,7 +165,8 @@ class TokenShardWriter:
         if sequences.ndim != 2 or sequences.shape[1] != row_length(self.seq_len):
             raise TokenShardError(f"sequences must be [n, {row_length(self.seq_len)}], got {list(sequences.shape)}")
         if sequences.size and (sequences.min() < 0 or sequences.max() >= self.vocab_size):
-            raise TokenShardError(f"token ids must lie in [0, {self.vocab_size}); got {sequences.min()}..{sequences.max()}")
+            raise TokenShardError(f"token ids must lie in [0, {self.vocab_size}); got "
+                                  f"{sequences.min()}..{sequences.max()}")
         if not self._phases or self._phases[-1]["name"] != phase:
             if any(p["name"] == phase for p in self._phases):
                 raise TokenShardError(f"phase {phase!r} was already written; write each phase's sequences together")
@@ -361,6 +362,10 @@ class TokenShardReader(ShardFolder, SequenceCursor):
             raise IndexError(f"sequence {local} out of range for {self._len} sequences on rank {self.rank}")
         _, shard, row, _ = self.index[self._global(local)]
         return np.asarray(self._shards[int(shard)][int(row)], dtype=np.int64)
+
+    def stored_row(self, shard: int, row: int) -> np.ndarray:
+        """Row `row` of shard `shard` as stored (the index's columns 1 and 2 name it), in the stored dtype."""
+        return np.asarray(self._shards[shard][row])
 
     def phase_of(self, local: int) -> str:
         return self.manifest["phases"][int(self.index[self._global(local)][0])]["name"]

@@ -1,4 +1,5 @@
-"""Input readers: WARC, HTML files, JSONL and Parquet -> Documents, and read-stage Rejections for bad input.
+"""Input readers: WARC, HTML files, JSONL, Parquet and Arrow (Hugging Face `datasets` folders) -> Documents, and
+read-stage Rejections for bad input.
 
 `expand_inputs` turns the configured paths into input units (one per file); `read_input` streams one unit.
 Reading never raises for bad content: what cannot be read becomes a Rejection (stage "read") with a reason
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from curation.document import Document, Rejection, stable_id
+from curation.readers.arrow import read_arrow
 from curation.readers.config import FORMATS, ReaderConfig
 from curation.readers.files import shown_name
 from curation.readers.formats import accepted_formats, format_of
@@ -26,6 +28,7 @@ READERS: dict[str, Callable[[str, ReaderConfig], Iterator[Document | Rejection]]
     "html": read_html_file,
     "jsonl": read_jsonl,
     "parquet": read_parquet,
+    "arrow": read_arrow,
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-FORMATS = ("auto", "warc", "html", "jsonl", "parquet")
+FORMATS = ("auto", "warc", "html", "jsonl", "parquet", "arrow")
 
 
 @dataclass
@@ -33,6 +33,10 @@ class ReaderConfig:
     verify_digests: bool = True
     #: Parquet rows per record batch (memory is about this many rows at a time)
     parquet_batch_rows: int = 1024
+    #: in a folder, read only this split of a Hugging Face-style dataset: files under a folder of that name
+    #: (save_to_disk's DatasetDict, `train/0000.parquet`) or named after it (`data/train-00000-of-00002.parquet`,
+    #: `test.jsonl`); "" reads every file
+    split: str = ""
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:

@@ -8,7 +8,11 @@ SUFFIXES = {
     ".jsonl": "jsonl", ".jsonl.gz": "jsonl", ".jsonl.zst": "jsonl", ".jsonl.zstd": "jsonl",
     ".ndjson": "jsonl", ".ndjson.gz": "jsonl", ".ndjson.zst": "jsonl", ".json.gz": "jsonl", ".json.zst": "jsonl",
     ".parquet": "parquet", ".pq": "parquet",
+    ".arrow": "arrow",
 }
+#: metadata beside the data of a Hugging Face dataset (save_to_disk folders, Hub-style repositories): passed over
+#: in a folder without a warning, since they are not input
+DATASET_SIDE_FILES = frozenset({"state.json", "dataset_info.json", "dataset_dict.json", "README.md"})
 _BY_LENGTH = sorted(SUFFIXES, key=len, reverse=True)
 
 

@@ -12,9 +12,9 @@ import glob
 import logging
 import os
 
-from curation.readers.config import ReaderConfig
+from curation.readers.config import FORMATS, ReaderConfig
 from curation.readers.files import is_remote, list_remote, match_remote
-from curation.readers.formats import accepted_formats, format_of
+from curation.readers.formats import DATASET_SIDE_FILES, accepted_formats, format_of
 
 log = logging.getLogger(__name__)
 _GLOB_CHARS = "*?["
@@ -29,6 +29,19 @@ def _wanted(path: str, cfg: ReaderConfig) -> bool:
     return not any(fnmatch.fnmatch(name, pat) for pat in cfg.exclude)
 
 
+def _in_split(relative: str, split: str) -> bool:
+    """Whether a file (its path inside the folder given) belongs to `split` of a Hugging Face-style dataset: it is
+    under a folder of that name, or its name is the split's followed by "-", "_" or "." ("" = every file)."""
+    if not split:
+        return True
+    *folders, name = relative.split("/")
+    return split in folders or any(name.startswith(split + sep) for sep in "-_.")
+
+
+def _split_note(cfg: ReaderConfig) -> str:
+    return f" of split {cfg.split!r} (reader.split)" if cfg.split else ""
+
+
 def _walk(directory: str, cfg: ReaderConfig) -> list[str]:
     found = []
     for root, dirs, files in os.walk(directory):
@@ -40,8 +53,9 @@ def _walk(directory: str, cfg: ReaderConfig) -> list[str]:
 def _readable(paths: list[str], where: str, cfg: ReaderConfig) -> list[str]:
     """The wanted files of known format among `paths` (a listing of `where`), warning about the others."""
     prefix = where.rstrip("/") + "/"
-    visible = [p for p in paths if not any(part.startswith(".") for part in p.removeprefix(prefix).split("/"))]
-    wanted = [p for p in visible if _wanted(p, cfg)]
+    visible = [p for p in paths if not any(part.startswith(".") for part in p.removeprefix(prefix).split("/"))
+               and os.path.basename(p) not in DATASET_SIDE_FILES]
+    wanted = [p for p in visible if _wanted(p, cfg) and _in_split(p.removeprefix(prefix), cfg.split)]
     unknown = [p for p in wanted if not format_of(p, cfg.format)]
     if unknown:
         log.warning("%s: passed over %d file(s) of no known format, e.g. %s (accepted: %s)",
@@ -61,14 +75,14 @@ def _expand_remote(given: str, cfg: ReaderConfig) -> list[str]:
     if is_file:
         if not format_of(given, cfg.format):
             raise ValueError(f"input file {given!r} has no known format; rename it to one of "
-                             f"{accepted_formats()} or set reader.format (warc, html, jsonl, parquet)")
+                             f"{accepted_formats()} or set reader.format ({', '.join(FORMATS[1:])})")
         return found
     if not found:
         raise ValueError(f"input path {given!r} does not exist (no object and no folder of that name); give a "
                          f"file, a folder or a glob pattern of {accepted_formats()}")
     readable = _readable(found, given, cfg)
     if not readable:
-        raise ValueError(f"input folder {given!r} holds no readable file (accepted formats: "
+        raise ValueError(f"input folder {given!r} holds no readable file{_split_note(cfg)} (accepted formats: "
                          f"{accepted_formats()}; or set reader.format to read every file as one format)")
     return readable
 
@@ -101,13 +115,14 @@ def expand_inputs(paths: list[str], cfg: ReaderConfig | None = None) -> list[str
         if os.path.isdir(path):
             found = _walk(path, cfg)
             if not found:
-                raise ValueError(f"input directory {given!r} holds no readable file (accepted formats: "
-                                 f"{accepted_formats()}; or set reader.format to read every file as one format)")
+                raise ValueError(f"input directory {given!r} holds no readable file{_split_note(cfg)} (accepted "
+                                 f"formats: {accepted_formats()}; or set reader.format to read every file as one "
+                                 "format)")
             units.update(found)
         elif os.path.isfile(path):
             if not format_of(path, cfg.format):
                 raise ValueError(f"input file {given!r} has no known format; rename it to one of "
-                                 f"{accepted_formats()} or set reader.format (warc, html, jsonl, parquet)")
+                                 f"{accepted_formats()} or set reader.format ({', '.join(FORMATS[1:])})")
             units.add(path)
         else:
             raise ValueError(f"input path {given!r} does not exist; give a file, a directory or a glob pattern "

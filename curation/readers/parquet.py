@@ -5,7 +5,7 @@ here quarantines big texts rather than preventing their load; `parquet_batch_row
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pyarrow.parquet as pq
 
@@ -17,7 +17,9 @@ from curation.readers.jsonl import field_str
 from curation.readers.quarantine import rejected
 
 
-def _row(values: dict, path: str, row: int, cfg: ReaderConfig, column_type: str = "") -> Document | Rejection:
+def row_document(values: dict, path: str, row: int, cfg: ReaderConfig, column_type: str = "") -> Document | Rejection:
+    """One table row ({column: value}) as a Document, or the Rejection saying why not (Parquet and Arrow);
+    `column_type` (the text column's Arrow type) is named when the column holds no text."""
     doc_id = field_str(values.get(cfg.id_field)) or stable_id(path, str(row))
     url = field_str(values.get(cfg.url_field))
     text = values.get(cfg.text_field)
@@ -52,17 +54,31 @@ def read_parquet(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]
 
 def _read(pf: pq.ParquetFile, path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
     names = pf.schema_arrow.names
+    batches = (pf.iter_batches(batch_size=cfg.parquet_batch_rows, columns=table_columns(names, cfg))
+               if cfg.text_field in names else iter(()))
+    yield from batch_documents(names, batches, path, cfg, rows=pf.metadata.num_rows)
+
+
+def table_columns(names: list[str], cfg: ReaderConfig) -> list[str]:
+    """The columns a reader needs of a table with columns `names`: text, id, url and date, where present."""
+    return [c for c in dict.fromkeys([cfg.text_field, cfg.id_field, cfg.url_field, cfg.date_field]) if c in names]
+
+
+def batch_documents(names: list[str], batches: Iterable, path: str, cfg: ReaderConfig,
+                    rows: int | None = None) -> Iterator[Document | Rejection]:
+    """Documents of a table's record batches (Parquet, Arrow), row by row; a table without the text column is one
+    "missing_text_field" Rejection for the file (`rows`: its row count, where known)."""
     if cfg.text_field not in names:
         yield rejected("missing_text_field", path,
                        f"no column {cfg.text_field!r}; columns: {names[:30]} "
                        "(set reader.text_field to the column that holds the text)",
-                       id=stable_id(path, "file"), rows=pf.metadata.num_rows)
+                       id=stable_id(path, "file"), **({"rows": rows} if rows is not None else {}))
         return
-    wanted = [c for c in dict.fromkeys([cfg.text_field, cfg.id_field, cfg.url_field, cfg.date_field]) if c in names]
-    column_type = str(pf.schema_arrow.field(cfg.text_field).type)  # named in a type error
+    wanted = table_columns(names, cfg)
     row = 0
-    for batch in pf.iter_batches(batch_size=cfg.parquet_batch_rows, columns=wanted):
+    for batch in batches:
         columns = {name: batch.column(name).to_pylist() for name in wanted}
+        column_type = str(batch.schema.field(cfg.text_field).type)  # named in a type error
         for i in range(batch.num_rows):
-            yield _row({name: values[i] for name, values in columns.items()}, path, row, cfg, column_type)
+            yield row_document({name: values[i] for name, values in columns.items()}, path, row, cfg, column_type)
             row += 1

@@ -47,8 +47,8 @@ def check_pools(recipe) -> str:
 def eval_info_now(plan: Plan) -> tuple[dict | None, str]:
     """The eval-set record a run would hash into each cell's config, built in a temporary folder (the dry run
     writes nothing under the output); (None, reason) when the sets cannot be built."""
-    from pipelines.ablate.evalsets import build_eval_sets
     from groundwork.config import ConfigError
+    from pipelines.ablate.evalsets import build_eval_sets
 
     try:
         with tempfile.TemporaryDirectory(prefix="assay-dryrun-") as tmp:
@@ -83,7 +83,8 @@ def dry_run(plan: Plan, output: str | None = None) -> DryRun:
 def render(plan: Plan, result: DryRun, console, output: str | None = None) -> None:
     from rich.table import Table
 
-    from groundwork.terminal import escaped, plain_text as t
+    from groundwork.terminal import escaped
+    from groundwork.terminal import plain_text as t
     from pipelines.ablate.mixcache import cached_mix
     from pipelines.mix import pools_fingerprint
 

@@ -169,7 +169,8 @@ def render_markdown(report: dict) -> str:
             "| recipe | slope b | intercept a | sizes | R^2 |", "|---|---|---|---|---|"]
     for recipe, fit in report["scaling"].items():
         if fit:
-            out.append(f"| {recipe} | {fit['slope']:.4f} | {fit['intercept']:.4f} | {fit['points']} | {fit['r2']:.3f} |")
+            out.append(f"| {recipe} | {fit['slope']:.4f} | {fit['intercept']:.4f} | {fit['points']} | {fit['r2']:.3f} "
+                       "|")
         else:
             out.append(f"| {recipe} | n/a | n/a | fewer than 2 sizes | n/a |")
     out += ["", "## Curves", "", "![loss curves](loss_curves.png)", "", "![eval vs tokens](eval_vs_tokens.png)", "",

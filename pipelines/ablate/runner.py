@@ -221,7 +221,8 @@ def _run_cell(plan: Plan, output: str, cell: Cell, data: str, eval_info: dict, t
         "lineage": {"recipe_hash": manifest["recipe_hash"], "manifest_fingerprint": manifest["fingerprint"],
                     "tokenizer_hash": manifest["tokenizer_hash"], "code_version": code_version(),
                     "config_hash": json_hash(config)},
-        "config": config, "run_config": to_dict(run), "data": data, "wall_seconds": round(time.perf_counter() - start, 2),
+        "config": config, "run_config": to_dict(run), "data": data, "wall_seconds": round(time.perf_counter() - start,
+                                                                                          2),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_json_atomic(result, result_path(output, cell))

@@ -29,10 +29,12 @@ for family in (curate, mix, classify, train, ablate, synth, evaluate):
 
 
 @app.callback()
-def _global(verbose: bool = typer.Option(False, "--verbose", "-v", help="show library INFO logs (Beam, datatrove)")) -> None:
+def _global(verbose: bool = typer.Option(False, "--verbose", "-v",
+                                         help="show library INFO logs (Beam, datatrove)")) -> None:
     import logging
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
         for noisy in ("apache_beam", "datatrove", "trafilatura", "urllib3", "absl"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -33,8 +33,8 @@ def register(app: typer.Typer) -> None:
         """Run an ablation plan (help text: ABLATE_HELP)."""
         from rich.console import Console
 
-        from pipelines.ablate.plan import load_plan
         from groundwork.config import ConfigError
+        from pipelines.ablate.plan import load_plan
         from trainer.tokenizer import TokenizerError
 
         console = Console(stderr=True)
@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
             cfg = load_plan(plan)
             out = output or cfg.output
             if dry_run:
-                from pipelines.ablate.dryrun import dry_run as plan_dry_run, render
+                from pipelines.ablate.dryrun import dry_run as plan_dry_run
+                from pipelines.ablate.dryrun import render
 
                 table_console = Console()
                 table_console.width = max(table_console.width, 140)

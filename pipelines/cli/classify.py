@@ -35,8 +35,10 @@ def labels(
     annotator_column: str = typer.Option(None, help="rubric labels: annotator column (default SCORE_annotator)"),
     positive: str = typer.Option(None, help="reference labels: SQL WHERE for positives, e.g. \"source = 'docs'\""),
     negative: str = typer.Option(None, help="reference labels: SQL WHERE for negatives (default: not positive)"),
-    annotations: str = typer.Option(None, help="jsonl/parquet/csv with a url column, joined in for --positive/--negative"),
-    group: str = typer.Option(None, help="SQL expression to split by (e.g. a dedup cluster column) instead of content hash"),
+    annotations: str = typer.Option(None,
+                                    help="jsonl/parquet/csv with a url column, joined in for --positive/--negative"),
+    group: str = typer.Option(None,
+                              help="SQL expression to split by (e.g. a dedup cluster column) instead of content hash"),
     train: float = typer.Option(0.8, help="fraction of groups in train"),
     valid: float = typer.Option(0.1, help="fraction of groups in valid (the rest is test)"),
 ) -> None:
@@ -96,13 +98,15 @@ def evaluate(
     model: str = typer.Option(..., help="a model folder from `assay classify train`"),
     labels: str = typer.Option(..., help="the label folder it was trained from"),
     split: str = typer.Option("test", help="split to report on"),
-    policy: str = typer.Option("best_f1", help="threshold policy: best_f1, precision:P (e.g. precision:0.9) or recall:R (highest threshold keeping recall R, e.g. recall:0.97)"),
+    policy: str = typer.Option("best_f1", help="threshold policy: best_f1, precision:P (e.g. precision:0.9) or "
+                                               "recall:R (highest threshold keeping recall R, e.g. recall:0.97)"),
     report: str = typer.Option(None, help="folder for metrics.json, pr_curve.png, score_histogram.png"),
 ) -> None:
     """Held-out metrics (ROC-AUC, P/R/F1 per threshold, Spearman, confusion, per source/domain); the policy's
     threshold (chosen on valid) is written into the model's metadata.
 
-    Example: assay classify eval --model models/ref-ft --labels labels/ref --policy precision:0.95 --report reports/ref-ft
+    Example: assay classify eval --model models/ref-ft --labels labels/ref --policy precision:0.95 --report
+    reports/ref-ft
     """
     from classifiers.config import ThresholdPolicy
     from classifiers.evaluate import evaluate as run_eval
@@ -129,8 +133,8 @@ def score(
     Example: assay classify score --model models/ref-ft --shards out/run --out out/scored --column ref_cls
     """
     from classifiers.scoring import ClassifierStageConfig
-    from pipelines.classify_score import ScoreJobConfig, run_scoring
     from pipelines.job.runner import RunnerConfig
+    from pipelines.score_shards import ScoreJobConfig, run_scoring
 
     with _clear_errors():
         counts = run_scoring(ScoreJobConfig(shards, out, ClassifierStageConfig(model, column, threshold, mode),

@@ -9,25 +9,29 @@ from typing import Optional
 import typer
 
 from pipelines.cli.options import fail, known_errors, option, uses_options
+from pipelines.curate.config import stages_overview
 
 RUN_HELP = """Curate a crawl into Parquet shards, with a ledger of every dropped document and why.
 
-With no CONFIG it runs on the embedded sample corpus (data/sample/) with the default stages:
-extract (resiliparse) -> langid (fastText lid.176) -> datatrove's Gopher/C4/FineWeb filters and assay's page
-filters -> PII masking -> exact + MinHash dedup -> the shipped educational-value and knowledge-level
-classifiers. Output: DIR/docs/*.parquet (kept, one column per signal), DIR/rejected/*.parquet (the ledger:
-id, url, stage, reason, signals and an excerpt of the text; --ledger-full-text keeps the text), DIR/stats/
-(funnel.json and histograms), DIR/run.json. A run holds DIR's lock (a second run into DIR refuses) and
-publishes in one step: readers see the whole previous output or the whole new one.
+With no CONFIG it runs on the embedded sample corpus (data/sample/) with the default stages (a config's
+`stages` list picks and orders them): {stages}. Output: DIR/docs/*.parquet (kept, one column per signal),
+DIR/rejected/*.parquet (the ledger: id, url, stage, reason, signals and an excerpt of the text;
+--ledger-full-text keeps the text), DIR/stats/ (funnel.json and histograms), DIR/run.json, DIR/README.md (the
+dataset card); the output loads with `datasets.load_dataset("parquet", data_files="DIR/docs/*.parquet")`. A run
+holds DIR's lock (a second run into DIR refuses), publishes in one step (readers see the whole previous output
+or the whole new one), and a rerun after a kill reuses the input files the killed run finished. Inputs
+may be Hugging Face `datasets` folders (save_to_disk) and Hub-style Parquet/JSONL; set input.reader.text_field and
+input.reader.split (docs/readers.md).
 
 Examples:\n
   assay run --output out/demo\n
   assay run my.toml --output out/crawl --workers 2\n
+  assay run my.toml --input my_dataset/ --output out/hf   (a save_to_disk folder)\n
   assay run my.toml --runner dask --dask-address tcp://10.0.0.5:8786\n
   assay run my.toml --runner DataflowRunner --project P --region europe-west1 --temp_location gs://B/tmp
 
 Any option assay does not know is passed to Beam unchanged (see docs/curation.md for Dataflow/Flink/Spark).
-"""
+""".format(stages=stages_overview())
 
 
 @dataclass
@@ -56,7 +60,8 @@ def register(app: typer.Typer) -> None:
     def run(
         ctx: typer.Context,
         config: Optional[str] = typer.Argument(None, help="TOML config (see docs/curation.md); default: the sample"),
-        output: Optional[str] = typer.Option(None, "--output", "-o", help="output folder (default: config's output.path)"),
+        output: Optional[str] = typer.Option(None, "--output", "-o",
+                                             help="output folder (default: config's output.path)"),
         input: Optional[list[str]] = typer.Option(None, "--input", "-i", help="input file/folder/glob (repeatable)"),
         show_config: bool = typer.Option(False, "--show-config", help="print the resolved config and exit"),
         progress: bool = typer.Option(True, help="live progress (local runner)"),
@@ -88,11 +93,10 @@ def register(app: typer.Typer) -> None:
         if show_config:
             console.print_json(json.dumps(to_dict(cfg)))
             return
+        from curation.shards import OutputError
         from pipelines.curate.job import run_curation
         from pipelines.job.funnel import funnel_table
         from pipelines.job.watchdog import WorkerLost
-
-        from curation.shards import OutputError
 
         try:
             result = run_curation(cfg, show_progress=progress)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, get_args
 
 import typer
 
 from curation.decontam import DecontamConfig
 from pipelines.cli.options import WorkerOptions, fail, known_errors, option, uses_options
-from synth.config import BackendConfig, Sampling  # plain dataclasses: the one place defaults live
+from synth.config import BackendConfig, BackendKind, Sampling  # plain dataclasses: the one place defaults live
 from synth.server import API_KEY_ENV, LOOPBACK, ServeConfig  # (standard library only: cheap to import)
 
 synth_app = typer.Typer(
@@ -31,7 +31,7 @@ class ModelOptions:
     """Which model answers, and how (every command that runs a model)."""
 
     model: str = option(BackendConfig.model, "local model directory or .gguf file (transformers, vllm)")
-    backend: str = option(BackendConfig.kind, "transformers | openai | vllm")
+    backend: str = option(BackendConfig.kind, " | ".join(get_args(BackendKind)))
     gguf_file: Optional[str] = option(None, "GGUF file name inside --model when it is a directory")
     base_url: str = option(BackendConfig.base_url, "openai: the server's base URL")
     served_model: Optional[str] = option(None, "the model's name on an OpenAI-compatible server (openai backend: "
@@ -96,7 +96,7 @@ def _clear_errors():
         try:
             yield
         except Exception as exc:
-            from synth.sandbox_errors import explain, sandbox_failure
+            from synth.sandbox.errors import explain, sandbox_failure
 
             found = sandbox_failure(exc)
             if found is None:

@@ -53,7 +53,8 @@ def register(app: typer.Typer) -> None:
     def train_cmd(
         config: Optional[str] = typer.Argument(None, help="TOML run config"),
         data: Optional[str] = typer.Option(None, help="token-shard folder, or 'synthetic' (overrides [train] data)"),
-        out_dir: Optional[str] = typer.Option(None, "--out-dir", "-o", help="output folder (overrides [train] out_dir)"),
+        out_dir: Optional[str] = typer.Option(None, "--out-dir", "-o",
+                                              help="output folder (overrides [train] out_dir)"),
         max_steps: Optional[int] = typer.Option(None, help="optimizer steps (overrides [train] max_steps)"),
         fresh: bool = typer.Option(False, "--fresh", help="ignore existing checkpoints in the output folder"),
         init_from: Optional[str] = typer.Option(None, "--init-from", help="start from the weights of a transformers "
@@ -61,7 +62,8 @@ def register(app: typer.Typer) -> None:
                                                 "[train] init_from"),
         compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model"),
         progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="live progress bar"),
-        presets: bool = typer.Option(False, "--presets", help="list model presets with sizes and FLOPs/token, then exit"),
+        presets: bool = typer.Option(False, "--presets",
+                                     help="list model presets with sizes and FLOPs/token, then exit"),
         show_config: bool = typer.Option(False, "--show-config", help="print the resolved config and exit"),
     ) -> None:
         from rich.console import Console
@@ -112,7 +114,8 @@ def register(app: typer.Typer) -> None:
         checkpoint: str = typer.Argument(..., help="a step-*.pt file or a training output folder"),
         out: str = typer.Option(..., "--out", "-o", help="the folder to write"),
         fmt: str = typer.Option("hf", "--format", help="hf (a transformers folder)"),
-        family: Optional[str] = typer.Option(None, help="phi3 | phimoe | llama | phi3small (default: from the config; phi3small writes Phi-3-small's own layout)"),
+        family: Optional[str] = typer.Option(None, help="phi3 | phimoe | llama | phi3small (default: from the config; "
+                                                        "phi3small writes Phi-3-small's own layout)"),
         data: Optional[str] = typer.Option(None, help="token-shard folder whose tokenizer to include "
                                                       "(default: the one the model trained on)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty --out folder"),

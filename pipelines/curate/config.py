@@ -3,21 +3,26 @@ registry of the stages it can run.
 
 Written as TOML (see docs/curation.md); each table matches a dataclass below. `assay run --show-config`
 prints the resolved config. Adding a stage to `assay run` is one entry in STAGES (and, if it has settings,
-its table in CurateConfig), here.
+its table in CurateConfig), here; adding a per-document filter is one entry in curation.filters.FILTERS.
+`assay run --help`, the job's docstring and the tests' stage lists come from these two registries, and every
+funnel stage they name has its row in docs/curation.md (tests/test_registries.py); docs/architecture.md lists
+the whole change.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from classifiers.scoring import ClassifierStageConfig
-from curation.dedup import MinHashConfig
+from curation.dedup import EXACT_DEDUP, FUZZY_DEDUP, MinHashConfig
 from curation.extract import ExtractConfig
-from curation.filters import FilterConfig
+from curation.filters import FILTERS, FilterConfig
 from curation.langid import LangIdConfig
 from curation.pii import PIIConfig
 from curation.readers import ReaderConfig
+from curation.readers.quarantine import STAGE as READ_STAGE  # the stage every run starts with: its reader
 from groundwork.config import from_dict, load_config
 from pipelines.job.runner import RunnerConfig
 
@@ -68,16 +73,64 @@ def _classifiers(cfg: CurateConfig) -> list:
     return [Classify(c) for c in cfg.classifiers]
 
 
-#: Every stage `assay run` knows, in its default order: name -> the job steps it adds for a config
-#: (pipelines/job/steps.py). Per-document stages next to each other run fused in one DoFn.
-STAGES: dict[str, Callable[[CurateConfig], list]] = {
-    "extract": _extract,
-    "langid": _langid,
-    "filters": _filters,
-    "pii": _pii,
-    "dedup": _dedup,
-    "classifiers": _classifiers,
+#: an upload of a local model file or folder under the runner's temp location -> its remote path
+Upload = Callable[[str], str]
+
+
+def _upload_langid_model(cfg: CurateConfig, upload: Upload) -> None:
+    from curation.langid import bundled_lid_model
+
+    cfg.langid.model_path = upload(cfg.langid.model_path or bundled_lid_model())
+
+
+def _upload_filter_files(cfg: CurateConfig, upload: Upload) -> None:
+    """The filter arguments that FILTERS names as local files (a word list, a model)."""
+    for name in cfg.filters.enabled:
+        for param in FILTERS[name].files if name in FILTERS else ():
+            value = cfg.filters.kwargs_for(name).get(param)
+            if value:
+                cfg.filters.params.setdefault(name, {})[param] = upload(value)
+
+
+def _upload_classifiers(cfg: CurateConfig, upload: Upload) -> None:
+    from classifiers.shipped import SHIPPED
+
+    for stage_cfg in cfg.classifiers:  # shipped models travel inside assay's own package
+        if stage_cfg.model_dir not in SHIPPED or os.path.isdir(stage_cfg.model_dir):
+            stage_cfg.model_dir = upload(stage_cfg.model_dir)
+
+
+@dataclass(frozen=True)
+class RunStage:
+    """One name `stages` may list."""
+
+    #: the job steps it adds for a config (pipelines/job/steps.py)
+    steps: Callable[[CurateConfig], list]
+    #: what it does, one line (`assay run --help`)
+    summary: str
+    #: the funnel and ledger stages its steps report, each a row of docs/curation.md's stage table
+    funnel: tuple[str, ...]
+    #: uploads the local files its config names for remote workers, rewriting the config to their remote paths
+    upload_files: Callable[[CurateConfig, Upload], None] | None = None
+
+
+#: Every stage `assay run` knows, in its default order. Per-document stages next to each other run fused in
+#: one DoFn.
+STAGES: dict[str, RunStage] = {
+    "extract": RunStage(_extract, "main text from HTML with resiliparse", ("extract",)),
+    "langid": RunStage(_langid, "language ID with fastText lid.176", ("langid",), _upload_langid_model),
+    "filters": RunStage(_filters, "statistics, assay's page filters, datatrove's Gopher/C4/FineWeb filters",
+                        ("stats", *FILTERS), _upload_filter_files),
+    "pii": RunStage(_pii, "e-mails and IP addresses masked", ("pii",)),
+    "dedup": RunStage(_dedup, "exact + MinHash dedup", (EXACT_DEDUP, FUZZY_DEDUP)),
+    "classifiers": RunStage(_classifiers, "the shipped educational-value and knowledge-level classifiers",
+                            ("classify:COLUMN",), _upload_classifiers),
 }
+
+
+def stages_overview() -> str:
+    """The default stages in order, each with what it does (`assay run --help`)."""
+    return " -> ".join([READ_STAGE, *(f"{name} ({stage.summary})" for name, stage in STAGES.items())])
 
 
 @dataclass
@@ -99,6 +152,9 @@ class OutputConfig:
     docs_per_shard: int = 20_000
     ledger_per_shard: int = 50_000
     histograms: bool = True
+    #: the output's licence as the dataset card (README.md) declares it, a Hugging Face licence id such as
+    #: "odc-by" or "cc-by-4.0"; "" records "other" and says to declare one
+    license: str = ""
     #: the ledger keeps each dropped page's id, url, stage, reason, signals and the first 500 characters of its
     #: text; true keeps the text (up to 200,000 characters), at the cost of storing the dropped pages again
     ledger_full_text: bool = False
@@ -135,7 +191,7 @@ class CurateConfig:
 
     def steps(self) -> list:
         """The job steps of the stages this config runs, in its order."""
-        return [step for name in self.stages for step in STAGES[name](self)]
+        return [step for name in self.stages for step in STAGES[name].steps(self)]
 
 
 def load_curate_config(path: str | None) -> CurateConfig:

@@ -1,18 +1,19 @@
-"""The phase-1 web curation job of `assay run`: read -> extract -> langid -> filters -> PII -> dedup ->
-classifiers -> shards, as a ShardJob declared by a CurateConfig.
+"""The phase-1 web curation job of `assay run`: read -> extract -> langid -> filters -> pii -> dedup ->
+classifiers -> shards, as a ShardJob declared by a CurateConfig (the stages of pipelines/curate/config.py's
+STAGES, in their default order; tests/test_registries.py holds this line to it).
 
 On a runner whose workers are other machines (Dataflow, Flink, Spark), the model files the stages load
 (the language-ID model, classifier folders other than the shipped ones, which travel inside assay's own
-package) are uploaded under the job's --temp_location first, and the workers copy them from there
+package, files a filter's arguments name: each stage's `upload_files` in STAGES) are uploaded under the job's
+--temp_location first, and the workers copy them from there
 (curation/model_files.py).
 """
 from __future__ import annotations
 
 import copy
-import os
 
 from groundwork.config import to_dict
-from pipelines.curate.config import CurateConfig
+from pipelines.curate.config import STAGES, CurateConfig
 from pipelines.job.runner import DASK_NAMES, LOCAL_NAMES
 from pipelines.job.shard_job import JobResult, ShardJob
 from pipelines.job.sources import InputFiles
@@ -37,18 +38,13 @@ def with_staged_models(cfg: CurateConfig) -> CurateConfig:
     remote paths. Without a remote --temp_location the workers must see the same paths (a shared disk)."""
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
-    from classifiers.shipped import SHIPPED
-    from curation.langid import bundled_lid_model
     from curation.model_files import is_remote, stage
 
     temp = PipelineOptions(cfg.runner.beam_args).view_as(GoogleCloudOptions).temp_location
     if not temp or not is_remote(temp):
         return cfg
     staged = copy.deepcopy(cfg)
-    if "langid" in cfg.stages:
-        staged.langid.model_path = stage(cfg.langid.model_path or bundled_lid_model(), temp)
-    if "classifiers" in cfg.stages:
-        for stage_cfg in staged.classifiers:
-            if stage_cfg.model_dir not in SHIPPED or os.path.isdir(stage_cfg.model_dir):
-                stage_cfg.model_dir = stage(stage_cfg.model_dir, temp)
+    for name in cfg.stages:  # each stage's registry entry says which of its files to upload
+        if STAGES[name].upload_files:
+            STAGES[name].upload_files(staged, lambda path: stage(path, temp))
     return staged

@@ -20,6 +20,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
 from curation.document import Document, Rejection, stable_id
+from curation.readers.quarantine import STAGE as READ_STAGE
 from curation.stage import Stage
 from groundwork.atomic import atomic_path
 
@@ -84,6 +85,10 @@ class _Counter:
 
 
 class Counters:
+    """A stage's funnel counters (Beam metrics `STAGE|docs_in` ..., read by pipelines/job/funnel.py): every
+    document the stage sees, then each one it keeps or drops with the rejection's reason. The one way steps
+    count; the stage's name is given once, here."""
+
     def __init__(self, stage: str):
         self.stage = stage
         self.docs_in = _Counter(f"{stage}|docs_in")
@@ -92,7 +97,23 @@ class Counters:
         self.bytes_out = _Counter(f"{stage}|bytes_out")
         self._reasons: dict[str, object] = {}
 
+    def seen(self, nbytes: int = 0, docs: int = 1) -> None:
+        """`docs` documents of `nbytes` bytes in all came into the stage."""
+        self.docs_in.inc(docs)
+        self.bytes_in.inc(nbytes)
+
+    def kept(self, nbytes: int = 0, docs: int = 1) -> None:
+        """`docs` documents of `nbytes` bytes in all left the stage kept."""
+        self.docs_out.inc(docs)
+        self.bytes_out.inc(nbytes)
+
+    def passed(self, nbytes: int = 0) -> None:
+        """One document came in and was kept, `nbytes` bytes both ways."""
+        self.seen(nbytes)
+        self.kept(nbytes)
+
     def rejected(self, reason: str, nbytes: int) -> None:
+        """One document dropped for `reason` (its ledger record's reason)."""
         if reason not in self._reasons:
             self._reasons[reason] = (_Counter(f"{self.stage}|rejected|{reason}"),
                                      _Counter(f"{self.stage}|rejected_bytes|{reason}"))
@@ -125,8 +146,7 @@ class StageChainFn(beam.DoFn):
     def process(self, doc: Document):
         nbytes = utf8_len(doc.text)  # re-measured only when a stage changes the text
         for stage, c, progress in zip(self.stages, self.counters, self.progress):
-            c.docs_in.inc()
-            c.bytes_in.inc(nbytes)
+            c.seen(nbytes)
             try:
                 out = stage.process_limited(doc, self.timeout_s)
             except Exception as exc:  # one bad document must not stop the run: it goes to the ledger
@@ -139,8 +159,7 @@ class StageChainFn(beam.DoFn):
                 return
             if out.text is not doc.text:
                 nbytes = utf8_len(out.text)
-            c.docs_out.inc()
-            c.bytes_out.inc(nbytes)
+            c.kept(nbytes)
             progress.tick(kept=True)
             doc = out
         yield doc.without_prose()
@@ -158,8 +177,8 @@ class ReadFn(beam.DoFn):
         self.progress_dir = progress_dir
 
     def setup(self) -> None:
-        self.counters = Counters("read")
-        self.progress = Progress(self.progress_dir, "read")
+        self.counters = Counters(READ_STAGE)
+        self.progress = Progress(self.progress_dir, READ_STAGE)
 
     def process(self, path: str | bytes):
         from curation.readers import read_input
@@ -170,24 +189,21 @@ class ReadFn(beam.DoFn):
         c = self.counters
         try:
             for item in read_input(path, self.reader_cfg):
-                c.docs_in.inc()
                 if isinstance(item, Rejection):
-                    size = item.signals.get("bytes") if isinstance(item.signals.get("bytes"), int) else utf8_len(item.text)
-                    c.bytes_in.inc(size)
+                    size = item.signals.get("bytes") if isinstance(item.signals.get("bytes"),
+                                                                   int) else utf8_len(item.text)
+                    c.seen(size)
                     c.rejected(item.reason, size)
                     self.progress.tick(kept=False)
                     yield TaggedOutput(REJECTED, item)
                 else:
-                    nbytes = utf8_len(item.text)
-                    c.bytes_in.inc(nbytes)
-                    c.docs_out.inc()
-                    c.bytes_out.inc(nbytes)
+                    c.passed(utf8_len(item.text))
                     self.progress.tick(kept=True)
                     yield item
         except Exception as exc:  # the reader promises not to raise; if it does, the file is quarantined
-            c.docs_in.inc()
+            c.seen()
             c.rejected("unreadable_file", 0)
-            yield TaggedOutput(REJECTED, Rejection(stage="read", reason="unreadable_file", source=shown_name(path),
+            yield TaggedOutput(REJECTED, Rejection(stage=READ_STAGE, reason="unreadable_file", source=shown_name(path),
                                                    id=f"file:{shown_name(path)}",
                                                    detail=shown_name(f"{type(exc).__name__}: {exc}")))
 
@@ -204,8 +220,8 @@ class ReadShardFn(beam.DoFn):
         self.progress_dir = progress_dir
 
     def setup(self) -> None:
-        self.counters = Counters("read")
-        self.progress = Progress(self.progress_dir, "read")
+        self.counters = Counters(READ_STAGE)
+        self.progress = Progress(self.progress_dir, READ_STAGE)
 
     def process(self, path: str):
         import pyarrow.parquet as pq
@@ -216,17 +232,13 @@ class ReadShardFn(beam.DoFn):
                 for row in batch.to_pylist():
                     done += 1
                     doc = Document.from_row(row)
-                    nbytes = utf8_len(doc.text)
-                    c.docs_in.inc()
-                    c.bytes_in.inc(nbytes)
-                    c.docs_out.inc()
-                    c.bytes_out.inc(nbytes)
+                    c.passed(utf8_len(doc.text))
                     self.progress.tick(kept=True)
                     yield doc
         except Exception as exc:  # corrupt or truncated file: record it, keep reading the other shards
-            c.docs_in.inc()
+            c.seen()
             c.rejected("unreadable_shard", 0)
-            yield TaggedOutput(REJECTED, Rejection(stage="read", reason="unreadable_shard", source=path,
+            yield TaggedOutput(REJECTED, Rejection(stage=READ_STAGE, reason="unreadable_shard", source=path,
                                                    id=stable_id(path, "shard"),
                                                    detail=f"after {done} rows: {type(exc).__name__}: {exc}"))
 

@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 
-
 #: messages Beam prints on every start that say nothing about the run
 KNOWN_NOISE = ("apitools not found", "No semi_persistent_directory found")
 #: errors that stop a run and that the command explains itself, in one paragraph with the traceback in a log

@@ -15,7 +15,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.pvalue import TaggedOutput
 
-from curation.dedup import MinHashConfig, MinHasher, connected_components
+from curation.dedup import EXACT_DEDUP, FUZZY_DEDUP, MinHashConfig, MinHasher, connected_components
 from curation.document import Document, Rejection, content_hash
 from pipelines.job.beam_fns import REJECTED, Counters, split_outputs, utf8_len
 
@@ -27,7 +27,7 @@ FUZZY_COLUMNS = {"minhash_cluster": pa.string(), "minhash_cluster_size": pa.int6
 
 class _KeepFirstExact(beam.DoFn):
     def setup(self) -> None:
-        self.counters = Counters("exact_dedup")
+        self.counters = Counters(EXACT_DEDUP)
 
     def process(self, element):
         digest, docs = element
@@ -35,17 +35,15 @@ class _KeepFirstExact(beam.DoFn):
         keep = docs[0]
         for doc in docs:
             if not is_reference(doc):
-                self.counters.docs_in.inc()
-                self.counters.bytes_in.inc(utf8_len(doc.text))
+                self.counters.seen(utf8_len(doc.text))
         if not is_reference(keep):
-            self.counters.docs_out.inc()
-            self.counters.bytes_out.inc(utf8_len(keep.text))
+            self.counters.kept(utf8_len(keep.text))
         yield keep.with_meta(content_hash=digest, exact_dup_count=len(docs))
         for dup in docs[1:]:
             if is_reference(dup):
                 continue
             self.counters.rejected("exact_duplicate", utf8_len(dup.text))
-            yield TaggedOutput(REJECTED, Rejection.of(dup, "exact_dedup", "exact_duplicate",
+            yield TaggedOutput(REJECTED, Rejection.of(dup, EXACT_DEDUP, "exact_duplicate",
                                                       detail=f"duplicate of {keep.id}", duplicate_of=keep.id,
                                                       content_hash=digest))
 
@@ -93,7 +91,7 @@ def _clusters(edges: list[tuple[str, str]]):
 
 class _ApplyClusters(beam.DoFn):
     def setup(self) -> None:
-        self.counters = Counters("fuzzy_dedup")
+        self.counters = Counters(FUZZY_DEDUP)
 
     def process(self, element):
         doc_id, grouped = element
@@ -105,15 +103,13 @@ class _ApplyClusters(beam.DoFn):
                     yield doc  # dropped after the dedup; a reference's near-duplicates among references don't matter
                 continue
             nbytes = utf8_len(doc.text)
-            self.counters.docs_in.inc()
-            self.counters.bytes_in.inc(nbytes)
+            self.counters.seen(nbytes)
             if rep is None or rep == doc.id:
-                self.counters.docs_out.inc()
-                self.counters.bytes_out.inc(nbytes)
+                self.counters.kept(nbytes)
                 yield doc.with_meta(minhash_cluster=rep, minhash_cluster_size=size)
             else:
                 self.counters.rejected("near_duplicate", nbytes)
-                yield TaggedOutput(REJECTED, Rejection.of(doc, "fuzzy_dedup", "near_duplicate",
+                yield TaggedOutput(REJECTED, Rejection.of(doc, FUZZY_DEDUP, "near_duplicate",
                                                           detail=f"near-duplicate of {rep}",
                                                           minhash_cluster=rep, minhash_cluster_size=size))
 
@@ -173,10 +169,10 @@ def dedup(docs, exact: bool = True, fuzzy: bool = True, minhash: MinHashConfig |
                 | "reference:read" >> beam.ParDo(_ReadReference()))
         docs = (docs, refs) | "reference:join" >> beam.Flatten()
     if exact:
-        docs, dropped = docs | "exact_dedup" >> ExactDedup()
+        docs, dropped = docs | EXACT_DEDUP >> ExactDedup()
         rejected.append(dropped)
     if fuzzy:
-        docs, dropped = docs | "fuzzy_dedup" >> FuzzyDedup(minhash or MinHashConfig())
+        docs, dropped = docs | FUZZY_DEDUP >> FuzzyDedup(minhash or MinHashConfig())
         rejected.append(dropped)
     if reference_files:
         docs = docs | "reference:leave" >> beam.Filter(lambda d: not is_reference(d)).with_output_types(Document)

@@ -2,7 +2,8 @@
 
 Counts come from the Beam counters every stage keeps (pipelines/job/beam_fns.py), so they are exact on any
 runner that reports metrics; on one that does not (the DaskRunner) the document counts are read back from the
-shards (`funnel_from_outputs`). Histograms are drawn from the published shards with DuckDB: kept documents against the dropped
+shards (`funnel_from_outputs`). Histograms are drawn from the published shards with DuckDB: kept documents against the
+dropped
 ones that carried the same signal.
 """
 from __future__ import annotations

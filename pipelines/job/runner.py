@@ -22,12 +22,15 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 from groundwork.config import FieldError
 
 LOCAL_NAMES = {"local", "fnapi", "FnApiRunner"}
 DASK_NAMES = {"dask", "DaskRunner"}
-MODES = ("multi_processing", "in_memory", "multi_threading")
+#: how the local runner runs its workers
+LocalMode = Literal["multi_processing", "in_memory", "multi_threading"]
+MODES = get_args(LocalMode)
 WORKER_LOG_ENV = "ASSAY_WORKER_LOG_LEVEL"
 #: runners a config file may name: they run on this machine, with assay's own worker command
 FILE_RUNNERS = frozenset(LOCAL_NAMES | DASK_NAMES)
@@ -43,7 +46,7 @@ class RunnerConfig:
 
     runner: str = "local"
     workers: int = 2
-    mode: str = "multi_processing"  # or in_memory / multi_threading (local runner only)
+    mode: LocalMode = "multi_processing"  # local runner only
     beam_args: list[str] = field(default_factory=list)
     progress: bool = True
     #: seconds one document may spend in one per-document stage (langid, filters, PII, ...); a slower document goes

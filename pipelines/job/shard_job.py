@@ -29,9 +29,24 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from curation.document import LEDGER_EXCERPT_CHARS, LEDGER_SCHEMA, LEDGER_TEXT_LIMIT
-from curation.shards import (DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, RUN_FILE, STAGING_DIR, STATS_DIR, claim_output,
-                             clean_leftovers, doc_schema, ensure_nonempty, file_checksums, is_remote, new_run_id,
-                             publish, publish_run, shard_files)
+from curation.shards import (
+    DOCS_DIR,
+    FUNNEL_FILE,
+    LEDGER_DIR,
+    RUN_FILE,
+    STAGING_DIR,
+    STATS_DIR,
+    claim_output,
+    clean_leftovers,
+    doc_schema,
+    ensure_nonempty,
+    file_checksums,
+    is_remote,
+    new_run_id,
+    publish,
+    publish_run,
+    shard_files,
+)
 from groundwork.atomic import output_lock, staging_folder
 from pipelines.job.runner import DASK_NAMES, RunnerConfig
 from pipelines.job.sources import InputFiles, Source
@@ -180,12 +195,14 @@ class ShardJob:
         if is_remote(out):
             publish(staging, out)
             _write_records(out, funnel, record, False)
+            _write_card(out, self, funnel, record)
             return JobResult(out, funnel, counts, seconds, record)
         if progress_dir:
             shutil.rmtree(progress_dir, ignore_errors=True)
         record["run_id"] = run_id
         record["files"] = file_checksums(staging)  # what `assay stats` / `assay sql` verify
         _write_records(staging, funnel, record, self.histograms)  # run.json is part of the run, before the switch
+        _write_card(staging, self, funnel, record)  # README.md too: OUT/README.md links to the current run's
         publish_run(staging, out, run_id)
         return JobResult(out, funnel, counts, seconds, record)
 
@@ -231,6 +248,14 @@ def _write_records(out: str, funnel: dict, record: dict, histograms: bool) -> No
         from pipelines.job.funnel import draw_histograms
 
         draw_histograms(out)
+
+
+def _write_card(out: str, job: ShardJob, funnel: dict, record: dict) -> None:
+    """README.md, the dataset card (pipelines/job/card.py), beside run.json."""
+    from pipelines.job.card import languages_of, shard_output_card, sources_of, write_card
+
+    languages = [] if is_remote(out) else languages_of(shard_files(f"{out}/{DOCS_DIR}"))
+    write_card(out, shard_output_card(job.name, record, funnel, sources_of(job.source), languages))
 
 
 def _versions() -> dict[str, str]:

@@ -14,13 +14,14 @@ import apache_beam as beam
 import pyarrow as pa
 
 from curation.readers import ReaderConfig
+from curation.readers.quarantine import STAGE as READ_STAGE
 from pipelines.job.beam_fns import REJECTED, ReadFn, ReadShardFn, split_outputs
 from pipelines.job.steps import StepContext
 
 
 class Source(ABC):
     #: the funnel's first stage: its counters count what was read
-    names: tuple[str, ...] = ("read",)
+    names: tuple[str, ...] = (READ_STAGE,)
     #: ids come from many independent files (a JSONL "id" field restarting at 1 in each): an id found in more
     #: than one file is qualified with its file's name before the shards are written (QualifyIds)
     ids_per_file: ClassVar[bool] = False

@@ -9,10 +9,18 @@ import os
 
 import duckdb
 
-from curation.duckdb_locked import locked_connection
 from curation.document import LEDGER_SCHEMA
-from curation.shards import (DOCS_DIR, FUNNEL_FILE, LEDGER_DIR, STATS_DIR, OutputError, checked_run, doc_schema,
-                             shard_files)
+from curation.duckdb_locked import locked_connection
+from curation.shards import (
+    DOCS_DIR,
+    FUNNEL_FILE,
+    LEDGER_DIR,
+    STATS_DIR,
+    OutputError,
+    checked_run,
+    doc_schema,
+    shard_files,
+)
 
 
 def _listed(files: list[str]) -> str:
@@ -71,7 +79,8 @@ def read_funnel(path: str) -> dict:
         if not isinstance(funnel, dict) or not isinstance(funnel.get("stages"), list):
             raise ValueError("no 'stages' list")
         for row in funnel["stages"]:
-            _ = (row["stage"], row["docs_in"], row["docs_out"], row["bytes_in"], row["bytes_out"], dict(row["rejected"]))
+            _ = (row["stage"], row["docs_in"], row["docs_out"], row["bytes_in"], row["bytes_out"],
+                 dict(row["rejected"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise OutputError(f"{path} is unreadable, cut short or not a funnel ({exc}); the "
                           "shards may still be fine (`assay sql` reads them without it) but the per-stage counts "

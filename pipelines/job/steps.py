@@ -21,7 +21,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.pvalue import TaggedOutput
 
-from curation.dedup import MinHashConfig
+from curation.dedup import EXACT_DEDUP, FUZZY_DEDUP, MinHashConfig
 from curation.document import Document, Rejection
 from curation.stage import Stage
 from pipelines.job.beam_fns import REJECTED, Counters, StageChainFn, split_outputs, utf8_len
@@ -79,7 +79,7 @@ class Dedup(Step):
 
         self.exact, self.fuzzy, self.minhash = exact, fuzzy, minhash or MinHashConfig()
         self.reference_files = list(reference_files or [])
-        self.names = tuple(n for n, on in (("exact_dedup", exact), ("fuzzy_dedup", fuzzy)) if on)
+        self.names = tuple(n for n, on in ((EXACT_DEDUP, exact), (FUZZY_DEDUP, fuzzy)) if on)
         self.columns = {**(EXACT_COLUMNS if exact else {}), **(FUZZY_COLUMNS if fuzzy else {})}
 
     def expand(self, docs, ctx: StepContext):
@@ -97,7 +97,7 @@ class Classify(Step):
         self.columns = {cfg.column: pa.float64()}
 
     def expand(self, docs, ctx: StepContext):
-        from pipelines.job.classify import apply_classifier_stage
+        from pipelines.job.classifier_scores import apply_classifier_stage
 
         kept, dropped = apply_classifier_stage(docs, self.cfg)
         return kept, [dropped]
@@ -136,9 +136,7 @@ class _MapFn(beam.DoFn):
 
     def process(self, element):
         c = self.counters
-        nbytes = utf8_len(getattr(element, "text", None))
-        c.docs_in.inc()
-        c.bytes_in.inc(nbytes)
+        c.seen(utf8_len(getattr(element, "text", None)))
         try:
             out = self.fn(element)
         except self.fatal:
@@ -152,8 +150,7 @@ class _MapFn(beam.DoFn):
                 c.rejected(item.reason, utf8_len(item.text))
                 yield TaggedOutput(REJECTED, item)
             else:
-                c.docs_out.inc()
-                c.bytes_out.inc(utf8_len(getattr(item, "text", None)))
+                c.kept(utf8_len(getattr(item, "text", None)))
                 yield item
 
 

@@ -9,10 +9,27 @@ The names below are the mix's public API: the ablation and the CLI use these and
 of pipelines/ the mix uses only pipelines.job (its Beam runner).
 """
 from pipelines.mix.build import MixReport, PoolReport, run_mix
-from pipelines.mix.pools import (PoolFiles, count_pool, is_heldout, pool_files, pool_query, pools_connection,
-                                 pools_fingerprint, resolve_pools)
-from pipelines.mix.recipe import (MixRunnerConfig, PhaseSpec, PoolSpec, Recipe, TokenizerSpec, load_recipe,
-                                  recipe_dict, recipe_hash, validate)
+from pipelines.mix.pools import (
+                                 PoolFiles,
+                                 count_pool,
+                                 is_heldout,
+                                 pool_files,
+                                 pool_query,
+                                 pools_connection,
+                                 pools_fingerprint,
+                                 resolve_pools,
+)
+from pipelines.mix.recipe import (
+                                 MixRunnerConfig,
+                                 PhaseSpec,
+                                 PoolSpec,
+                                 Recipe,
+                                 TokenizerSpec,
+                                 load_recipe,
+                                 recipe_dict,
+                                 recipe_hash,
+                                 validate,
+)
 from pipelines.mix.sampling import BudgetError
 from pipelines.mix.table import budget_rows, render
 

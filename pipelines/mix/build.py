@@ -20,7 +20,6 @@ from pipelines.mix.sampling import BudgetError, PhasePlan, phase_quotas, plan_ph
 from pipelines.mix.staged import StagedTokens
 
 
-
 @dataclass
 class PoolReport:
     name: str
@@ -102,8 +101,9 @@ class _Steps:
 
 
 def run_mix(recipe: Recipe, output: str | None = None, dry_run: bool = False, progress: bool = True,
-            console=None) -> MixReport:
-    """Build the token shards of `recipe` in `output` (or only count, with dry_run). Raises ConfigError /
+            console=None, formats: tuple[str, ...] = ()) -> MixReport:
+    """Build the token shards of `recipe` in `output` (or only count, with dry_run), plus their exports for other
+    trainers (`formats`, of trainer.token_export.FORMATS) and the dataset card. Raises ConfigError /
     BudgetError / TokenizerError with messages that name the field or pool to change."""
     from rich.console import Console
 
@@ -143,6 +143,7 @@ def run_mix(recipe: Recipe, output: str | None = None, dry_run: bool = False, pr
                 return report
             report.manifest = _write_shards(recipe, tok, report, staged, work, steps)
             shutil.rmtree(os.path.join(work, STAGING))
+            _write_exports_and_card(recipe, report.manifest, work, formats, steps)
             _check_output(output)  # what is there now is still a token mix (or nothing) before it is replaced
         return report
     finally:
@@ -228,6 +229,19 @@ def _write_shards(recipe: Recipe, tok, report: MixReport, staged: StagedTokens, 
     }
     with steps.step("writing index and manifest"):
         return writer.close(extra=extra, phase_info=phase_info, files=[TOKENIZER_FILE, *heldout_files])
+
+
+def _write_exports_and_card(recipe: Recipe, manifest: dict, work: str, formats: tuple[str, ...], steps: _Steps) -> None:
+    """Token files for other trainers (trainer/token_export.py) and README.md, inside the work folder, so they
+    appear with the shards or not at all."""
+    from pipelines.job.card import mix_card, write_card
+    from trainer.token_export import export_tokens
+
+    exports = {}
+    if formats:
+        with steps.step(f"exporting {', '.join(formats)} token files"):
+            exports = export_tokens(work, formats)
+    write_card(work, mix_card(manifest, recipe.license, exports))
 
 
 def _check_output(output: str) -> None:

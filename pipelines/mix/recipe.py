@@ -106,6 +106,9 @@ class Recipe:
     heldout_fraction: float = 0.01  # of each pool, by content hash; never trained on
     sequences_per_shard: int = 8192
     output: str = "out/mix"
+    #: the mix's licence as its dataset card (README.md) declares it, a Hugging Face licence id such as "odc-by";
+    #: "" records "other". Not part of the recipe hash: it does not change the tokens
+    license: str = ""
     tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
     runner: MixRunnerConfig = field(default_factory=MixRunnerConfig)
     pools: dict[str, PoolSpec] = field(default_factory=dict)
@@ -156,6 +159,7 @@ def recipe_dict(recipe: Recipe) -> dict:
     data = to_dict(recipe)
     data.pop("output")
     data.pop("runner")
+    data.pop("license")
     return data
 
 

@@ -27,7 +27,8 @@ def render(recipe: Recipe, report: MixReport, console) -> None:
     """The tables; names, sources and predicates come from a recipe file and are shown as plain text."""
     from rich.table import Table
 
-    from groundwork.terminal import escaped, plain_text as t
+    from groundwork.terminal import escaped
+    from groundwork.terminal import plain_text as t
 
     pools = Table(title="pools (tokens include one EOS per document)")
     for col in ("pool", "source", "predicate", "documents", "held out", "tokens", "max repeats"):

@@ -2,7 +2,8 @@
 rest with EOS appended, and stage the token ids as Parquet (pool, id, n_tokens, tokens).
 
 One unit of work is a chunk of rows of one shard file of one pool: the worker reads it with DuckDB (the
-pool's checked predicate applied, on a connection that can read the pools' files only), tokenizes it in one batch and writes one staged file named after the chunk.
+pool's checked predicate applied, on a connection that can read the pools' files only), tokenizes it in one batch and
+writes one staged file named after the chunk.
 Chunks spread over the workers; nothing else crosses between them except the few held-out documents, so
 the output does not depend on worker count or timing.
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from curation.dedup import EXACT_DEDUP, FUZZY_DEDUP
 from pipelines.quality.corpus import LabelledCorpus, LabelledPage
-from pipelines.quality.outcome import KEPT, Outcome
+from pipelines.quality.outcome import Outcome
 
-DEDUP_STAGES = ("exact_dedup", "fuzzy_dedup")
+DEDUP_STAGES = (EXACT_DEDUP, FUZZY_DEDUP)
 #: (label, low, high): a pair falls in the bin when low <= jaccard < high; exact copies have their own bin
 JACCARD_BINS = [("<=0.3", 0.0, 0.3000001), ("0.3-0.5", 0.3000001, 0.5), ("0.5-0.7", 0.5, 0.7),
                 ("0.7-0.8", 0.7, 0.8), ("0.8-0.9", 0.8, 0.9), ("0.9-1.0", 0.9, 1.0000001)]

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation.dedup import FUZZY_DEDUP
 from curation.shards import DOCS_DIR, LEDGER_DIR, checked_run, shard_files
 
 KEPT = "kept"
-FUZZY_DEDUP = "fuzzy_dedup"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ def to_markdown(report: QualityReport, failures: list[str] | None = None) -> str
              f"| precision (kept pages in {keep}) | {m['precision']:.3f} ({m['kept_in_keep_set']}/{m['kept_pages']}) |",
              f"| recall (distinct {keep} pages kept) | {m['recall']:.3f} ({m['units_kept']}/{m['units']}) |",
              f"| F1 | {m['f1']:.3f} |", "",
-             "## Kept per category", "", "| category | pages | kept | kept share | dropped by |", "|---|---:|---:|---:|---|"]
+             "## Kept per category", "",
+             "| category | pages | kept | kept share | dropped by |", "|---|---:|---:|---:|---|"]
     for cat, row in report.categories.items():
         dropped = ", ".join(f"{s} {n}" for s, n in row["dropped_by"].items())
         lines.append(f"| {cat} | {row['pages']} | {row['kept']} | {row['kept_share']:.3f} | {dropped} |")
@@ -84,7 +85,9 @@ def rubric_markdown(r: dict) -> list[str]:
     lines += [f"| {c} | {_pct(v)} |" for c, v in r["by_category"].items()]
     lines += ["", "| source | pages | teaching | kept | precision | recall | rated 0-1 kept |",
               "|---|---:|---:|---:|---:|---:|---:|"]
-    fmt = (lambda v: "-" if v is None else f"{v:.3f}")
+    def fmt(v):
+        return "-" if v is None else f"{v:.3f}"
+
     lines += [f"| {s} | {v['pages']} | {v['teaching']} | {v['kept']} | {fmt(v['precision'])} | {fmt(v['recall'])} "
               f"| {fmt(v['low_kept_share'])} |" for s, v in r["by_source"].items()]
     return lines

@@ -22,8 +22,8 @@ from pipelines.job.sources import AllOf, DocumentShards, Items, Piped, Source
 from pipelines.job.steps import Dedup, MapElements, PerDocument, Step
 from pipelines.synth_jobs.steps import AnswerRequests, usage_report
 from synth.config import BackendConfig, Sampling
-from synth.isolation import SandboxUnavailable
 from synth.items import SYNTH_COLUMNS, PromptItem
+from synth.sandbox.isolation import SandboxUnavailable
 
 
 @dataclass
@@ -86,7 +86,8 @@ def _run(job: GenerateJobConfig, kind: str, source: Source, steps: list[Step], s
             "coverage": os.path.join(job.output, STATS_DIR, "coverage.json"), "coverage_summary": coverage["totals"]}
 
 
-def run_textbooks(job: GenerateJobConfig, cfg, topics: list[str] | None = None, pages: list | str | None = None) -> dict:
+def run_textbooks(job: GenerateJobConfig, cfg, topics: list[str] | None = None,
+                  pages: list | str | None = None) -> dict:
     """Textbook sections from topics (x audiences x styles) and/or web pages (Documents, or a shards folder
     read in the pipeline); outline mode when cfg.outline_sections > 0."""
     from synth import textbooks

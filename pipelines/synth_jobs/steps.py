@@ -60,7 +60,7 @@ class AnswerFn(_BackendFn):
 
         batch = list(batch)
         before, start = self.backend.usage.to_dict(), time.perf_counter()
-        self.counters.docs_in.inc(len(batch))
+        self.counters.seen(docs=len(batch))
         try:
             answers = answer_items(self.backend, batch, self.sampling, self.cache)
         except BackendUnavailable:
@@ -79,7 +79,7 @@ class AnswerFn(_BackendFn):
                         detail=f"{type(exc).__name__}: {exc}", signals=dict(item.labels, template_id=item.template_id),
                         text=json.dumps(item.messages, ensure_ascii=False)))
         self.count_usage(before, start)
-        self.counters.docs_out.inc(len(answers))
+        self.counters.kept(docs=len(answers))
         yield from answers
 
 
@@ -102,10 +102,7 @@ class AnnotateFn(_BackendFn):
         docs = annotate(self.backend, batch, self.rubric, self.cache)
         self.count_usage(before, start)
         for doc in docs:
-            nbytes = utf8_len(doc.text)
-            for counter, n in ((self.counters.docs_in, 1), (self.counters.bytes_in, nbytes),
-                               (self.counters.docs_out, 1), (self.counters.bytes_out, nbytes)):
-                counter.inc(n)
+            self.counters.passed(utf8_len(doc.text))
             if any(doc.meta.get(name) is None for name in self.rubric.rubrics):
                 self.unscored.inc()
             yield doc

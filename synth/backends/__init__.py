@@ -1,42 +1,47 @@
-"""Backend factory. `shared_backend` keeps one loaded model per process and config: a Beam worker (or a test
-session) loads a model once, however many DoFns or tests ask for it."""
+"""The LLM backends, keyed by their `kind` (the one registry: `BACKENDS`), and the factory. `shared_backend`
+keeps one loaded model per process and config: a Beam worker (or a test session) loads a model once, however
+many DoFns or tests ask for it.
+
+Adding a backend: a `Backend` subclass with its `kind` and `check_config` in its own module here, one entry in
+`BACKENDS`, the kind in `synth.config.BackendKind` (a test checks they agree), its test, its doc row
+(docs/architecture.md walks through it)."""
 from __future__ import annotations
 
 import json
 import threading
 
 from synth.backends.base import Backend, Completion, Messages, Usage, expected_score
+from synth.backends.openai_backend import OpenAIBackend
+from synth.backends.transformers_backend import TransformersBackend
+from synth.backends.vllm_backend import VLLMBackend
 from synth.config import BackendConfig
 
-__all__ = ["Backend", "Completion", "Messages", "Usage", "check_backend_config", "expected_score", "make_backend",
-           "shared_backend"]
+__all__ = ["BACKENDS", "Backend", "Completion", "Messages", "Usage", "backend_class", "check_backend_config",
+           "expected_score", "make_backend", "shared_backend"]
+
+#: every backend by its `kind` (the modules import their heavy libraries only when a backend is built)
+BACKENDS: dict[str, type[Backend]] = {cls.kind: cls for cls in (TransformersBackend, OpenAIBackend, VLLMBackend)}
 
 _SHARED: dict[str, Backend] = {}
 _LOCK = threading.Lock()
 
 
-def check_backend_config(cfg: BackendConfig) -> None:
-    """Fail on the driver, before any worker starts, when the model cannot be found."""
-    if cfg.kind in ("transformers", "vllm"):
-        from synth.backends.transformers_backend import resolve_model_path
+def backend_class(kind: str) -> type[Backend]:
+    """The backend registered under `kind`; an unknown kind is an error naming the known ones."""
+    try:
+        return BACKENDS[kind]
+    except KeyError:
+        raise ValueError(f"backend.kind: unknown backend kind {kind!r}; known kinds: {', '.join(BACKENDS)}") from None
 
-        resolve_model_path(cfg.model, cfg.gguf_file)
-    elif not cfg.base_url.startswith(("http://", "https://")):
-        raise ValueError(f"backend.base_url must be an http(s) URL, got {cfg.base_url!r}")
+
+def check_backend_config(cfg: BackendConfig) -> None:
+    """Fail on the driver, before any worker starts, when the backend cannot work with this config (each
+    backend checks its own fields: a model path, a server URL)."""
+    backend_class(cfg.kind).check_config(cfg)
 
 
 def make_backend(cfg: BackendConfig) -> Backend:
-    if cfg.kind == "transformers":
-        from synth.backends.transformers_backend import TransformersBackend
-
-        return TransformersBackend(cfg)
-    if cfg.kind == "openai":
-        from synth.backends.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(cfg)
-    from synth.backends.vllm_backend import VLLMBackend
-
-    return VLLMBackend(cfg)
+    return backend_class(cfg.kind)(cfg)
 
 
 def shared_backend(cfg: BackendConfig) -> Backend:

@@ -107,11 +107,16 @@ class Timer:
 
 
 class Backend(ABC):
-    kind: str = "backend"
+    kind: str = "backend"  # its key in synth.backends.BACKENDS and the value of BackendConfig.kind
 
     def __init__(self, cfg: BackendConfig) -> None:
         self.cfg = cfg
         self.usage = Usage()
+
+    @classmethod  # noqa: B027 (an optional hook)
+    def check_config(cls, cfg: BackendConfig) -> None:
+        """Raise, on the driver and before any worker starts, when this backend cannot work with `cfg` (a
+        missing model, a malformed URL); cheap: loads nothing."""
 
     @property
     def batch_size(self) -> int:
@@ -146,7 +151,7 @@ class Backend(ABC):
         texts = [m["content"] for m in messages] + ([continuation] if continuation else [])
         return sum(len(t.encode("utf-8")) for t in texts)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook)
         """Release the model or connections."""
 
 

@@ -10,8 +10,15 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from synth.backends.base import (Backend, BackendUnavailable, Completion, ContinuationScore, Messages, Timer,
-                                 suffix_score)
+from synth.backends.base import (
+    Backend,
+    BackendUnavailable,
+    Completion,
+    ContinuationScore,
+    Messages,
+    Timer,
+    suffix_score,
+)
 from synth.config import BackendConfig, Sampling
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -58,6 +65,11 @@ def prompt_logprob_entries(prompt_logprobs: list) -> list[tuple[str, float, int 
 
 class OpenAIBackend(Backend):
     kind = "openai"
+
+    @classmethod
+    def check_config(cls, cfg: BackendConfig) -> None:
+        if not cfg.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"backend.base_url must be an http(s) URL, got {cfg.base_url!r}")
 
     def __init__(self, cfg: BackendConfig):
         super().__init__(cfg)

@@ -55,6 +55,10 @@ STOP_TAIL = 32  # tokens decoded when looking for a stop string
 class TransformersBackend(Backend):
     kind = "transformers"
 
+    @classmethod
+    def check_config(cls, cfg: BackendConfig) -> None:
+        resolve_model_path(cfg.model, cfg.gguf_file)
+
     def __init__(self, cfg: BackendConfig):
         super().__init__(cfg)
         import torch
@@ -69,7 +73,8 @@ class TransformersBackend(Backend):
         self.model = AutoModelForCausalLM.from_pretrained(self.directory, dtype=dtype, **kwargs).to(cfg.device)
         self.model.eval()
         self._id = model_fingerprint(self.directory, self.gguf_file)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
         self.end_ids = self._end_token_ids()
         self._tokenizer_lock = threading.Lock()  # the server counts prompt tokens in its connection threads
         self._longest_token: int | None = None

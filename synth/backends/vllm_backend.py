@@ -76,6 +76,10 @@ def _import_vllm():
 class VLLMBackend(Backend):
     kind = "vllm"
 
+    @classmethod
+    def check_config(cls, cfg: BackendConfig) -> None:
+        resolve_model_path(cfg.model, cfg.gguf_file)
+
     def __init__(self, cfg: BackendConfig):
         super().__init__(cfg)
         vllm = _import_vllm()

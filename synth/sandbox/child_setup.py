@@ -1,5 +1,5 @@
-"""What every sandboxed program run starts from, shared by the runs (synth/sandbox.py) and the isolation probe
-(synth/isolation.py): the boot script, and the set-up of the child process between fork and exec (a reaper
+"""What every sandboxed program run starts from, shared by the runs (synth/sandbox/run.py) and the isolation probe
+(synth/sandbox/isolation.py): the boot script, and the set-up of the child process between fork and exec (a reaper
 that outlives bwrap, the run's cgroup, its capped tmpfs, rlimits, the uid drop, the process limit)."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import ctypes
 import os
 import resource
 
-from synth import run_limits, run_mounts
 from synth.config import SandboxLimits
+from synth.sandbox import run_limits, run_mounts
 
-BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_boot.py")
+BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot.py")
 BWRAP_PROCESSES = 2  # bwrap's own process and the namespace's init, counted by the process limits
 _PR_SET_CHILD_SUBREAPER = 36
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded now: the child only calls it

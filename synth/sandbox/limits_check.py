@@ -1,4 +1,5 @@
-"""The probe's checks of the limits that hold for a whole run (synth/run_limits.py, synth/run_mounts.py), from
+"""The probe's checks of the limits that hold for a whole run (synth/sandbox/run_limits.py,
+synth/sandbox/run_mounts.py), from
 the host and from inside. Each returns the layers it saw hold, or raises SandboxUnavailable naming the limit
 that does not and how to get it: no program runs with a limit missing.
 
@@ -10,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from synth import run_limits, run_mounts
 from synth.config import SandboxLimits
-from synth.sandbox_errors import SandboxUnavailable
+from synth.sandbox import run_limits, run_mounts
+from synth.sandbox.errors import SandboxUnavailable
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 INSIDE = {"work": "/work", "tmp": "/tmp", "shm": "/dev/shm"}

@@ -2,7 +2,7 @@
 
 datatrove keeps one word tokenizer per language (`load_word_tokenizer`, lru-cached) and every filter, its
 statistics and MinHash call its `word_tokenize`. Here that method becomes, on the instance:
-- curation/spacy_words.py's split (spaCy's own rules run without building a spaCy Doc or importing spaCy, chunk
+- curation/fast/spacy_words.py's split (spaCy's own rules run without building a spaCy Doc or importing spaCy, chunk
   tokens remembered up to `max_words` per language and process; about 250 bytes a chunk, so ~50 MB at the
   default), where the tokenizer is a plain `spacy.blank` one; datatrove's own split elsewhere;
 - shared by the filters of one document: Gopher repetition, Gopher quality and FineWeb quality all split the same
@@ -41,13 +41,13 @@ def _datatrove_tokenizer(language: str):
 
 
 def _fast_split(tokenizer, original, max_words: int):
-    """curation/spacy_words.py's split for a plain `spacy.blank` tokenizer of datatrove's, from its rules
-    (curation/spacy_rules.py: no spaCy import once they are saved); else None (ja splits its text by bytes
+    """curation/fast/spacy_words.py's split for a plain `spacy.blank` tokenizer of datatrove's, from its rules
+    (curation/fast/spacy_rules.py: no spaCy import once they are saved); else None (ja splits its text by bytes
     first, zh and vi use segmenters)."""
     from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
-    from curation.spacy_rules import datatrove_rules
-    from curation.spacy_words import SpacyWordSplit
+    from curation.fast.spacy_rules import datatrove_rules
+    from curation.fast.spacy_words import SpacyWordSplit
 
     if type(tokenizer) is not SpaCyTokenizer or tokenizer.config is not None:
         return None
@@ -87,7 +87,7 @@ def remembered_chunks(language: str) -> int:
 
 
 def sentence_counter(language: str):
-    """The installed split's `sentence_count` for `language` (see curation/spacy_words.py), or None."""
+    """The installed split's `sentence_count` for `language` (see curation/fast/spacy_words.py), or None."""
     tokenizer = _datatrove_tokenizer(language)
     current = tokenizer.__dict__.get("word_tokenize") if tokenizer is not None else None
     inner = getattr(current, "inner", None)

@@ -2,7 +2,7 @@
 processes need not import spaCy.
 
 Importing spaCy and building `spacy.blank(lang)` costs each worker process 2-3 seconds, as much as a few hundred
-pages of work. The split (curation/spacy_words.py) needs only the tokenizer's regexes, its special cases, the
+pages of work. The split (curation/fast/spacy_words.py) needs only the tokenizer's regexes, its special cases, the
 special-case matcher's patterns and the sentencizer's punctuation marks. They are read from spaCy once and written
 to a JSON file in assay's cache folder (`ASSAY_CACHE_DIR`, else ~/.cache/assay), named by the language and the
 spaCy and datatrove versions; later processes read that file. Where the folder cannot be written, each process

@@ -1,14 +1,14 @@
 """Runs untrusted Python (model-written solutions, answer programs) in an OS-enforced sandbox.
 
-The isolation is the kernel's, applied by bubblewrap and checked before the first run (synth/isolation.py):
+The isolation is the kernel's, applied by bubblewrap and checked before the first run (synth/sandbox/isolation.py):
 user, PID, network, mount, IPC and UTS namespaces; a read-only view of only the interpreter; private tmpfs
 as /work, /tmp and /dev/shm, capped in bytes and files; a seccomp filter; no capabilities; a fresh uid per
 run when we are root; nothing outlives a run, and nothing of it is left unreaped. Limits that hold for the
 whole run, not per process: its memory (tmpfs and kernel objects included), processes and CPU share, in a
 cgroup of its own where the machine offers one, else rlimits whose product is the bound
-(synth/run_limits.py). On top: per-process rlimits (CPU seconds, address space, largest file written, open
-files), stdout and stderr as pipes read with a cap (synth/sandbox_wait.py), a wall-clock timeout, and an
-audit-hook tripwire (synth/sandbox_boot.py) that turns plain attempts into a readable `blocked` status.
+(synth/sandbox/run_limits.py). On top: per-process rlimits (CPU seconds, address space, largest file written, open
+files), stdout and stderr as pipes read with a cap (synth/sandbox/wait.py), a wall-clock timeout, and an
+audit-hook tripwire (synth/sandbox/boot.py) that turns plain attempts into a readable `blocked` status.
 
 It fails closed: when a layer cannot be applied, `run_python` raises SandboxUnavailable (naming the layer
 and the fix) and runs nothing. The only way past is the loudly named `unsafe_no_isolation` setting, whose
@@ -26,10 +26,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from synth import isolation, run_limits, run_mounts, sandbox_wait
-from synth.child_setup import BOOT, BWRAP_PROCESSES, child_setup
 from synth.config import SandboxLimits
-from synth.sandbox_errors import SandboxUnavailable
+from synth.sandbox import isolation, run_limits, run_mounts
+from synth.sandbox import wait as sandbox_wait
+from synth.sandbox.child_setup import BOOT, BWRAP_PROCESSES, child_setup
+from synth.sandbox.errors import SandboxUnavailable
 
 UNISOLATED_LAYERS = [isolation.UNSAFE, "rlimits", "timeout", "audit_hook", "private_workdir"]
 

@@ -18,9 +18,14 @@ import re
 import unicodedata
 
 import numpy as np
-from datatrove.utils.text import (MONTHS_PATTERN, NUMBERS_PATTERN, PUNCTUATION_TRANS, WEEKDAYS_PATTERN,
-                                  WHITESPACE_PATTERN, TextNormConfig)
-
+from datatrove.utils.text import (
+    MONTHS_PATTERN,
+    NUMBERS_PATTERN,
+    PUNCTUATION_TRANS,
+    WEEKDAYS_PATTERN,
+    WHITESPACE_PATTERN,
+    TextNormConfig,
+)
 
 _PUNCTUATION = re.compile("[" + "".join(re.escape(chr(k)) for k in sorted(PUNCTUATION_TRANS)) + "]")
 assert set(PUNCTUATION_TRANS.values()) == {ord(" ")}, "datatrove's table maps every punctuation mark to a space"

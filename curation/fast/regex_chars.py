@@ -2,7 +2,7 @@
 
 spaCy's tokenizer asks three large regexes (prefixes, suffixes, infixes) about every new chunk of text; most
 chunks start, end and are made of characters none of them can consume. Knowing the characters a match can begin
-(or end) with lets curation/spacy_words.py skip a search whose answer is certain, and so give the same tokens.
+(or end) with lets curation/fast/spacy_words.py skip a search whose answer is certain, and so give the same tokens.
 The sets are worked out from Python's parse of the pattern (`re._parser`) and err only towards too many
 characters: zero-width assertions are looked through, and anything not understood (categories such as `\\w`,
 negated sets, any-character, backreferences, case-insensitive matching, a match that may be empty) gives None,

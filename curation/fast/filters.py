@@ -5,13 +5,13 @@ subclasses datatrove's filter, so it takes the same arguments with the same defa
 following datatrove's code rule by rule, in the same order, with the same reasons. What differs is how a
 statistic is computed, never its value:
 - words come from datatrove's `split_into_words`, as in datatrove (assay's split is installed under it:
-  curation/word_cache.py);
-- Gopher repetition's n-gram statistics come from curation/ngram_stats.py (hashes first, strings only for
+  curation/fast/word_cache.py);
+- Gopher repetition's n-gram statistics come from curation/fast/ngram_stats.py (hashes first, strings only for
   n-grams that may repeat);
 - Gopher quality checks each distinct word once, with str methods that decide as datatrove's per-character loops;
 - C4 quality counts sentences only when fewer lines are kept than the sentences it asks for: every kept line holds
   at least one sentence, so with enough lines the count is not needed; when it is, assay's split counts what
-  spaCy's sentencizer would (curation/spacy_words.py), datatrove's `split_into_sentences` where it cannot.
+  spaCy's sentencizer would (curation/fast/spacy_words.py), datatrove's `split_into_sentences` where it cannot.
 Tests run datatrove's filters and these over every page of the quality and sample corpora and compare decisions,
 reasons and the text C4 keeps.
 """
@@ -19,14 +19,19 @@ from __future__ import annotations
 
 from collections import Counter
 
-from datatrove.pipeline.filters.c4_filters import (CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS,
-                                                   C4QualityFilter)
+from datatrove.pipeline.filters.c4_filters import (
+    CITATION_REGEX,
+    ELLIPSIS,
+    END_PUNCTUATION,
+    POLICY_SUBSTRINGS,
+    C4QualityFilter,
+)
 from datatrove.pipeline.filters.gopher_quality_filter import GopherQualityFilter
 from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter, find_duplicates
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences, split_into_words
 
-from curation.ngram_stats import NgramStats
-from curation.word_cache import sentence_counter
+from curation.fast.ngram_stats import NgramStats
+from curation.fast.word_cache import sentence_counter
 
 _PUNCTUATION_CHARS = "".join(sorted(PUNCTUATION_SET))  # every member is one character
 
@@ -173,8 +178,3 @@ def _sentences(line: str, language: str) -> int:
     count = sentence_counter(language)
     found = count(line) if count is not None else None
     return found if found is not None else len(split_into_sentences(line, language))
-
-
-#: assay's classes for the filters it computes statistics for itself; others are datatrove's own
-FAST_CLASSES = {"gopher_repetition": FastGopherRepetition, "gopher_quality": FastGopherQuality,
-                "c4_quality": FastC4Quality}

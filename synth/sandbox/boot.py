@@ -1,10 +1,11 @@
-"""Runs inside the sandbox child (`python -I -S sandbox_boot.py WORKDIR PROGRAM tripwire|no-tripwire
+"""Runs inside the sandbox child (`python -I -S boot.py WORKDIR PROGRAM tripwire|no-tripwire
 STARTED_FD [ARGS]`): it writes one byte to STARTED_FD as soon as it runs (the sandbox is set up).
 
-The OS does the isolating (synth/isolation.py). This file adds a second tripwire, so that a plain attempt
+The OS does the isolating (synth/sandbox/isolation.py). This file adds a second tripwire, so that a plain attempt
 fails with a readable SandboxViolation instead of an obscure OS error: an audit hook (PEP 578; it cannot be
 removed once added) that refuses sockets, process creation, ctypes, frame and gc hook-frame introspection and
-tracing, and file writes outside WORKDIR and TMPDIR or reads outside those and the standard library. Its state lives in the hook's
+tracing, and file writes outside WORKDIR and TMPDIR or reads outside those and the standard library. Its state lives in
+the hook's
 closure, not in module globals, and the program runs in a fresh `__main__` module, so it cannot switch the
 hook off by patching this file's names. This file only uses the standard library.
 """

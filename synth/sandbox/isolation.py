@@ -3,10 +3,10 @@
 Each program runs under bubblewrap (`bwrap`) in new user, PID, network, mount, IPC and UTS namespaces:
 * the file system is a fresh tmpfs holding only a read-only view of what the interpreter needs (its binary,
   its standard library, the shared libraries those load) plus the run's tmpfs at /work, /tmp and /dev/shm,
-  capped in bytes and files (synth/run_mounts.py); /dev is read-only with five device nodes; no host
+  capped in bytes and files (synth/sandbox/run_mounts.py); /dev is read-only with five device nodes; no host
   /proc, /etc, /home or anything else;
 * the network namespace is empty (a down loopback); sockets are also denied by the seccomp filter
-  (synth/seccomp.py), along with ptrace, mounts, namespaces, keyrings, BPF, io_uring and module loading;
+  (synth/sandbox/seccomp.py), along with ptrace, mounts, namespaces, keyrings, BPF, io_uring and module loading;
 * the PID namespace's init is bwrap's reaper, which dies with its parent (`--die-with-parent`): when the run
   ends, or is killed, the kernel kills everything left in the namespace, so nothing outlives a run;
 * as root, each run gets its own unprivileged uid (a fresh random one), so runs cannot signal, trace or
@@ -14,9 +14,9 @@ Each program runs under bubblewrap (`bwrap`) in new user, PID, network, mount, I
   callers run under their own uid, mapped inside a user namespace, with no capabilities.
 
 `verified_isolation()` runs a probe program under the exact command real runs use, with the limits every run
-gets for its whole (synth/run_limits.py: a cgroup, or rlimits whose product is the bound), and checks, from
+gets for its whole (synth/sandbox/run_limits.py: a cgroup, or rlimits whose product is the bound), and checks, from
 the host's side (/proc of the probe process) and from inside, that each layer and limit was applied
-(synth/limits_check.py); any that is missing raises SandboxUnavailable naming it and what to do. Its result
+(synth/sandbox/limits_check.py); any that is missing raises SandboxUnavailable naming it and what to do. Its result
 is cached per process.
 """
 from __future__ import annotations
@@ -36,8 +36,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from synth import limits_check, run_limits, run_mounts, sandbox_wait, seccomp
-from synth.sandbox_errors import SandboxUnavailable
+from synth.sandbox import limits_check, run_limits, run_mounts, seccomp
+from synth.sandbox import wait as sandbox_wait
+from synth.sandbox.errors import SandboxUnavailable
 
 BWRAP_ENV = "ASSAY_SANDBOX_BWRAP"  # path of bwrap when it is not on PATH
 WORK, TMP, SHM, SANDBOX = "/work", "/tmp", "/dev/shm", "/sandbox"  # paths inside the sandbox
@@ -166,7 +167,7 @@ def bwrap_command(iso_bwrap: str, view: View, *, status_fd: int, seccomp_fd: int
                   program_fd: int, boot_fd: int, started_fd: int, tripwire: bool) -> list[str]:
     """The bubblewrap command line for one run. The program and the boot script come in through file
     descriptors (copied into read-only files), so no host path has to be visible to the run's uid. /work, /tmp
-    and /dev/shm are the run's capped tmpfs (synth/run_mounts.py: `mounts` names their host folders); /dev is
+    and /dev/shm are the run's capped tmpfs (synth/sandbox/run_mounts.py: `mounts` names their host folders); /dev is
     a folder of the read-only root holding only DEVICES, not bwrap's `--dev`, an unsized tmpfs."""
     cmd = [iso_bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
            "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
@@ -291,7 +292,8 @@ def _check_host_side(pid: int, uid: int | None) -> list[str]:
     for kind in NAMESPACES:
         if _namespace(pid, kind) == _namespace("self", kind):
             raise SandboxUnavailable(f"{kind}ns", f"the probe ran in the host's {kind} namespace",
-                                     "check that bwrap works here: `bwrap --unshare-all --dev /dev --ro-bind / / true`; "
+                                     "check that bwrap works here: `bwrap --unshare-all --dev /dev --ro-bind / / "
+                                     "true`; "
                                      "enable user namespaces (sysctl user.max_user_namespaces > 0, and "
                                      "kernel.unprivileged_userns_clone=1 where that sysctl exists)")
         layers.append(f"{kind}ns")
@@ -333,7 +335,8 @@ def _check_inside(report: dict, view: View, accepted: list) -> list[str]:
                                  "check that bwrap --unshare-net works here")
     for name in ("ptrace", "unshare"):
         if report[f"{name}_errno"] != 1:  # EPERM from the filter
-            raise SandboxUnavailable("seccomp", f"{name} was not denied by the filter (errno {report[f'{name}_errno']})",
+            errno = report[f"{name}_errno"]
+            raise SandboxUnavailable("seccomp", f"{name} was not denied by the filter (errno {errno})",
                                      "use a kernel with seccomp filters")
     return ["readonly_view", "private_tmpfs", "no_network"]
 
@@ -342,8 +345,8 @@ def probe(bwrap: str, view: View, uid: int | None,
           hierarchy: run_limits.Hierarchy | None) -> list[str]:
     """Run the probe under the real command, with the run-wide limits every run gets; the layers that hold,
     or SandboxUnavailable for the first that does not."""
-    from synth.child_setup import BOOT, BWRAP_PROCESSES, child_setup  # the same boot and set-up as every run
     from synth.config import SandboxLimits
+    from synth.sandbox.child_setup import BOOT, BWRAP_PROCESSES, child_setup  # the same boot and set-up as every run
 
     limits = SandboxLimits(wall_seconds=30)
     canary = os.path.join(tempfile.gettempdir(), f"assay-canary-{secrets.token_hex(8)}")
@@ -473,7 +476,7 @@ def verified_isolation() -> Isolation:
         raise SandboxUnavailable("bubblewrap", "no bwrap program found", INSTALL_HINT)
     if not seccomp.supported():
         raise SandboxUnavailable("seccomp", f"no syscall table for machine {platform.machine()!r}",
-                                 "run on x86_64 or aarch64, or add its table to synth/seccomp.py")
+                                 "run on x86_64 or aarch64, or add its table to synth/sandbox/seccomp.py")
     as_root = os.geteuid() == 0
     key = (bwrap, as_root, sys.executable)
     with _LOCK:

@@ -26,15 +26,15 @@ import unicodedata
 from collections.abc import Callable
 from itertools import chain
 
-from curation.regex_chars import Alternatives, anchored, edge_chars
-from curation.spacy_rules import TokenizerRules
+from curation.fast.regex_chars import Alternatives, anchored, edge_chars
+from curation.fast.spacy_rules import TokenizerRules
 
 _SEPARATORS = re.compile(r"\s+")  # for str, `\s` is `str.isspace`, the whitespace `str.split()` splits on
 _CHUNKS = re.compile(r"\S+")
 
 
 def _edge_of(pattern: re.Pattern | None, start: bool | None) -> frozenset[str] | None:
-    """From curation/regex_chars.py: the first characters of an anchored-at-start pattern (start=True), the last
+    """From curation/fast/regex_chars.py: the first characters of an anchored-at-start pattern (start=True), the last
     characters of an anchored-at-end one (start=False), the first characters anywhere (start=None); None where
     that is not known."""
     if pattern is None or (start is not None and not anchored(pattern, at_end=not start)):
@@ -43,7 +43,7 @@ def _edge_of(pattern: re.Pattern | None, start: bool | None) -> frozenset[str] |
 
 
 class SpacyWordSplit:
-    """text -> spaCy's non-whitespace tokens, for the tokenizer `rules` describe (curation/spacy_rules.py);
+    """text -> spaCy's non-whitespace tokens, for the tokenizer `rules` describe (curation/fast/spacy_rules.py);
     `whole_text` (datatrove's own word split) takes the texts spaCy's rules are not followed for here. At most
     `max_words` chunks are remembered."""
 

@@ -29,8 +29,7 @@ class _Decide(beam.DoFn):
         score = result.inference
         c, column = self.counters, self.cfg.column
         nbytes = utf8_len(doc.text)
-        c.docs_in.inc()
-        c.bytes_in.inc(nbytes)
+        c.seen(nbytes)
         if isinstance(score, str):
             c.rejected("score_error", nbytes)
             yield TaggedOutput(REJECTED, Rejection.of(doc, self.cfg.stage_name, "score_error", detail=score))
@@ -40,8 +39,7 @@ class _Decide(beam.DoFn):
             yield TaggedOutput(REJECTED, Rejection.of(doc, self.cfg.stage_name, "below_threshold",
                                                       **{column: score, "threshold": self.threshold}))
             return
-        c.docs_out.inc()
-        c.bytes_out.inc(nbytes)
+        c.kept(nbytes)
         yield doc.with_meta(**{column: score})
 
 
