@@ -281,3 +281,24 @@ def test_a_rerun_after_sigkill_reuses_the_finished_files_and_gives_identical_out
             p.name: p.read_bytes() for p in (tmp_path / "reference" / sub).iterdir()}
     assert {**result.funnel, "seconds": 0} == {**reference.funnel, "seconds": 0}
     assert not (out / ".resume").exists()
+
+
+def test_a_planted_resume_unit_cannot_run_code(tmp_path):
+    import pickle
+
+    import zstandard
+
+    from curation.document import Document
+    from pipelines.job.resume import unit_is_whole
+
+    class Planted:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    good = tmp_path / "good.unit"
+    good.write_bytes(zstandard.ZstdCompressor().compress(
+        pickle.dumps((False, Document(id="a", text="t"))) + pickle.dumps(("counters", {"read|docs_in": 1}))))
+    assert unit_is_whole(str(good))
+    planted = tmp_path / "planted.unit"
+    planted.write_bytes(zstandard.ZstdCompressor().compress(pickle.dumps((False, Planted()))))
+    assert not unit_is_whole(str(planted)) and not (tmp_path / "ran").exists()  # refused, so read again
