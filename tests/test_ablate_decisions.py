@@ -125,3 +125,11 @@ def test_report_from_cell_files_shows_decisions_snr_and_speed(tmp_path):
     assert "no decision" in md and "| ref.bits_per_byte | xs |" in md
     assert "1002" in md  # tokens/s of seed 2's cells
     assert os.path.isfile(tmp_path / "report.json")
+
+
+def test_per_token_losses_are_not_decided_on_unless_primary():
+    from pipelines.ablate.decisions import decided_metrics
+
+    metrics = ["mmlu.acc", "mmlu.prob_correct", "ref.bits_per_byte", "ref.loss", "train.loss"]
+    assert decided_metrics(metrics, "ref.bits_per_byte") == ["ref.bits_per_byte", "mmlu.acc", "mmlu.prob_correct"]
+    assert decided_metrics(metrics, "ref.loss")[0] == "ref.loss"

@@ -11,6 +11,15 @@ from typing import Any
 from pipelines.ablate.plan import higher_is_better
 from pipelines.ablate.stats import decide, rank, rank_agreement, signal_to_noise
 
+#: metrics comparable across recipes whose tokenizers differ (each recipe's mix trains its own): bits per byte and
+#: cloze task scores. Per-token losses (SET.loss, train.loss) are not; they are decided on only as the primary.
+COMPARABLE = ("bits_per_byte", "acc", "acc_norm", "prob_correct")
+
+
+def decided_metrics(metrics: list[str], primary: str) -> list[str]:
+    """The metrics the report decides on: the primary first, then every comparable one."""
+    return [primary] + [m for m in metrics if m != primary and m.rsplit(".", 1)[-1] in COMPARABLE]
+
 
 def cell_cost(result: dict) -> dict[str, float]:
     """{cpu_hours, flops, tokens_per_second} of one finished cell: its wall time (training and evaluation) times

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from groundwork.atomic import write_json_atomic, write_text_atomic
-from pipelines.ablate.decisions import cell_speeds, metric_decisions
+from pipelines.ablate.decisions import cell_speeds, decided_metrics, metric_decisions
 from pipelines.ablate.lineage import LINEAGE_KEYS, short
 from pipelines.ablate.plan import higher_is_better
 from pipelines.ablate.runner import RESULT_FILE, STATUS_FILE
@@ -111,7 +111,7 @@ def build_report(output: str) -> dict[str, Any]:
         "plan": plan.get("name", ""), "output": output, "primary_metric": primary, "higher_is_better": hib,
         "recipes": recipes, "sizes": sizes, "rows": rows, "rankings": rankings, "separation": separation,
         "ranking_agreement": agreement,
-        "decisions": [metric_decisions(by, recipes, sizes, m) for m in [primary] + [m for m in metrics if m != primary]],
+        "decisions": [metric_decisions(by, recipes, sizes, m) for m in decided_metrics(metrics, primary)],
         "cells": cell_speeds(by),
         "scaling": {r: (vars(f) if f else None) for r, f in fits.items()},
         "unavailable": status.get("unavailable", {}), "failed": status.get("failed", {}),
@@ -205,7 +205,8 @@ def render_decisions(decisions: list[dict]) -> list[str]:
            "Per metric and size: SNR = std of the recipe means / mean of the recipes' seed std (Signal and Noise, "
            "Heineman et al. 2025); best recipe by mean; difference best - other with its 95% Welch interval: "
            "**decided** when the interval excludes 0, else **no decision**. Cost: CPU-hours (wall time x torch "
-           "threads) and 6ND FLOPs of the cells compared (all seeds of both recipes).", "",
+           "threads) and 6ND FLOPs of the cells compared (all seeds of both recipes). Per-token losses are left out "
+           "(each recipe has its own tokenizer); ties are ordered by name.", "",
            "| metric | size | SNR | best | vs | best - other | 95% interval | decision | CPU-h | FLOPs |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     agreement = []
