@@ -6,7 +6,8 @@
 #                         corpus's train sources, the quality corpus's train split) and neutral reference text
 #   out/proof/unfiltered  assay run plans/proof/curate_unfiltered.toml  (text extraction only)
 #   out/proof/scored      assay run plans/proof/curate_scored.toml      (heuristics + dedup, classifier columns)
-# then `assay ablate` of the plan (a rerun resumes; extra arguments go to it, e.g. --dry-run).
+# then `assay ablate` of the plan (a rerun resumes; extra arguments go to it, e.g. --dry-run). Cells whose pools
+# were rebuilt with other data are rerun (their config hash includes the pools' fingerprint).
 # SMOKE=1: a corpus of 20 pages per source and plans/ablate_proof_smoke.toml (a few minutes; decides nothing).
 # CLONES: the folder of clones named owner+name (default /work/.mirror); PAGES: pages per source (default 600).
 set -euo pipefail
@@ -16,10 +17,11 @@ PY=${PYTHON:-.venv/bin/python}
 CLONES=${CLONES:-/work/.mirror}
 P=out/proof
 if [ "${SMOKE:-0}" = 1 ]; then
-  PAGES=${PAGES:-20}; PLAN=${PLAN:-plans/ablate_proof_smoke.toml}; CORPUS_ARGS=(--no-quality)
+  PAGES=${PAGES:-20}; PLAN=${PLAN:-plans/ablate_proof_smoke.toml}; CORPUS_ARGS=(--no-quality); RESULT=out/ablate/proof-smoke
 else
-  PAGES=${PAGES:-600}; PLAN=${PLAN:-plans/ablate_proof.toml}; CORPUS_ARGS=()
+  PAGES=${PAGES:-600}; PLAN=${PLAN:-plans/ablate_proof.toml}; CORPUS_ARGS=(); RESULT=out/ablate/proof
 fi
+if [ "${FRESH:-0}" = 1 ]; then rm -rf "$RESULT"; fi
 want="{\"max_pages\": $PAGES, \"quality\": $([ ${#CORPUS_ARGS[@]} = 0 ] && echo true || echo false)}"
 have=$($PY -c 'import json,sys; b=json.load(open(sys.argv[1])); print(json.dumps({"max_pages": b["max_pages"], "quality": b["quality"]}))' \
        "$P/corpus/build.json" 2>/dev/null || echo none)
