@@ -130,12 +130,12 @@ def _cell_job(job: tuple, tasks: list | None = None, log: Callable[[str], None] 
         return cell.key, reason
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, workers: int) -> None:
+    """A cell worker's torch threads: the plan's, or (0) the machine's cores shared out, never oversubscribed."""
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
-        torch.set_num_interop_threads(1)
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // workers))
+    torch.set_num_interop_threads(1)
 
 
 def _worker_log(message: str) -> None:
@@ -155,9 +155,10 @@ def _run_parallel(jobs: list[tuple], workers: int, log: Callable[[str], None]):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     plan = jobs[0][0]
-    log(f"running {len(jobs)} cells, {workers} at a time, {plan.torch_threads or 'default'} torch thread(s) each")
+    threads = plan.torch_threads or max(1, (os.cpu_count() or 1) // workers)
+    log(f"running {len(jobs)} cells, {workers} at a time, {threads} torch thread(s) each")
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_init, initargs=(plan.torch_threads,)) as pool:
+                             initializer=_worker_init, initargs=(plan.torch_threads, workers)) as pool:
         futures = {pool.submit(_worker_job, job): job[2].key for job in jobs}
         for future in as_completed(futures):
             try:
