@@ -31,6 +31,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_quality_corpus as quality  # noqa: E402  (the doc cache, reserved-source refusal)
@@ -59,7 +60,7 @@ def doc_pages(x: Path, max_pages: int) -> dict[str, list[sample.Page]]:
             if not body.strip() or len(body) > MAX_PAGE_BYTES or b"\x00" in body:
                 continue
             rel = str(path.relative_to(root))
-            pages.append(sample.Page(url=f"https://{package}.docs.invalid/{rel}", category="doc",
+            pages.append(sample.Page(url=f"https://{package}.docs.invalid/{quote(rel)}", category="doc",
                                      source_package=package, licence="see the package's copyright file",
                                      language="", body=body, charset=sample.html_charset(body), source_path=rel))
             if max_pages and len(pages) >= max_pages:
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     inputs = [str(pages_dir)]
     if not args.no_quality:
         quality.main(["--split", "train", "--cache", str(args.cache), "--out", str(args.out / "quality")])
-        inputs.append(str(args.out / "quality" / "train"))
+        inputs.append(str(args.out / "quality" / "train" / "*.warc.gz"))  # not its manifest.jsonl
     reference, ref_commits = reference_texts(args.clones, args.out, args.max_pages)
     record = {"built_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "max_pages": args.max_pages, "quality": not args.no_quality, "inputs": inputs,
