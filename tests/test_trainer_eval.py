@@ -160,3 +160,19 @@ def test_a_model_is_scored_on_another_folders_heldout_sets_with_the_shards_token
     assert result["tasks"] == {"hand": evaluate_cloze(model, tok, task, seq_len, "cpu", prefix=[eos_id(tok)])}
     run.eval.heldout = False
     assert set(evaluate_model(model, run, "cpu", tasks=[])) == set()  # nothing asked, nothing scored
+
+
+def test_cloze_prob_correct_is_the_gold_share_of_the_choices_probability(data):
+    """Uniform model: P(choice) = V^-tokens, so the gold's share among the choices is known in closed form."""
+    _, tok = data
+    vocab = tok.get_vocab_size()
+    model = _bias_only_model(torch.zeros(vocab))
+    items = [ClozeItem("Water boils at", [" one hundred degrees", " zero"], gold=0),
+             ClozeItem("Two is the only even", [" prime", " number of the divisors", " odd"], gold=2)]
+    expected = 0.0
+    for item in items:
+        n_tokens = [len(tok.encode(item.context + c).ids) - len(tok.encode(item.context).ids) for c in item.choices]
+        expected += vocab ** -n_tokens[item.gold] / sum(vocab ** -n for n in n_tokens)
+    result = evaluate_cloze(model, tok, ClozeTask("hand", items), max_len=64, device="cpu", prefix=[eos_id(tok)])
+    assert result["prob_correct"] == pytest.approx(expected / len(items))
+    assert 0 < result["prob_correct"] < 1 and result["prob_correct"] != pytest.approx(0.5 * 0.5 + 0.5 / 3)

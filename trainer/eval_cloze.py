@@ -3,7 +3,9 @@
 Task format (JSONL, one item per line):
     {"id": "q1", "context": "The capital of France is", "choices": [" Paris", " Rome"], "gold": 0}
 A choice's score is the summed log-probability of its tokens after the context. acc: the argmax choice is
-gold; acc_norm: the argmax of score / len(choice in characters) is gold. Context and choice are tokenized
+gold; acc_norm: the argmax of score / len(choice in characters) is gold; prob_correct (continuous, for small
+models whose accuracy sits at chance): the mean over items of the probability the model gives the gold choice
+among the choices, exp(score_gold) / sum of exp(score) (chance = 1 / choices). Context and choice are tokenized
 together and split where the context's tokens end (trailing spaces of the context move to the choice),
 as the harness does. Malformed lines are skipped and reported with their reason, never fatal.
 
@@ -124,7 +126,7 @@ def continuation_logprobs(model, requests: list[tuple[list[int], list[int]]], ma
 @torch.no_grad()
 def evaluate_cloze(model, tokenizer, task: ClozeTask, max_len: int, device, prefix: list[int] | None = None,
                    batch_size: int = 8) -> dict:
-    """{acc, acc_norm, items, skipped, skipped_reasons (first 5)} of a task."""
+    """{acc, acc_norm, prob_correct, items, skipped, skipped_reasons (first 5)} of a task."""
     was_training = model.training
     model.eval()
     prefix = prefix or []
@@ -139,13 +141,16 @@ def evaluate_cloze(model, tokenizer, task: ClozeTask, max_len: int, device, pref
         requests += pairs
     flat = continuation_logprobs(model, requests, max_len, device, batch_size)
     correct = correct_norm = 0
+    prob = 0.0
     for item in kept:
         scores, flat = flat[:len(item.choices)], flat[len(item.choices):]
         norm = [s / len(c) if c else float("-inf") for s, c in zip(scores, item.choices)]  # "" only after a delimiter
         correct += int(max(range(len(scores)), key=scores.__getitem__) == item.gold)
         correct_norm += int(max(range(len(norm)), key=norm.__getitem__) == item.gold)
+        prob += torch.softmax(torch.tensor(scores, dtype=torch.float64), 0)[item.gold].item()
     model.train(was_training)
     scored = len(kept)
     return {"acc": correct / scored if scored else float("nan"),
             "acc_norm": correct_norm / scored if scored else float("nan"),
+            "prob_correct": prob / scored if scored else float("nan"),
             "items": scored, "skipped": len(skipped), "skipped_reasons": skipped[:5]}

@@ -33,7 +33,7 @@ NAME_RULE = "letters, digits, '_', '-' and '.' only"
 #: TrainConfig fields the ablation sets per cell; a plan may not override them.
 RESERVED_TRAIN = ("data", "out_dir", "seed", "max_steps", "stop_after", "checkpoint_every", "keep_checkpoints",
                   "eval_every")
-HIGHER_IS_BETTER = ("acc", "acc_norm")
+HIGHER_IS_BETTER = ("acc", "acc_norm", "prob_correct")
 
 
 @dataclass
@@ -105,14 +105,28 @@ class MixSettings:
 
 @dataclass
 class EvalSet:
-    """Held-out documents of `source` matching `predicate` (DuckDB SQL), scored as loss and bits-per-byte."""
+    """Documents scored as loss and bits-per-byte, from one of two kinds of source:
+    - `source` (+ `predicate`, DuckDB SQL): a curation output; its documents that the mix's held-out rule sets
+      aside, so no recipe drawing from that source trains on them (the filters did judge that source);
+    - `text`: reference text kept out of every recipe's pools (neutral: no filter ever judged it): a .txt/.md
+      file (one document), a .jsonl file (one {"text": ...} per line) or a folder of those. Every document is
+      scored (up to eval.max_docs), and the run refuses the plan if any recipe's pool holds one of them."""
 
     source: str = ""
     predicate: str = "true"
+    text: str = ""
 
     def __post_init__(self) -> None:
-        if not self.source:
-            raise FieldError("source", "required: a curation output or folder of Parquet shards")
+        if bool(self.source) == bool(self.text):
+            raise FieldError("source", "give exactly one of `source` (a curation output or folder of Parquet "
+                             "shards) or `text` (reference text kept out of every pool: .txt/.md/.jsonl file or "
+                             "folder)")
+        if self.text and self.predicate != "true":
+            raise FieldError("predicate", "applies to `source` sets only; a `text` set is scored whole")
+
+    @property
+    def neutral(self) -> bool:
+        return bool(self.text)
 
 
 @dataclass
@@ -144,6 +158,9 @@ class Plan:
     # torch CPU threads while the plan runs; 0 = torch's default. Tiny proxies on a busy 2-core machine run
     # many times faster on 1 thread (no spin-waiting between threads); results do not depend on it.
     torch_threads: int = 0
+    # cells trained at once, each in its own process with torch_threads threads (mixes are built first, one at
+    # a time); on a 2-core machine 2 x 1 thread keeps both cores busy with tiny proxies
+    parallel_cells: int = 1
     recipes: dict[str, RecipeRef] = field(default_factory=dict)
     sizes: list[SizeSpec] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=dict)  # trainer [train] overrides shared by every cell
@@ -155,6 +172,8 @@ class Plan:
             raise FieldError("name", f"{NAME_RULE}, got {self.name!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise FieldError("seeds", f"give distinct non-negative integers, e.g. [0, 1, 2]; got {self.seeds}")
+        if self.parallel_cells < 1:
+            raise FieldError("parallel_cells", f"cells trained at once, must be >= 1, got {self.parallel_cells}")
         if self.torch_threads < 0:
             raise FieldError("torch_threads", f"must be >= 0 (0 = torch's default), got {self.torch_threads}")
         for name in self.recipes:

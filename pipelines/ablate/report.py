@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from groundwork.atomic import write_json_atomic, write_text_atomic
+from pipelines.ablate.decisions import cell_speeds, decided_metrics, metric_decisions
 from pipelines.ablate.lineage import LINEAGE_KEYS, short
 from pipelines.ablate.plan import higher_is_better
 from pipelines.ablate.runner import RESULT_FILE, STATUS_FILE
@@ -110,6 +111,8 @@ def build_report(output: str) -> dict[str, Any]:
         "plan": plan.get("name", ""), "output": output, "primary_metric": primary, "higher_is_better": hib,
         "recipes": recipes, "sizes": sizes, "rows": rows, "rankings": rankings, "separation": separation,
         "ranking_agreement": agreement,
+        "decisions": [metric_decisions(by, recipes, sizes, m) for m in decided_metrics(metrics, primary)],
+        "cells": cell_speeds(by),
         "scaling": {r: (vars(f) if f else None) for r, f in fits.items()},
         "unavailable": status.get("unavailable", {}), "failed": status.get("failed", {}),
         "labels": status.get("labels", {}),
@@ -158,6 +161,7 @@ def render_markdown(report: dict) -> str:
     taus = ", ".join(f"{s}: {t:.2f}" for s, t in agr["kendall_tau_vs_largest"].items())
     out += ["", f"Ranking {'agrees' if agr['agree'] else 'does NOT agree'} across sizes"
             + (f" (Kendall tau vs the largest size: {taus})" if taus else "") + ".", ""]
+    out += render_decisions(report["decisions"])
     header = ("| recipe | size | params | tokens | n | mean | 95% CI | recipe hash | shards | tokenizer | code | "
               "configs |")
     rule = "|" + "---|" * 12
@@ -177,6 +181,7 @@ def render_markdown(report: dict) -> str:
             "## Every metric", "", header.replace("| recipe |", "| metric | recipe |"), rule + "---|"]
     for row in report["rows"]:
         out.append(f"| {row['metric']} " + _row(row, labels))
+    out += render_speeds(report["cells"])
     if report["unavailable"]:
         out += ["", "## Recipes that could not run", ""]
         for where, reason in report["unavailable"].items():
@@ -186,6 +191,61 @@ def render_markdown(report: dict) -> str:
         out += ["", "## Failed cells (rerun `assay ablate` to retry)", ""]
         out += [f"- `{k}`: {v}" for k, v in report["failed"].items()]
     return "\n".join(out) + "\n"
+
+
+def _num(v: float, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return "inf" if math.isinf(v) else f"{v:.{digits}f}"
+
+
+def render_decisions(decisions: list[dict]) -> list[str]:
+    """The decision table: per metric and size, the SNR, the best recipe and its difference to each other
+    recipe with the 95% Welch interval, "decided" or "no decision", and the compute the comparison cost."""
+    out = ["## Decisions", "",
+           "Per metric and size: SNR = std of the recipe means / mean of the recipes' seed std (Signal and Noise, "
+           "Heineman et al. 2025); best recipe by mean; difference best - other with its 95% Welch interval: "
+           "**decided** when the interval excludes 0, else **no decision**. Cost: CPU-hours (wall time x torch "
+           "threads) and 6ND FLOPs of the cells compared (all seeds of both recipes). Per-token losses are left out "
+           "(each recipe has its own tokenizer); ties are ordered by name.", "",
+           "| metric | size | SNR | best | vs | best - other | 95% interval | decision | CPU-h | FLOPs |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    agreement = []
+    for dec in decisions:
+        for size, d in dec["sizes"].items():
+            if not d["versus"]:
+                out.append(f"| {dec['metric']} | {size} | {_num(d['snr'])} | {d['best']} | - | - | - | "
+                           "one recipe: nothing to decide | - | - |")
+            for v in d["versus"]:
+                verdict = ("decided" if v["decided"] else "no decision")
+                out.append(f"| {dec['metric']} | {size} | {_num(d['snr'])} | {d['best']} | {v['other']} | "
+                           f"{_num(v['diff'], 4)} | [{_num(v['low'], 4)}, {_num(v['high'], 4)}] | {verdict} | "
+                           f"{_num(v['cpu_hours'], 3)} | {v['flops']:.2e} |")
+        agr = dec["agreement"]
+        if len(dec["sizes"]) > 1:
+            taus = ", ".join(f"{s}: {t:.2f}" for s, t in agr["kendall_tau_vs_largest"].items())
+            winners = {s: d["winner"] for s, d in dec["sizes"].items()}
+            agreement.append(f"- `{dec['metric']}`: sizes {'agree' if agr['agree'] else 'do NOT agree'} on the "
+                             f"ranking ({'; '.join(' > '.join(o) for o in agr['orders'].values())})"
+                             + (f", Kendall tau vs the largest: {taus}" if taus else "")
+                             + "; decided winner per size: "
+                             + ", ".join(f"{s} {w or 'none'}" for s, w in winners.items()))
+    if agreement:
+        out += ["", "Agreement across sizes (ranking by mean; the winner is named only where every comparison "
+                "is decided):", ""] + agreement
+    return out + [""]
+
+
+def render_speeds(cells: list[dict]) -> list[str]:
+    out = ["", "## Cells: speed and compute", "",
+           "| recipe | size | seed | torch threads | train tokens/s | train s | wall s | CPU-h |",
+           "|---|---|---|---|---|---|---|---|"]
+    for c in cells:
+        out.append(f"| {c['recipe']} | {c['size']} | {c['seed']} | {c['torch_threads'] or 'n/a'} | "
+                   f"{_num(c['tokens_per_second'], 0)} | {_num(c['train_seconds'], 1)} | "
+                   f"{_num(c['wall_seconds'], 1)} | "
+                   f"{_num(c['cpu_hours'], 4)} |")
+    return out
 
 
 def _row(row: dict, labels: dict) -> str:

@@ -70,7 +70,7 @@ def _run_plan(plan: Plan, output: str, log: Callable[[str], None]) -> RunSummary
     write_json_atomic(_plan_record(plan), os.path.join(output, "plan.json"))
     summary = RunSummary()
     mixes: dict[tuple[str, str], str] = {}
-    peak = None
+    todo: list[tuple[Cell, str]] = []
     for cell in cells:
         expected = json_hash(cell_config(plan, cell, eval_info))
         stored = stored_config_hash(output, cell)
@@ -96,22 +96,75 @@ def _run_plan(plan: Plan, output: str, log: Callable[[str], None]) -> RunSummary
             if built:
                 summary.mixes_built.append(folder)
                 log(f"mixed {where} -> {folder}")
-        if peak is None:
-            peak = _peak_flops(plan)
-        try:
-            _run_cell(plan, output, cell, mixes[(cell.recipe, cell.size)], eval_info, tasks, peak, log)
-            summary.ran.append(cell.key)
-        except Exception as exc:  # one failing cell must not stop the plan; the reason is kept on disk
-            reason = f"{type(exc).__name__}: {exc}"
-            write_json_atomic({"cell": cell.key, "error": reason, "at": time.time()},
-                              os.path.join(cell_dir(output, cell.recipe, cell.size, cell.seed), ERROR_FILE))
-            summary.failed[cell.key] = reason
-            log(f"cell {cell.key} failed: {reason}")
+        todo.append((cell, mixes[(cell.recipe, cell.size)]))
+    peak = _peak_flops(plan) if todo else 0.0
+    jobs = [(plan, output, cell, data, eval_info, peak) for cell, data in todo]
+    if plan.parallel_cells > 1 and len(jobs) > 1:
+        outcomes = _run_parallel(jobs, plan.parallel_cells, log)
+    else:
+        outcomes = (_cell_job(job, tasks, log) for job in jobs)
+    for key, reason in outcomes:
+        if reason is None:
+            summary.ran.append(key)
+        else:
+            summary.failed[key] = reason
     write_json_atomic({
         "unavailable": {**summary.unavailable}, "failed": summary.failed,
         "labels": {n: {"label": r.label, "needs": r.needs} for n, r in plan.recipes.items()}},
         os.path.join(output, STATUS_FILE))
     return summary
+
+
+def _cell_job(job: tuple, tasks: list | None = None, log: Callable[[str], None] = print) -> tuple[str, str | None]:
+    """Train and evaluate one cell; (cell key, None) or (cell key, the reason it failed, also kept on disk in
+    error.json). One failing cell must not stop the plan."""
+    plan, output, cell, data, eval_info, peak = job
+    try:
+        _run_cell(plan, output, cell, data, eval_info, load_tasks(plan) if tasks is None else tasks, peak, log)
+        return cell.key, None
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        write_json_atomic({"cell": cell.key, "error": reason, "at": time.time()},
+                          os.path.join(cell_dir(output, cell.recipe, cell.size, cell.seed), ERROR_FILE))
+        log(f"cell {cell.key} failed: {reason}")
+        return cell.key, reason
+
+
+def _worker_init(threads: int, workers: int) -> None:
+    """A cell worker's torch threads: the plan's, or (0) the machine's cores shared out, never oversubscribed."""
+    import torch
+
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // workers))
+    torch.set_num_interop_threads(1)
+
+
+def _worker_log(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+def _worker_job(job: tuple) -> tuple[str, str | None]:
+    return _cell_job(job, None, _worker_log)
+
+
+def _run_parallel(jobs: list[tuple], workers: int, log: Callable[[str], None]):
+    """Cells in `workers` fresh processes (spawned: no forked torch state), each with the plan's torch
+    threads; yields (key, reason) as cells finish. Mixes were built before, so workers only train and score."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    plan = jobs[0][0]
+    threads = plan.torch_threads or max(1, (os.cpu_count() or 1) // workers)
+    log(f"running {len(jobs)} cells, {workers} at a time, {threads} torch thread(s) each")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=(plan.torch_threads, workers)) as pool:
+        futures = {pool.submit(_worker_job, job): job[2].key for job in jobs}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # the worker process itself died (killed, out of memory)
+                yield futures[future], f"{type(exc).__name__}: {exc}"
 
 
 def _plan_record(plan: Plan) -> dict:
@@ -197,8 +250,13 @@ def _run_cell(plan: Plan, output: str, cell: Cell, data: str, eval_info: dict, t
     config = cell_config(plan, cell, eval_info)
     write_json_atomic({"config_hash": json_hash(config), "cell": cell.key}, os.path.join(folder, STARTED_FILE))
     log(f"training {cell.key}: {cell.params:,} parameters, {cell.steps} steps, {cell.tokens:,} tokens")
+    import torch
+
+    began = time.perf_counter()
     trained = train(run, resume=True)
+    train_seconds = time.perf_counter() - began
     tokens_per_step = plan.sequences_per_step * plan.mix.seq_len
+    began = time.perf_counter()
     evals = []
     for path in list_checkpoints(run.train.out_dir):
         step = int(load_checkpoint(path)["step"])
@@ -207,6 +265,7 @@ def _run_cell(plan: Plan, output: str, cell: Cell, data: str, eval_info: dict, t
     if not evals or evals[-1]["step"] != trained.total_steps:
         raise RuntimeError(f"training of {cell.key} stopped at step {trained.step} of {trained.total_steps}; "
                            "rerun `assay ablate` to resume it")
+    eval_seconds = time.perf_counter() - began
     curve = [{"step": r["step"], "tokens": r["tokens"], "loss": r["loss"]}
              for r in read_metrics(os.path.join(run.train.out_dir, "metrics.jsonl")) if r.get("kind") == "train"]
     manifest = ShardFolder(data).manifest
@@ -221,8 +280,11 @@ def _run_cell(plan: Plan, output: str, cell: Cell, data: str, eval_info: dict, t
         "lineage": {"recipe_hash": manifest["recipe_hash"], "manifest_fingerprint": manifest["fingerprint"],
                     "tokenizer_hash": manifest["tokenizer_hash"], "code_version": code_version(),
                     "config_hash": json_hash(config)},
-        "config": config, "run_config": to_dict(run), "data": data, "wall_seconds": round(time.perf_counter() - start,
-                                                                                          2),
+        "config": config, "run_config": to_dict(run), "data": data,
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+        "torch_threads": torch.get_num_threads(),
+        "tokens_per_second": (len(trained.losses) * tokens_per_step / train_seconds if train_seconds > 0 else None),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_json_atomic(result, result_path(output, cell))

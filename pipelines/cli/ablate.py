@@ -8,14 +8,21 @@ from pipelines.cli.options import fail, known_errors
 ABLATE_HELP = (
     "Compare data recipes by training proxy models: for each recipe x size x seed, mix the recipe's token "
     "shards (cached by recipe hash), train, evaluate on held-out documents shared by every recipe, then "
-    "write report.md / report.json / PNG plots (mean and 95% CI over seeds, loss curves, eval vs tokens, "
-    "log-error vs log-params fits, ranking, lineage of every number).\n\n"
+    "write report.md / report.json / PNG plots (mean and 95% CI over seeds, per-metric signal-to-noise and "
+    "decisions with 95% Welch intervals, agreement across sizes, CPU-hours and FLOPs per decision, tokens/s per "
+    "cell, loss curves, eval vs tokens, log-error vs log-params fits, lineage of every number).\n\n"
+    "Eval sets: held-out documents of a pool source, or neutral reference text (`text = ...`) that no recipe's "
+    "pool may hold (checked by content hash; the run refuses otherwise). `parallel_cells` trains cells in "
+    "parallel processes.\n\n"
     "Rerunning skips finished cells and resumes interrupted ones. A recipe whose pools are missing (e.g. no "
     "edu_score column yet) is reported as unavailable; the others run.\n\n"
     "Example: `assay ablate plans/sample_demo.toml --dry-run`, then `assay ablate plans/sample_demo.toml`."
 )
 REPORT_HELP = (
-    "Rebuild the report of an ablation folder from its finished cells (report.md, report.json, plots).\n\n"
+    "Rebuild the report of an ablation folder from its finished cells (report.md, report.json, plots), for any "
+    "plan: per metric and size the signal-to-noise ratio (std of recipe means / mean seed std), the best recipe "
+    "and its difference to each other one with a 95% Welch interval (\"no decision\" where it covers 0), whether "
+    "the sizes rank the recipes alike, and the CPU-hours and 6ND FLOPs each decision cost.\n\n"
     "Example: `assay ablate-report out/ablate/sample-demo`."
 )
 
@@ -64,6 +71,7 @@ def register(app: typer.Typer) -> None:
             for size, order in report["rankings"].items():
                 steps = [("~ " if sep["cis_overlap"] else "> ") + sep["worse"] for sep in report["separation"][size]]
                 typer.echo(f"  {size}: {' '.join(order[:1] + steps)}   ('>': 95% intervals apart, '~': overlapping)")
+            _echo_decision(report)
         if summary.failed:
             raise typer.Exit(1)
 
@@ -75,3 +83,16 @@ def register(app: typer.Typer) -> None:
         with known_errors(ReportError):
             report = build_report(folder)
         typer.echo(f"report: {report['output']}/report.md")
+        _echo_decision(report)
+
+
+def _echo_decision(report: dict) -> None:
+    """The primary metric's decision per size, one line each."""
+    primary = report["decisions"][0] if report.get("decisions") else None
+    if not primary:
+        return
+    for size, d in primary["sizes"].items():
+        parts = [f"{v['other']} {'decided' if v['decided'] else 'no decision'} "
+                 f"[{v['low']:.4f}, {v['high']:.4f}]" for v in d["versus"]]
+        typer.echo(f"  {primary['metric']} {size}: best {d['best']} (SNR {d['snr']:.2f}); vs " + "; ".join(parts)
+                   + f" -> winner: {d['winner'] or 'no decision'}")
