@@ -115,7 +115,7 @@ def test_the_plans_mix_runner_is_every_recipes_runner(tmp_path):
     ("model = { widht = 3 }", "", "sizes[0].model: unknown model fields ['widht']"),
     ("", "max_steps = 10", "train.max_steps: set by the ablation"),
     ("", "lr_max = 1.0", "train.lr_max: not a trainer [train] field"),
-    ("", 'schedule = "linear"', "train: [train] schedule must be"),
+    ("", 'schedule = "linear"', "train: schedule: expected one of ['cosine', 'wsd', 'constant']"),
 ])
 def test_plan_errors_name_the_field(tmp_path, extra_size, extra_train, message):
     if extra_size.startswith("preset"):
