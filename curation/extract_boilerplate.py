@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 
 LINK_START, LINK_END = "\x01", "\x02"
-_A_OPEN = re.compile(r"(<a\b[^>]*>)", re.I)
+_A_OPEN = re.compile(r"(<a\b[^>]*>)", re.I)  # every <a>, as the link_density filter was calibrated
 _A_CLOSE = re.compile(r"(</a\s*>)", re.I)
 _MARKS = str.maketrans("", "", LINK_START + LINK_END)
+_MARK_SPLIT = re.compile("([\x01\x02])")
 
 #: a line at least this share link text, and at most MAX_LINK_LINE_WORDS words long, is a menu entry, a teaser
 #: link or a tag list rather than a sentence of the article (a paragraph with a link in it stays)
@@ -51,13 +52,25 @@ def unmark(text: str) -> str:
 
 
 def link_chars(text: str) -> tuple[int, int]:
-    """(visible characters, visible characters inside links) of marked text."""
+    """(visible characters, visible characters inside links) of marked text.
+
+    A LINK_START opens a link and a LINK_END closes it; a line break closes it too, so an <a> the page never
+    closes (which the HTML parser ends at the next block) does not turn the rest of the page into link text.
+    """
     visible = linked = 0
-    for i, part in enumerate(re.split(r"[\x01\x02]", text)):
-        n = len(part) - sum(part.count(c) for c in " \n\t\r\xa0")
-        visible += n
-        if i % 2:  # text between a LINK_START and the next LINK_END (links do not nest in HTML)
-            linked += n
+    inside = False
+    for part in _MARK_SPLIT.split(text):
+        if part == LINK_START:
+            inside = True
+        elif part == LINK_END:
+            inside = False
+        elif part:
+            for i, piece in enumerate(part.split("\n")):
+                if i:
+                    inside = False
+                n = len(piece) - sum(piece.count(c) for c in " \t\r\xa0")
+                visible += n
+                linked += n if inside else 0
     return visible, linked
 
 
