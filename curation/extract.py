@@ -3,6 +3,11 @@
 Boilerplate (navigation, footers, cookie banners) is what makes web text bad training data; extraction
 keeps the article body. A page with nothing left is rejected as "empty" rather than passed on blank.
 
+The default path is resiliparse's main content, then a boilerplate pass of our own (curation/extract_boilerplate.py:
+link lists, share/tag/login lines, teaser sections), with trafilatura as a second opinion on the pages where
+resiliparse's text is empty, very short or link-dense. `extractor` records which one (and its version) produced
+each document's text. benchmarks/extraction_quality.py measures it against trafilatura on public benchmarks.
+
 Besides the text, extraction records what only the HTML shows and later filters need: the prose view (the
 text without code blocks, tables and formulas), `link_share` and `page_link_share` (how much of the main
 content's and of the whole page's visible text is link text: menus, indexes and tables of contents are mostly
@@ -28,8 +33,9 @@ from curation.stage import Stage
 
 @dataclass
 class ExtractConfig:
-    #: "resiliparse" (default: keeps the main text of documentation pages that trafilatura cuts, ~9x faster;
-    #: docs/quality.md) or "trafilatura"
+    #: "resiliparse" (default: keeps the main text of documentation pages that trafilatura cuts, several times
+    #: faster; a boilerplate pass and a trafilatura second opinion on doubtful pages; docs/quality.md) or
+    #: "trafilatura"
     engine: str = "resiliparse"
     include_tables: bool = True
     include_comments: bool = False
