@@ -132,7 +132,7 @@ def _resiliparse_text(cfg: ExtractConfig):
     calls give the text, the prose view and the whole page's text, and the link shares come from the same marked
     text. The boilerplate pass drops link lists, share/tag/login lines and teaser sections from text and prose
     (the page signals are measured before it, as the filters were calibrated). A page whose main text comes out
-    empty or very short while the page itself has text, or whose main content is link-dense, is also given to
+    empty or very short, or whose main content is link-dense, is also given to
     trafilatura (`page["extractor"]` says which one produced the text); docs/quality.md has the measurements
     behind each choice.
     """
@@ -155,8 +155,7 @@ def _resiliparse_text(cfg: ExtractConfig):
         lines = marked.split("\n") if marked else []
         dropped = {line for line, drop in zip(lines, boilerplate_lines(lines)) if drop}
         text = unmark("\n".join(line for line in lines if line not in dropped))
-        short = (len(text) < FALLBACK_BELOW_CHARS
-                 and _visible_chars(page_text) - _visible_chars(text) >= FALLBACK_PAGE_CHARS)
+        short = len(text) < FALLBACK_BELOW_CHARS
         link_dense = text and (page["link_share"] or 0.0) >= SECOND_OPINION_LINK_SHARE
         if short or link_dense:
             if fallback is None:
@@ -171,11 +170,10 @@ def _resiliparse_text(cfg: ExtractConfig):
     return run
 
 
-#: a main text shorter than this (characters) on a page with FALLBACK_PAGE_CHARS more visible characters than it
-#: is asked of trafilatura too, and the longer of the two kept: resiliparse's main-content heuristics return
-#: nothing on some article pages (docs/quality.md)
+#: a main text shorter than this (characters) is asked of trafilatura too, and the longer of the two kept:
+#: resiliparse's main-content heuristics return nothing on some article pages, and on some malformed pages it
+#: sees no text at all where trafilatura's parser finds the article (docs/quality.md)
 FALLBACK_BELOW_CHARS = 200
-FALLBACK_PAGE_CHARS = 500
 #: a main content at least this share link text (before the boilerplate pass) is asked of trafilatura too, and
 #: trafilatura's text taken when it keeps at least SECOND_OPINION_MIN_LENGTH of ours: on the tuning sources these
 #: are the pages where resiliparse keeps teaser lists and archive links (~13% of pages; docs/quality.md)
