@@ -176,7 +176,7 @@ def _resiliparse_text(cfg: ExtractConfig):
 FALLBACK_BELOW_CHARS = 200
 #: a main content at least this share link text (before the boilerplate pass) is asked of trafilatura too, and
 #: trafilatura's text taken when it keeps at least SECOND_OPINION_MIN_LENGTH of ours: on the tuning sources these
-#: are the pages where resiliparse keeps teaser lists and archive links (~13% of pages; docs/quality.md)
+#: are the pages where resiliparse keeps teaser lists and archive links (~11% of pages; docs/quality.md)
 SECOND_OPINION_LINK_SHARE = 0.2
 SECOND_OPINION_MIN_LENGTH = 0.5
 
@@ -223,7 +223,8 @@ def _page_signals(tree, main_marked: str, page_marked: str) -> dict:
         return {"link_share": None, "page_link_share": None, "title": _one_line(tree.title), "heading": None}
     h1 = body.query_selector("h1")
     return {"link_share": _link_share(main_marked), "page_link_share": _link_share(page_marked),
-            "title": _one_line(unmark(tree.title or "")), "heading": _one_line(unmark(h1.text) if h1 is not None else None)}
+            "title": _one_line(unmark(tree.title or "")),
+            "heading": _one_line(unmark(h1.text) if h1 is not None else None)}
 
 
 def _one_line(text: str | None) -> str | None:
