@@ -9,10 +9,10 @@ the multiset intersection of the extracted and the gold tokens), averaged over t
 text, and F1 of the two means, as the common extraction benchmarks report it. An empty output scores 0 / 0 and
 is counted. newspaper's expected texts are newspaper's own output, not a person's; fixtures where that output
 is a stub (under 40 tokens) are left out. CleanEval defines its own score (an edit-distance alignment of the
-token sequences, which also scores block marks); we use the bag-of-words score for every source so the rows compare, and because block
-marks are not something the pipeline produces. goose3's fixtures hold only the first sentences of each article
-(cut by hand), so only recall (the share of those tokens extracted) is defined there; its precision and F1 are
-left blank.
+token sequences, which also scores block marks); we use the bag-of-words score for every source so the rows
+compare, and because block marks are not something the pipeline produces. goose3's fixtures hold only the
+first sentences of each article (cut by hand), so only recall (the share of those tokens extracted) is defined
+there; its precision and F1 are left blank.
 
 Sources (the clones' folders): cleaneval-final, dragnet, newspaper-fixtures are where extraction rules and
 thresholds were chosen (tuning); l3s-gn1 (headline and full-text spans of the annotated pages), cleaneval-dev,
