@@ -3,6 +3,11 @@
 Boilerplate (navigation, footers, cookie banners) is what makes web text bad training data; extraction
 keeps the article body. A page with nothing left is rejected as "empty" rather than passed on blank.
 
+The default path is resiliparse's main content, then a boilerplate pass of our own (curation/extract_boilerplate.py:
+link lists, share/tag/login lines, teaser sections), with trafilatura as a second opinion on the pages where
+resiliparse's text is empty, very short or link-dense. `extractor` records which one (and its version) produced
+each document's text. benchmarks/extraction_quality.py measures it against trafilatura on public benchmarks.
+
 Besides the text, extraction records what only the HTML shows and later filters need: the prose view (the
 text without code blocks, tables and formulas), `link_share` and `page_link_share` (how much of the main
 content's and of the whole page's visible text is link text: menus, indexes and tables of contents are mostly
@@ -22,13 +27,15 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from curation.document import Document, Rejection
+from curation.extract_boilerplate import boilerplate_lines, link_chars, mark_links, unmark
 from curation.stage import Stage
 
 
 @dataclass
 class ExtractConfig:
-    #: "resiliparse" (default: keeps the main text of documentation pages that trafilatura cuts, ~9x faster;
-    #: docs/quality.md) or "trafilatura"
+    #: "resiliparse" (default: keeps the main text of documentation pages that trafilatura cuts, several times
+    #: faster; a boilerplate pass and a trafilatura second opinion on doubtful pages; docs/quality.md) or
+    #: "trafilatura"
     engine: str = "resiliparse"
     include_tables: bool = True
     include_comments: bool = False
@@ -63,7 +70,8 @@ class ExtractText(Stage):
     @property
     def columns(self) -> dict[str, pa.DataType]:
         return {"html_chars": pa.int64(), "prose_share": pa.float64(), "link_share": pa.float64(),
-                "page_link_share": pa.float64(), "title": pa.string(), "heading": pa.string()}
+                "page_link_share": pa.float64(), "title": pa.string(), "heading": pa.string(),
+                "extractor": pa.string()}
 
     def timeout_signals(self, doc: Document) -> dict:
         return {"html_chars": len(doc.text)} if doc.mime == "text/html" else {}
@@ -118,7 +126,16 @@ def without_formula_lines(prose: str) -> str:
 
 
 def _resiliparse_text(cfg: ExtractConfig):
-    """html -> (text, prose) with resiliparse's main-content extraction, parsing the page once for both."""
+    """html -> (text, prose, page) with resiliparse's main content, a boilerplate pass, and a fallback.
+
+    The page is parsed once with its link text marked (curation/extract_boilerplate.py), so three resiliparse
+    calls give the text, the prose view and the whole page's text, and the link shares come from the same marked
+    text. The boilerplate pass drops link lists, share/tag/login lines and teaser sections from text and prose
+    (the page signals are measured before it, as the filters were calibrated). A page whose main text comes out
+    empty or very short, or whose main content is link-dense, is also given to
+    trafilatura (`page["extractor"]` says which one produced the text); docs/quality.md has the measurements
+    behind each choice.
+    """
     try:
         from resiliparse.extract.html2text import extract_plain_text
         from resiliparse.parse.html import HTMLTree
@@ -126,52 +143,88 @@ def _resiliparse_text(cfg: ExtractConfig):
         raise RuntimeError("extract.engine = 'resiliparse' needs the resiliparse package: `pip install resiliparse`, "
                            "or set extract.engine = \"trafilatura\"") from exc
     options = dict(main_content=True, alt_texts=False, comments=cfg.include_comments, form_fields=False)
+    fallback = None
+    name = f"resiliparse {_version('resiliparse')}"
 
     def run(html: str) -> tuple[str, str, dict]:
-        tree = HTMLTree.parse(html)
-        text = extract_plain_text(tree, **options)
-        prose = extract_plain_text(tree, skip_elements=NON_PROSE_ELEMENTS, **options)
-        return _squeeze_blank_lines(text), without_formula_lines(_squeeze_blank_lines(prose)), _page_signals(tree)
+        nonlocal fallback
+        tree = HTMLTree.parse(mark_links(html))
+        marked = _squeeze_blank_lines(extract_plain_text(tree, **options))
+        page_text = extract_plain_text(tree, main_content=False, alt_texts=False, form_fields=False)
+        page = _page_signals(tree, marked, page_text)
+        lines = marked.split("\n") if marked else []
+        dropped = {line for line, drop in zip(lines, boilerplate_lines(lines)) if drop}
+        text = unmark("\n".join(line for line in lines if line not in dropped))
+        short = len(text) < FALLBACK_BELOW_CHARS
+        link_dense = text and (page["link_share"] or 0.0) >= SECOND_OPINION_LINK_SHARE
+        if short or link_dense:
+            if fallback is None:
+                fallback = _trafilatura_xml_text(cfg, signals=False)
+            other, other_prose, _ = fallback(html)
+            if len(other) > len(text) if short else len(other) >= SECOND_OPINION_MIN_LENGTH * len(text):
+                return other, other_prose, {**page, "extractor": f"trafilatura {_version('trafilatura')}"}
+        prose = _squeeze_blank_lines(extract_plain_text(tree, skip_elements=NON_PROSE_ELEMENTS, **options))
+        prose = unmark("\n".join(line for line in prose.split("\n") if line not in dropped))
+        return text, without_formula_lines(prose), {**page, "extractor": name}
 
     return run
 
 
+#: a main text shorter than this (characters) is asked of trafilatura too, and the longer of the two kept:
+#: resiliparse's main-content heuristics return nothing on some article pages, and on some malformed pages it
+#: sees no text at all where trafilatura's parser finds the article (docs/quality.md)
+FALLBACK_BELOW_CHARS = 200
+#: a main content at least this share link text (before the boilerplate pass) is asked of trafilatura too, and
+#: trafilatura's text taken when it keeps at least SECOND_OPINION_MIN_LENGTH of ours: on the tuning sources these
+#: are the pages where resiliparse keeps teaser lists and archive links (~11% of pages; docs/quality.md)
+SECOND_OPINION_LINK_SHARE = 0.2
+SECOND_OPINION_MIN_LENGTH = 0.5
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:  # pragma: no cover - a source checkout without metadata
+        return "unknown"
+
+
 def page_signals(html: str) -> dict:
     """link_share, page_link_share, title and heading of an HTML page (see the module docstring)."""
+    from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.html import HTMLTree
 
-    return _page_signals(HTMLTree.parse(html))
+    tree = HTMLTree.parse(mark_links(html))
+    main = extract_plain_text(tree, main_content=True, alt_texts=False, form_fields=False)
+    return _page_signals(tree, main, extract_plain_text(tree, main_content=False, alt_texts=False, form_fields=False))
 
 
 def _visible_chars(text: str) -> int:
-    return len(text) - sum(text.count(c) for c in " \n\t\r\xa0")
+    return link_chars(text)[0]
 
 
-def _link_share(tree, main_content: bool) -> float | None:
-    # two C-side passes (the text, and the same without <a> elements) rather than walking every anchor in
-    # Python, which costs ~40 ms on a documentation page with a large menu
-    from resiliparse.extract.html2text import extract_plain_text
-
-    options = dict(main_content=main_content, alt_texts=False, form_fields=False)
-    visible = _visible_chars(extract_plain_text(tree, **options))
-    linked = visible - _visible_chars(extract_plain_text(tree, skip_elements=["a"], **options))
-    return round(min(max(linked, 0) / visible, 1.0), 4) if visible else None
+def _link_share(marked: str) -> float | None:
+    visible, linked = link_chars(marked)
+    return round(min(linked / visible, 1.0), 4) if visible else None
 
 
-def _page_signals(tree) -> dict:
+def _page_signals(tree, main_marked: str, page_marked: str) -> dict:
     """Link shares of the main content and of the whole page, title and first heading.
 
-    `link_share` is measured where the text comes from (resiliparse's main content): a news or blog page's site
-    menu, tag cloud and footer are boilerplate extraction removes. `page_link_share` counts the whole page, menus
-    included: an index or landing page whose links extraction drops (leaving its intro paragraph) is still
-    link-heavy there. The link_density filter reads both (curation/page_filters.py).
+    `link_share` is measured where the text comes from (resiliparse's main content, before the boilerplate
+    pass): a news or blog page's site menu, tag cloud and footer are boilerplate extraction removes.
+    `page_link_share` counts the whole page, menus included: an index or landing page whose links extraction
+    drops (leaving its intro paragraph) is still link-heavy there. The link_density filter reads both
+    (curation/page_filters.py). Both come from text whose link text is marked (curation/extract_boilerplate.py).
     """
     body = tree.body
     if body is None:
         return {"link_share": None, "page_link_share": None, "title": _one_line(tree.title), "heading": None}
     h1 = body.query_selector("h1")
-    return {"link_share": _link_share(tree, main_content=True), "page_link_share": _link_share(tree, False),
-            "title": _one_line(tree.title), "heading": _one_line(h1.text if h1 is not None else None)}
+    return {"link_share": _link_share(main_marked), "page_link_share": _link_share(page_marked),
+            "title": _one_line(unmark(tree.title or "")),
+            "heading": _one_line(unmark(h1.text) if h1 is not None else None)}
 
 
 def _one_line(text: str | None) -> str | None:
@@ -183,9 +236,10 @@ def _squeeze_blank_lines(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n") if line.strip())
 
 
-def _trafilatura_xml_text(cfg: ExtractConfig):
+def _trafilatura_xml_text(cfg: ExtractConfig, signals: bool = True):
     """html -> (text, prose) through trafilatura's XML output, as `trafilatura.extract(output_format="xml")` gives it.
 
+    With `signals=False` (the resiliparse path's fallback, which has measured them) the page signals are skipped.
     `extract` also computes a SimHash fingerprint of every page for its XML header (about 40% of its time on
     documentation pages); we never read it. So we run the same two steps `extract` runs (bare_extraction,
     then determine_returnstring) without it, with the options built once.
@@ -196,16 +250,18 @@ def _trafilatura_xml_text(cfg: ExtractConfig):
     options = Extractor(config=use_config(), output_format="xml", precision=cfg.favor_precision,
                         comments=cfg.include_comments, tables=cfg.include_tables, dedup=False,
                         with_metadata=False)
+    name = f"trafilatura {_version('trafilatura')}"
 
     def run(html: str) -> tuple[str, str, dict]:
+        page = {**page_signals(html), "extractor": name} if signals else {}
         try:
             document = bare_extraction(html, options=options, as_dict=False)
         except RuntimeError:  # trafilatura's own processing timeout: nothing extracted, like `extract`
             document = None
         if document is None:
-            return "", "", page_signals(html)
+            return "", "", page
         xml = determine_returnstring(document, options)
-        return (*(xml_to_text_and_prose(xml) if xml else ("", "")), page_signals(html))
+        return (*(xml_to_text_and_prose(xml) if xml else ("", "")), page)
 
     return run
 
