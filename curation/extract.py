@@ -244,6 +244,7 @@ def _trafilatura_xml_text(cfg: ExtractConfig, signals: bool = True):
     documentation pages); we never read it. So we run the same two steps `extract` runs (bare_extraction,
     then determine_returnstring) without it, with the options built once.
     """
+    from lxml import etree
     from trafilatura.core import bare_extraction, determine_returnstring
     from trafilatura.settings import Extractor, use_config
 
@@ -260,7 +261,10 @@ def _trafilatura_xml_text(cfg: ExtractConfig, signals: bool = True):
             document = None
         if document is None:
             return "", "", page
-        xml = determine_returnstring(document, options)
+        try:
+            xml = determine_returnstring(document, options)
+        except etree.XMLSyntaxError:  # its XML of a page with broken markup does not parse: nothing extracted
+            return "", "", page
         return (*(xml_to_text_and_prose(xml) if xml else ("", "")), page)
 
     return run

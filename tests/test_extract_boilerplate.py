@@ -80,3 +80,16 @@ def test_a_page_resiliparse_finds_no_main_text_in_comes_out_of_trafilatura_not_e
 def test_a_page_without_any_text_is_still_rejected_as_empty():
     out = extract("<html><body><div class='sidebar'><img src='x.png'></div></body></html>")
     assert isinstance(out, Rejection) and out.reason == "empty"
+
+
+def test_a_page_whose_trafilatura_xml_does_not_parse_keeps_resiliparses_text():
+    # a valueless table attribute (<td colspan>) makes trafilatura 1.11 write XML that lxml refuses; the second
+    # opinion is then simply absent, not a crash of the stage
+    from curation.extract import ExtractConfig, _trafilatura_xml_text
+
+    links = "".join(f"<a href='/t{i}'>topic number {i}</a> " for i in range(60))  # link-dense: ask trafilatura
+    html = (f"<html><body><nav>{links}</nav><article><table><tr><td colspan>cell</td></tr></table>"
+            + "".join(f"<p>{p}</p>" for p in STORY) + "</article></body></html>")
+    assert _trafilatura_xml_text(ExtractConfig(engine="trafilatura"))(html)[0] == ""
+    doc = extract(html)
+    assert isinstance(doc, Document) and "sandbags" in doc.text
