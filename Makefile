@@ -9,7 +9,7 @@ OUT    ?= out/demo
 
 install: $(STAMP) sandbox-tool
 
-# bubblewrap isolates model-written code (synth/sandbox/isolation.py); without it the sandbox refuses to run.
+# bubblewrap isolates model-written code (assay/synth/sandbox/isolation.py); without it the sandbox refuses to run.
 # Installed from Debian's packages when we are root; otherwise say how.
 sandbox-tool:
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \

@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from trainer.config import EvalConfig, ModelConfig, RunConfig, TrainConfig
-from trainer.loop import train
+from assay.trainer.config import EvalConfig, ModelConfig, RunConfig, TrainConfig
+from assay.trainer.loop import train
 
 
 def one_cell(threads: int, steps: int) -> float:

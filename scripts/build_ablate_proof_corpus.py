@@ -18,7 +18,7 @@ Neutral reference text (OUT/reference, one .txt per document, for `[eval.sets.NA
 - wiki: the WikiText-2 test articles (Wikipedia);
 - textbook: the sections of OpenStax Calculus (a book no pool reads; the real-web corpus uses it only as an
   eval source, and this script never reads the real-web eval sources into a pool).
-The ablation checks by content hash that no pool holds a reference document (pipelines/ablate/evalsets.py).
+The ablation checks by content hash that no pool holds a reference document (assay/pipelines/ablate/evalsets.py).
 
 Run:  .venv/bin/python scripts/build_ablate_proof_corpus.py --clones /work/.mirror --out out/proof/corpus
       (--max-pages N caps pages per source for a quick smoke run; --no-quality skips the quality corpus build)

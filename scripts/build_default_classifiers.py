@@ -1,4 +1,4 @@
-"""Build the classifiers assay ships: classifiers/shipped_models/{edu,knowledge}-fasttext.
+"""Build the classifiers assay ships: assay/classifiers/shipped_models/{edu,knowledge}-fasttext.
 
 Why: a new user's first `assay run` should already filter by educational value and knowledge level (the
 Phi-3 recipe), without first labelling data, and it must do so on a crawl: news, shops, blogs and forums, not
@@ -38,11 +38,11 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
 
 from compare_edu_classifiers import FOLDS, NEGATIVE_GROUPS, fold_of, load  # noqa: E402
 
-from classifiers.artifact import save_model, update_metadata  # noqa: E402
-from classifiers.config import FastTextConfig  # noqa: E402
-from classifiers.fasttext_kind import FastTextClassifier  # noqa: E402
-from classifiers.metrics import at_threshold, roc_auc  # noqa: E402
-from classifiers.shipped import SHIPPED, SHIPPED_DIR  # noqa: E402
+from assay.classifiers.artifact import save_model, update_metadata  # noqa: E402
+from assay.classifiers.config import FastTextConfig  # noqa: E402
+from assay.classifiers.fasttext_kind import FastTextClassifier  # noqa: E402
+from assay.classifiers.metrics import at_threshold, roc_auc  # noqa: E402
+from assay.classifiers.shipped import SHIPPED, SHIPPED_DIR  # noqa: E402
 
 #: out-of-fold recall each model keeps, per kind of teaching page: real-web pages rated >= 3 by reading them, and
 #: the quality corpus's documentation pages (weak: their source says so). The threshold is the lower of the two,

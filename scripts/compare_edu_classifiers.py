@@ -30,7 +30,7 @@ import numpy as np
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from classifiers.metrics import roc_auc  # noqa: E402
+from assay.classifiers.metrics import roc_auc  # noqa: E402
 
 #: ratings made by reading pages: the real-web corpus's, and the committed quality eval split's
 LABELS = (os.path.join(REPO_ROOT, "data", "realweb", "labels.jsonl"),
@@ -83,8 +83,8 @@ def fold_of(row: dict) -> int:
 
 
 def fasttext_model(task: str):
-    from classifiers.config import FastTextConfig
-    from classifiers.fasttext_kind import FastTextClassifier
+    from assay.classifiers.config import FastTextConfig
+    from assay.classifiers.fasttext_kind import FastTextClassifier
 
     cfg = FastTextConfig(epoch=25, lr=0.2, dim=32, word_ngrams=2, min_count=2, bucket=200_000,
                          split_punctuation=True)
@@ -137,7 +137,7 @@ def main(argv=None) -> None:
     print(f"{len(train)} train rows ({sum(not r['weak'] for r in train)} rated), {len(held)} eval rows "
           f"({sum(not r['weak'] for r in held)} rated)", file=sys.stderr)
 
-    from classifiers.encoder_kind import EncoderClassifier
+    from assay.classifiers.encoder_kind import EncoderClassifier
 
     encoder = EncoderClassifier("regression")
     if args.embeddings and os.path.isfile(args.embeddings):

@@ -3,7 +3,8 @@
 The CPU test suite runs the kernels under TRITON_INTERPRET=1, which checks their numbers but not that they
 compile for real hardware: the interpreter accepts tiles that need more shared memory than an SM has, register
 pressure that spills, and dots that never reach the tensor cores. This script drives the real launch code
-(kernels.attention_triton, kernels.moe_triton, kernels.rmsnorm) with CPU tensors, but with Triton's active
+(assay.kernels.attention_triton, assay.kernels.moe_triton, assay.kernels.rmsnorm) with CPU tensors, but with Triton's
+active
 driver replaced by one that names the target architecture and every launch turned into a compile-only warm-up.
 Each distinct kernel is compiled by Triton's own pipeline down to a cubin with the ptxas that ships in the
 Triton wheel, and `cuobjdump -res-usage` reads its registers, shared memory and local (spill) memory.
@@ -13,7 +14,7 @@ Triton wheel, and `cuobjdump -res-usage` reads its registers, shared memory and 
 
 Exit status 1 when a kernel does not compile, needs more shared memory than the architecture's per-block limit,
 spills registers to local memory, or (bf16/fp16 dots) does not use tensor-core instructions. Run it in its own
-process: it patches Triton's driver and must see TRITON_INTERPRET unset or 0 when kernels/ is imported.
+process: it patches Triton's driver and must see TRITON_INTERPRET unset or 0 when assay/kernels/ is imported.
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def _install(arch: int, compiled: list) -> None:
     from triton.runtime import driver
     from triton.runtime.jit import JITFunction
 
-    import kernels.dispatch
+    import assay.kernels.dispatch
 
     driver.set_active(_CompileOnlyDriver(arch))
     original = JITFunction.run
@@ -88,7 +89,7 @@ def _install(arch: int, compiled: list) -> None:
         return kernel
 
     JITFunction.run = compile_only
-    kernels.dispatch.triton_runs_on = lambda device: True  # the launch wrappers' CUDA check
+    assay.kernels.dispatch.triton_runs_on = lambda device: True  # the launch wrappers' CUDA check
 
 
 def _cases(quick: bool, max_tile: int | None):
@@ -96,8 +97,8 @@ def _cases(quick: bool, max_tile: int | None):
     import torch
 
     def attention_case(dtype, head_dim, block):
-        from kernels.attention_triton import triton_attention
-        from kernels.blocksparse_pattern import BlockSparsePattern
+        from assay.kernels.attention_triton import triton_attention
+        from assay.kernels.blocksparse_pattern import BlockSparsePattern
 
         def run():
             seq = 4 * block
@@ -109,7 +110,7 @@ def _cases(quick: bool, max_tile: int | None):
         return run
 
     def moe_case(dtype):
-        from kernels.moe_triton import triton_moe_ffn
+        from assay.kernels.moe_triton import triton_moe_ffn
 
         def run():
             x = torch.randn(64, 128, dtype=dtype, requires_grad=True)
@@ -121,7 +122,7 @@ def _cases(quick: bool, max_tile: int | None):
         return run
 
     def rmsnorm_case(dtype, cols):
-        from kernels.rmsnorm import rms_norm
+        from assay.kernels.rmsnorm import rms_norm
 
         def run():
             x = torch.randn(8, cols, dtype=dtype, requires_grad=True)
@@ -206,8 +207,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object per kernel instead of a table")
     parser.add_argument("--only", default="", help="only the cases whose name contains this, e.g. 'attention'")
     parser.add_argument("--max-tile", type=int, default=None,
-                        help="override the attention tile cap (kernels.attention_triton.tile_cap: 64, or 32 above "
-                             "head dim 128); 128 shows why it is 64")
+                        help="override the attention tile cap (assay.kernels.attention_triton.tile_cap: 64, or 32 "
+                             "above head dim 128); 128 shows why it is 64")
     args = parser.parse_args()
     reports = cross_compile(args.arch, args.quick, args.max_tile, args.only)
     if args.json:

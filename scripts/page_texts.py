@@ -17,8 +17,8 @@ import sys
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from groundwork.atomic import atomic_path  # noqa: E402
-from pipelines.quality.corpus import english_pages, load_corpus  # noqa: E402
+from assay.groundwork.atomic import atomic_path  # noqa: E402
+from assay.pipelines.quality.corpus import english_pages, load_corpus  # noqa: E402
 
 
 def rows(corpus_dir: str):

@@ -45,7 +45,7 @@ fi
 
 if [ ! -d out/synth/docs ]; then
   step "synthetic textbook sections from the tiny model -> out/synth"
-  MODEL=$($PY -c "import os, synth.tiny as t; print(os.path.join(t.tiny_model_dir(), t.GGUF_FILE))")
+  MODEL=$($PY -c "import os, assay.synth.tiny as t; print(os.path.join(t.tiny_model_dir(), t.GGUF_FILE))")
   $A synth textbooks --topics data/synth/demo_topics.txt --audiences "high school students" \
       --styles "textbook chapter" --max-new-tokens 200 --workers 2 --model "$MODEL" --out out/synth
 fi

@@ -5,7 +5,7 @@ repeated API signatures) trips them. This script extracts every train page once 
 language ID as the default pipeline does), then, for each datatrove filter and each candidate argument set,
 prints the share of English edu pages it keeps next to the share of English non-edu pages (nav, ephemeral,
 spam, mail, chatter) it drops, and of nav and ephemeral pages on their own (what assay's page filters
-target). The chosen rows are the assay profile in curation/filters.py; the table is in docs/quality.md.
+target). The chosen rows are the assay profile in assay/curation/filters.py; the table is in docs/quality.md.
 Never run it on the eval split: that would tune on the pages the goals are measured on.
 
 Run:  .venv/bin/python scripts/tune_filter_thresholds.py [--corpus data/quality/train]
@@ -20,9 +20,9 @@ from collections import Counter
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from curation.document import Rejection  # noqa: E402
-from curation.filters import filter_stage  # noqa: E402
-from pipelines.quality.corpus import english_pages, load_corpus  # noqa: E402
+from assay.curation.document import Rejection  # noqa: E402
+from assay.curation.filters import filter_stage  # noqa: E402
+from assay.pipelines.quality.corpus import english_pages, load_corpus  # noqa: E402
 
 GOPHER_DUP_NGRAMS = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
 GOPHER_TOP_NGRAMS = ((2, 0.2), (3, 0.18), (4, 0.16))

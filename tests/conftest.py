@@ -1,6 +1,6 @@
 """Test set-up shared by every test module.
 
-TRITON_INTERPRET must be set before any @triton.jit function is defined, i.e. before kernels/ is imported:
+TRITON_INTERPRET must be set before any @triton.jit function is defined, i.e. before assay/kernels/ is imported:
 it makes the Triton kernels run (slowly, exactly) on the CPU.
 """
 import os

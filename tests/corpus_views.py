@@ -11,9 +11,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _views(pattern: str) -> tuple[str, ...]:
-    from curation.document import Document
-    from curation.extract import ExtractConfig, ExtractText
-    from curation.readers import ReaderConfig, read_input
+    from assay.curation.document import Document
+    from assay.curation.extract import ExtractConfig, ExtractText
+    from assay.curation.readers import ReaderConfig, read_input
 
     stage = ExtractText(ExtractConfig(engine="resiliparse"))
     stage.setup()

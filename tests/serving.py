@@ -2,7 +2,7 @@
 import threading
 from contextlib import contextmanager
 
-from synth.server import ServeConfig, make_server
+from assay.synth.server import ServeConfig, make_server
 
 
 @contextmanager

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from pipelines.ablate.decisions import metric_decisions
-from pipelines.ablate.report import build_report
-from pipelines.ablate.stats import decide, signal_to_noise, welch_difference
+from assay.pipelines.ablate.decisions import metric_decisions
+from assay.pipelines.ablate.report import build_report
+from assay.pipelines.ablate.stats import decide, signal_to_noise, welch_difference
 
 T_975_DF4 = 2.7764451051977987  # two-sided 95% Student t quantile, 4 degrees of freedom (t table)
 
@@ -129,7 +129,7 @@ def test_report_from_cell_files_shows_decisions_snr_and_speed(tmp_path):
 
 
 def test_per_token_losses_are_not_decided_on_unless_primary():
-    from pipelines.ablate.decisions import decided_metrics
+    from assay.pipelines.ablate.decisions import decided_metrics
 
     metrics = ["mmlu.acc", "mmlu.prob_correct", "ref.bits_per_byte", "ref.loss", "train.loss"]
     assert decided_metrics(metrics, "ref.bits_per_byte") == ["ref.bits_per_byte", "mmlu.acc", "mmlu.prob_correct"]

@@ -6,11 +6,11 @@ import os
 import pyarrow as pa
 import pytest
 
-from curation.shards import doc_schema, rows_to_table, write_table_atomic
-from groundwork.config import ConfigError
-from pipelines.ablate.evalsets import build_eval_sets
-from pipelines.ablate.plan import load_plan
-from trainer.token_shards import heldout_pools, read_heldout
+from assay.curation.shards import doc_schema, rows_to_table, write_table_atomic
+from assay.groundwork.config import ConfigError
+from assay.pipelines.ablate.evalsets import build_eval_sets
+from assay.pipelines.ablate.plan import load_plan
+from assay.trainer.token_shards import heldout_pools, read_heldout
 
 ARTICLE = "The Nile is a major north-flowing river in northeastern Africa.\nIt flows into the Mediterranean Sea."
 OTHER = "Photosynthesis converts light energy into chemical energy stored in sugars."

@@ -6,8 +6,8 @@ import os
 
 from test_ablate_plan import RECIPE, real_rows, write_pool
 
-from pipelines.ablate.plan import load_plan
-from pipelines.ablate.runner import run_plan
+from assay.pipelines.ablate.plan import load_plan
+from assay.pipelines.ablate.runner import run_plan
 
 PLAN = """
 name = "parallel"

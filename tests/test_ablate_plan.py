@@ -12,17 +12,17 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from curation.shards import doc_schema, rows_to_table, write_table_atomic
-from pipelines.ablate.cells import plan_cells
-from pipelines.ablate.dryrun import dry_run
-from pipelines.ablate.lineage import short
-from pipelines.ablate.plan import load_plan
-from pipelines.ablate.report import build_report
-from pipelines.ablate.runner import run_plan
-from pipelines.mix.recipe import recipe_hash
-from trainer.checkpoint import list_checkpoints
-from trainer.token_shards import TokenShardReader
-from trainer.tokenizer import load_tokenizer, tokenizer_hash
+from assay.curation.shards import doc_schema, rows_to_table, write_table_atomic
+from assay.pipelines.ablate.cells import plan_cells
+from assay.pipelines.ablate.dryrun import dry_run
+from assay.pipelines.ablate.lineage import short
+from assay.pipelines.ablate.plan import load_plan
+from assay.pipelines.ablate.report import build_report
+from assay.pipelines.ablate.runner import run_plan
+from assay.pipelines.mix.recipe import recipe_hash
+from assay.trainer.checkpoint import list_checkpoints
+from assay.trainer.token_shards import TokenShardReader
+from assay.trainer.tokenizer import load_tokenizer, tokenizer_hash
 
 MODULES = ["json", "csv", "argparse", "collections", "functools", "pathlib", "textwrap", "logging", "subprocess",
            "threading", "decimal", "fractions", "statistics", "random", "heapq", "enum", "contextlib", "shutil",
@@ -217,7 +217,7 @@ def test_rerun_skips_finished_cells_without_retraining(ablation):
 
 
 def test_dry_run_lists_cells_budgets_and_compute(ablation):
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     root, plan, out, _, _ = ablation
     before = _mtimes(out)
@@ -268,7 +268,7 @@ def test_a_cell_computed_with_another_config_is_set_aside_and_rerun(ablation):
 
 
 def test_cli_report_and_errors(ablation, tmp_path):
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     _, _, out, _, _ = ablation
     os.remove(os.path.join(out, "report.md"))
@@ -298,7 +298,7 @@ def test_an_interrupted_cell_of_another_config_is_not_resumed(ablation):
 def test_a_pool_rebuilt_with_other_data_gets_a_new_mix_and_its_cells_rerun(ablation):
     """Recipe files unchanged, pool data changed (e.g. curation rerun with other thresholds): the mix cache and
     the finished cells of that recipe must not be reused; other recipes stay finished."""
-    from pipelines.mix.pools import pools_fingerprint
+    from assay.pipelines.mix.pools import pools_fingerprint
 
     root, plan, out, _, _ = ablation
     recipe = next(c.resolved for c in plan_cells(plan) if c.recipe == "shuffled")

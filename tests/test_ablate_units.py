@@ -3,10 +3,10 @@ import math
 
 import pytest
 
-from groundwork.config import ConfigError
-from pipelines.ablate.cells import plan_cells
-from pipelines.ablate.plan import load_plan
-from pipelines.ablate.stats import fit_scaling, mean_ci, rank, rank_agreement
+from assay.groundwork.config import ConfigError
+from assay.pipelines.ablate.cells import plan_cells
+from assay.pipelines.ablate.plan import load_plan
+from assay.pipelines.ablate.stats import fit_scaling, mean_ci, rank, rank_agreement
 
 
 def test_mean_ci_matches_the_t_table():

@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.document import Document, Rejection
-from curation.readers import expand_inputs, read_input
-from curation.readers.warc import MAX_LINE_BYTES
+from assay.curation.document import Document, Rejection
+from assay.curation.readers import expand_inputs, read_input
+from assay.curation.readers.warc import MAX_LINE_BYTES
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_curation_robustness import page, warc_bytes  # noqa: E402
@@ -63,8 +63,8 @@ def test_a_text_column_of_another_type_is_a_type_error_naming_it(tmp_path):
 
 
 def test_a_run_reads_any_file_name_and_keeps_ids_unique_across_files(tmp_path):
-    from pipelines.curate.job import run_curation
-    from pipelines.job.sql import run_query
+    from assay.pipelines.curate.job import run_curation
+    from assay.pipelines.job.sql import run_query
 
     crawl = tmp_path / "crawl"
     odd = os.fsdecode(b"caf\xe9-\xff")  # not UTF-8: held as surrogates

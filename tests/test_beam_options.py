@@ -10,7 +10,7 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipelines.job.runner import RunnerConfig, build_options
+from assay.pipelines.job.runner import RunnerConfig, build_options
 
 
 def test_local_is_fn_api_runner_with_worker_processes():
@@ -18,7 +18,7 @@ def test_local_is_fn_api_runner_with_worker_processes():
     assert isinstance(runner, FnApiRunner)
     assert options.view_as(DirectOptions).direct_num_workers == 3
     # the worker processes start through our quiet entry point
-    assert "pipelines.job.beam_worker" in runner._default_environment.command_string
+    assert "assay.pipelines.job.beam_worker" in runner._default_environment.command_string
     _, threads = build_options(RunnerConfig(workers=2, mode="multi_threading"))
     assert threads.view_as(DirectOptions).direct_running_mode == "multi_threading"
 
@@ -77,7 +77,7 @@ def test_dataflow_stages_assay_and_its_shipped_models_offline(tmp_path):
     assert len(sdists) == 1
     names = tarfile.open(sdists[0]).getnames()
     for package in ("groundwork", "curation", "classifiers", "synth", "pipelines", "trainer", "kernels"):
-        assert any(n.endswith(f"/{package}/__init__.py") for n in names), package
+        assert any(n.endswith(f"/assay/{package}/__init__.py") for n in names), package
     for model in ("edu-fasttext", "knowledge-fasttext"):
         assert any(n.endswith(f"shipped_models/{model}/model.bin") for n in names), model
     assert not any("/data/quality/" in n or "/.venv/" in n for n in names)

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from classifiers.artifact import METADATA_FILE, ModelDirError, load_model, read_metadata
-from classifiers.config import ClassifierTrainConfig, EncoderConfig, SplitConfig
-from classifiers.encoder_kind import resolve_encoder_dir
-from classifiers.labels import LabelSpec, build_labels, read_labels
-from classifiers.train import train
-from curation.document import Document
-from curation.shards import doc_schema, read_documents, rows_to_table, write_table_atomic
+from assay.classifiers.artifact import METADATA_FILE, ModelDirError, load_model, read_metadata
+from assay.classifiers.config import ClassifierTrainConfig, EncoderConfig, SplitConfig
+from assay.classifiers.encoder_kind import resolve_encoder_dir
+from assay.classifiers.labels import LabelSpec, build_labels, read_labels
+from assay.classifiers.train import train
+from assay.curation.document import Document
+from assay.curation.shards import doc_schema, read_documents, rows_to_table, write_table_atomic
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = os.path.join(REPO, "data", "labels", "knowledge_seed.jsonl")
@@ -154,7 +154,7 @@ def test_label_errors_name_the_fix(shards, tmp_path):
 
 
 def test_cli_labels_train_eval_score(shards, tmp_path):
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     runner = CliRunner()
     lab, model, out = str(tmp_path / "lab"), str(tmp_path / "m"), str(tmp_path / "scored")
@@ -183,9 +183,9 @@ def test_cli_labels_train_eval_score(shards, tmp_path):
 def test_unreadable_shard_goes_to_the_ledger_not_a_crash(model_dir, shards, tmp_path):
     import pyarrow.parquet as pq
 
-    from classifiers.scoring import ClassifierStageConfig
-    from pipelines.job.runner import RunnerConfig
-    from pipelines.score_shards import ScoreJobConfig, run_scoring
+    from assay.classifiers.scoring import ClassifierStageConfig
+    from assay.pipelines.job.runner import RunnerConfig
+    from assay.pipelines.score_shards import ScoreJobConfig, run_scoring
 
     src = tmp_path / "in"
     src.mkdir()

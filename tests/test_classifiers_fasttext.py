@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from classifiers.config import FastTextConfig
-from classifiers.fasttext_kind import FastTextClassifier
+from assay.classifiers.config import FastTextConfig
+from assay.classifiers.fasttext_kind import FastTextClassifier
 
 
 def _label_set():
@@ -46,7 +46,7 @@ def test_training_works_from_a_script_without_a_main_guard(tmp_path):
     script = tmp_path / "unguarded.py"
     script.write_text(f"import sys\nsys.path.insert(0, {str(root)!r})\n"
                       "from tests.test_classifiers_fasttext import _label_set\n"
-                      "from classifiers.fasttext_kind import FastTextClassifier\n"
+                      "from assay.classifiers.fasttext_kind import FastTextClassifier\n"
                       "texts, y = _label_set()\nclf = FastTextClassifier()\nclf.fit(texts, y)\n"
                       "print('scored', len(clf.score(texts[:4])))\n")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)

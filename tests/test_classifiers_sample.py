@@ -15,14 +15,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from classifiers.artifact import load_model, read_metadata, save_model
-from classifiers.config import ClassifierTrainConfig, EncoderConfig, FastTextConfig, SplitConfig
-from classifiers.evaluate import evaluate
-from classifiers.knowledge import DURABLE, EPHEMERAL, SEED_FILE
-from classifiers.labels import LabelSpec, build_labels, read_labels
-from classifiers.train import train
-from curation.document import Document, content_hash, stable_id
-from curation.shards import doc_schema, read_documents, rows_to_table, write_table_atomic
+from assay.classifiers.artifact import load_model, read_metadata, save_model
+from assay.classifiers.config import ClassifierTrainConfig, EncoderConfig, FastTextConfig, SplitConfig
+from assay.classifiers.evaluate import evaluate
+from assay.classifiers.knowledge import DURABLE, EPHEMERAL, SEED_FILE
+from assay.classifiers.labels import LabelSpec, build_labels, read_labels
+from assay.classifiers.train import train
+from assay.curation.document import Document, content_hash, stable_id
+from assay.curation.shards import doc_schema, read_documents, rows_to_table, write_table_atomic
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")
@@ -133,9 +133,9 @@ def test_kind_reaches_held_out_auc_and_records_threshold(kind, ref_models, ref_l
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_beam_scoring_equals_direct_scoring(kind, ref_models, ref_labels, tmp_path):
-    from classifiers.scoring import ClassifierStageConfig
-    from pipelines.job.runner import RunnerConfig
-    from pipelines.score_shards import ScoreJobConfig, run_scoring
+    from assay.classifiers.scoring import ClassifierStageConfig
+    from assay.pipelines.job.runner import RunnerConfig
+    from assay.pipelines.score_shards import ScoreJobConfig, run_scoring
 
     model_dir, clf, _ = ref_models[kind]
     rows = read_labels(ref_labels, "test")[0][:40]

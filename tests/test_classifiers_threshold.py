@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classifiers.config import ThresholdPolicy
-from classifiers.metrics import at_threshold, evaluate_scores
-from classifiers.threshold import choose_threshold
+from assay.classifiers.config import ThresholdPolicy
+from assay.classifiers.metrics import at_threshold, evaluate_scores
+from assay.classifiers.threshold import choose_threshold
 
 
 def _scored(seed: int, n: int = 400):

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from groundwork.config import to_dict
-from pipelines.curate.config import CurateConfig, load_curate_config
+from assay.groundwork.config import to_dict
+from assay.pipelines.curate.config import CurateConfig, load_curate_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "curate.example.toml"
 
@@ -49,7 +49,7 @@ def test_a_retired_key_is_a_clear_error(tmp_path):
      "runner.mode: expected one of ['multi_processing', 'in_memory', 'multi_threading']"),
 ])
 def test_an_enumerated_setting_outside_its_choices_is_refused_with_them(table, message):
-    from groundwork.config import ConfigError, from_dict
+    from assay.groundwork.config import ConfigError, from_dict
 
     with pytest.raises(ConfigError) as err:
         from_dict(CurateConfig, table)

@@ -6,9 +6,9 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.curate.config import SAMPLE_DIR, CurateConfig
-from pipelines.curate.job import run_curation
+from assay.pipelines.cli import app
+from assay.pipelines.curate.config import SAMPLE_DIR, CurateConfig
+from assay.pipelines.curate.job import run_curation
 
 MANIFEST = SAMPLE_DIR / "manifest.jsonl"
 #: the stages that may drop a sample page: every stage of the default run (from the stage registry, through the

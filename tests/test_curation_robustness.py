@@ -14,10 +14,10 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from curation.document import Document
-from curation.stage import Stage
-from pipelines.curate.config import SAMPLE_DIR, CurateConfig
-from pipelines.curate.job import run_curation
+from assay.curation.document import Document
+from assay.curation.stage import Stage
+from assay.pipelines.curate.config import SAMPLE_DIR, CurateConfig
+from assay.pipelines.curate.job import run_curation
 
 PROSE = ("Indexes let a database find rows without reading the whole table. A B-tree keeps keys in order, "
          "so range queries and sorted scans are cheap, and every lookup touches only a few pages. ") * 12
@@ -141,7 +141,7 @@ def test_killed_run_rerun_gives_identical_output(tmp_path, capfd):
     cfg_file = tmp_path / "run.toml"
     cfg_file.write_text(f'[input]\npaths = {json.dumps(subset)}\n[output]\nhistograms = false\n'
                         '[runner]\nworkers = 2\nprogress = false\n')
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(cfg_file), "--output", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "assay.pipelines.cli", "run", str(cfg_file), "--output", str(out)],
                             start_new_session=True, cwd=Path(__file__).parents[1],  # this checkout's assay
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     staging = out / ".staging"  # one folder per run: .staging/<run id>/
@@ -182,7 +182,7 @@ def test_a_document_past_the_stage_time_limit_goes_to_the_ledger_and_the_rest_fl
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines.job.steps import PerDocument, StepContext
+    from assay.pipelines.job.steps import PerDocument, StepContext
 
     docs = [Document(id=f"d{i}", text=f"fine document {i}", source="t") for i in range(4)]
     docs.insert(2, Document(id="slow", text="a SLOW one", source="t"))
@@ -197,7 +197,7 @@ def test_a_document_past_the_stage_time_limit_goes_to_the_ledger_and_the_rest_fl
 
 
 def test_stage_time_limit_config_is_checked():
-    from pipelines.job.runner import RunnerConfig
+    from assay.pipelines.job.runner import RunnerConfig
 
     assert RunnerConfig().stage_timeout_s == 120.0
     with pytest.raises(ValueError, match="stage_timeout_s: must be >= 0"):

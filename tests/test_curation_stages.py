@@ -6,9 +6,9 @@ import pytest
 from datatrove.data import Document as DtDocument
 from datatrove.pipeline import filters as dt
 
-from curation.document import Document, Rejection
-from curation.extract import ExtractText
-from curation.filters import (
+from assay.curation.document import Document, Rejection
+from assay.curation.extract import ExtractText
+from assay.curation.filters import (
     FILTERS,
     PROFILES,
     DatatroveFilter,
@@ -17,9 +17,9 @@ from curation.filters import (
     build_filter_stages,
     profile_filters,
 )
-from curation.langid import IdentifyLanguage, LangIdConfig, LanguageIdentifier
-from curation.pii import MaskPII
-from curation.stage import Stage
+from assay.curation.langid import IdentifyLanguage, LangIdConfig, LanguageIdentifier
+from assay.curation.pii import MaskPII
+from assay.curation.stage import Stage
 
 
 def real_texts() -> list[str]:
@@ -152,8 +152,8 @@ def test_extraction_keeps_article_and_rejects_empty_pages():
 
 def sample_pages(limit: int, max_chars: int = 30_000) -> list[Document]:
     """Real HTML pages from the embedded sample corpus, the smaller ones first (keeps the test quick)."""
-    from curation.readers import ReaderConfig, read_input
-    from pipelines.curate.config import SAMPLE_DIR
+    from assay.curation.readers import ReaderConfig, read_input
+    from assay.pipelines.curate.config import SAMPLE_DIR
 
     pages = [d for path in sorted(SAMPLE_DIR.glob("*.warc.gz")) for d in read_input(str(path), ReaderConfig())
              if isinstance(d, Document) and d.mime == "text/html" and len(d.text) <= max_chars]
@@ -164,7 +164,7 @@ def test_extraction_equals_trafilatura_extract_xml_on_sample_pages():
     """Our fingerprint-free call path gives exactly what trafilatura.extract(output_format="xml") gives."""
     import trafilatura
 
-    from curation.extract import ExtractConfig, xml_to_text
+    from assay.curation.extract import ExtractConfig, xml_to_text
 
     cfg = ExtractConfig(engine="trafilatura")
     stage = ExtractText(cfg)
@@ -210,8 +210,8 @@ def test_fused_stage_chain_matches_stages_run_one_by_one():
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines.job.beam_fns import NAMESPACE, utf8_len
-    from pipelines.job.steps import PerDocument, StepContext
+    from assay.pipelines.job.beam_fns import NAMESPACE, utf8_len
+    from assay.pipelines.job.steps import PerDocument, StepContext
 
     docs = chain_texts()
     def make_stages() -> list[Stage]:
@@ -272,7 +272,7 @@ def test_installed_word_split_gives_the_same_tokens_as_a_fresh_tokenizer():
     from datatrove.utils.text import TextNormConfig, simplify_text
     from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
-    from curation.fast import word_cache
+    from assay.curation.fast import word_cache
 
     extract = ExtractText()
     pages = [extract.process(p) for p in sample_pages(12)]
@@ -290,7 +290,7 @@ def test_installed_word_split_gives_the_same_tokens_as_a_fresh_tokenizer():
 def test_word_split_keeps_to_its_bound_and_can_be_turned_off():
     from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
-    from curation.fast import word_cache
+    from assay.curation.fast import word_cache
 
     shared, fresh = load_word_tokenizer("en"), SpaCyTokenizer("en")
     assert word_cache.install_word_split("en")
@@ -314,7 +314,7 @@ def test_filter_config_rejects_a_negative_word_cache_bound():
 def test_resiliparse_engine_extracts_main_text_of_sample_pages():
     """The optional engine (installed with the dev extra): real pages give text, an empty page is rejected."""
     pytest.importorskip("resiliparse", reason="pip install -e .[resiliparse]")
-    from curation.extract import ExtractConfig
+    from assay.curation.extract import ExtractConfig
 
     stage = ExtractText(ExtractConfig(engine="resiliparse"))
     stage.setup()
@@ -334,7 +334,7 @@ def test_resiliparse_engine_extracts_main_text_of_sample_pages():
 
 
 def test_unknown_extraction_engine_is_a_clear_error():
-    from curation.extract import ExtractConfig
+    from assay.curation.extract import ExtractConfig
 
     with pytest.raises(ValueError, match="extract.engine"):
         ExtractText(ExtractConfig(engine="bs4")).setup()
@@ -342,7 +342,7 @@ def test_unknown_extraction_engine_is_a_clear_error():
 
 def test_filters_of_one_document_share_its_word_split():
     """The split is computed once per judged text and handed out as a fresh list with the same tokens."""
-    from curation.fast.word_cache import _SharedSplit
+    from assay.curation.fast.word_cache import _SharedSplit
 
     calls = []
 

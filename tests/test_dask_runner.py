@@ -9,9 +9,9 @@ import time
 import duckdb
 import pytest
 
-from pipelines.curate.config import load_curate_config
-from pipelines.curate.job import run_curation
-from pipelines.job.funnel import load_funnel
+from assay.pipelines.curate.config import load_curate_config
+from assay.pipelines.curate.job import run_curation
+from assay.pipelines.job.funnel import load_funnel
 
 pytest.importorskip("distributed")
 
@@ -97,8 +97,8 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_output_is_unchanged(local_r
 
 
 def test_the_dask_runner_needs_an_address_or_starts_a_cluster():
-    from pipelines.job.dask_cluster import dask_address, partition_args
-    from pipelines.job.runner import RunnerConfig, build_options
+    from assay.pipelines.job.dask_cluster import dask_address, partition_args
+    from assay.pipelines.job.runner import RunnerConfig, build_options
 
     with pytest.raises(ValueError, match="--dask-address"):
         build_options(RunnerConfig("dask"))

@@ -5,9 +5,16 @@ import json
 import duckdb
 import pytest
 
-from curation.decontam import MMLU_PATH, DecontamConfig, DecontamStage, NgramIndex, load_eval_items, load_jsonl_items
-from curation.document import Document, Rejection
-from curation.shards import doc_schema, rows_to_table, write_table_atomic
+from assay.curation.decontam import (
+    MMLU_PATH,
+    DecontamConfig,
+    DecontamStage,
+    NgramIndex,
+    load_eval_items,
+    load_jsonl_items,
+)
+from assay.curation.document import Document, Rejection
+from assay.curation.shards import doc_schema, rows_to_table, write_table_atomic
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +89,8 @@ def test_bad_eval_files_say_what_to_do(tmp_path):
 
 def test_beam_decontam_of_web_shards(tmp_path, mmlu_rows):
     """Real Beam run over a shard: planted MMLU and user-JSONL items go to the ledger naming the item."""
-    from pipelines.job.runner import RunnerConfig
-    from pipelines.synth_jobs.decontam import DecontamJobConfig, run_decontam
+    from assay.pipelines.job.runner import RunnerConfig
+    from assay.pipelines.synth_jobs.decontam import DecontamJobConfig, run_decontam
 
     line, row = _long_question(mmlu_rows, 9000)
     user = tmp_path / "inhouse.jsonl"
@@ -121,10 +128,10 @@ def test_generation_quality_control_dedups_and_decontaminates(mmlu_rows):
     import apache_beam as beam
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-    from pipelines.job.shard_job import ShardJob
-    from pipelines.job.sources import Items
-    from pipelines.job.steps import StepContext
-    from pipelines.synth_jobs.generate import quality_steps
+    from assay.pipelines.job.shard_job import ShardJob
+    from assay.pipelines.job.sources import Items
+    from assay.pipelines.job.steps import StepContext
+    from assay.pipelines.synth_jobs.generate import quality_steps
 
     _, row = _long_question(mmlu_rows, 12000)
     base = ("Rivers carve valleys over thousands of years as water carries sand and stones downstream, slowly "

@@ -6,9 +6,9 @@ import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.util import assert_that, equal_to
 
-from curation.dedup import MinHashConfig, MinHasher, connected_components, jaccard
-from curation.document import Document
-from pipelines.job.dedup import ExactDedup, FuzzyDedup
+from assay.curation.dedup import MinHashConfig, MinHasher, connected_components, jaccard
+from assay.curation.document import Document
+from assay.pipelines.job.dedup import ExactDedup, FuzzyDedup
 
 VOCAB_RNG = random.Random(7)
 VOCAB = ["".join(VOCAB_RNG.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(VOCAB_RNG.randint(3, 9)))

@@ -5,9 +5,9 @@ these pages pin down each rule: teaser sections, share/tag/login lines and link 
 documentation page's code, tables, lists and definition lists stay, and a page whose main text resiliparse
 misses comes out of trafilatura instead of empty.
 """
-from curation.document import Document, Rejection
-from curation.extract import ExtractText
-from curation.extract_boilerplate import boilerplate_lines, link_chars, mark_links, unmark
+from assay.curation.document import Document, Rejection
+from assay.curation.extract import ExtractText
+from assay.curation.extract_boilerplate import boilerplate_lines, link_chars, mark_links, unmark
 
 SENTENCE = "The river rose through the night and by morning the lower town was under water, the mayor said. "
 STORY = [SENTENCE * 3, "Volunteers filled sandbags at the school while the fire brigade pumped out cellars. " * 3,
@@ -86,7 +86,7 @@ def test_a_page_whose_trafilatura_xml_does_not_parse_is_judged_not_a_crash():
     # a broken table attribute (<td width"50%">, seen on a real documentation page) makes trafilatura 1.11 write
     # XML that lxml refuses: trafilatura then has no text for the page (its second opinion is absent), and the
     # stage goes on instead of failing the run
-    from curation.extract import ExtractConfig
+    from assay.curation.extract import ExtractConfig
 
     story = "".join(f"<p>{p}</p>" for p in STORY)
     html = ('<html><body><table><tr valign="top"><td width="1"></td><td width="430"><table><tr>'

@@ -1,5 +1,6 @@
-"""assay's statistics for datatrove's filters and MinHash (curation/fast/filters.py, curation/fast/ngram_stats.py,
-curation/fast/shingles.py) give datatrove's decisions and numbers: the same keep/drop, reason and kept text as
+"""assay's statistics for datatrove's filters and MinHash (assay/curation/fast/filters.py,
+assay/curation/fast/ngram_stats.py,
+assay/curation/fast/shingles.py) give datatrove's decisions and numbers: the same keep/drop, reason and kept text as
 datatrove's filter classes on every page of the held-out quality corpus and the sample corpus, the same n-gram
 statistics as datatrove's functions, and the same MinHash band keys as datatrove's own signature code."""
 import functools
@@ -16,11 +17,11 @@ from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplica
 from datatrove.utils.text import TextNormConfig, simplify_text, split_into_words
 from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
-from curation.dedup import MinHashConfig, MinHasher
-from curation.fast.ngram_stats import NgramStats
-from curation.fast.shingles import simplify_text as our_simplify_text
-from curation.fast.word_cache import install_word_split
-from curation.filters import FILTERS, FilterConfig, build_filter_stages, profile_filters
+from assay.curation.dedup import MinHashConfig, MinHasher
+from assay.curation.fast.ngram_stats import NgramStats
+from assay.curation.fast.shingles import simplify_text as our_simplify_text
+from assay.curation.fast.word_cache import install_word_split
+from assay.curation.filters import FILTERS, FilterConfig, build_filter_stages, profile_filters
 
 DATATROVE = {"gopher_repetition": dt.GopherRepetitionFilter, "gopher_quality": dt.GopherQualityFilter,
              "c4_quality": dt.C4QualityFilter}
@@ -78,8 +79,8 @@ def test_c4_decides_as_datatrove_with_its_defaults_on_sample_pages():
 def test_the_assay_profile_runs_assays_classes_and_the_fineweb_profile_datatroves():
     assert set(FAST_CLASSES) == set(DATATROVE)
     assert all(issubclass(FAST_CLASSES[name], DATATROVE[name]) for name in DATATROVE)
-    cases = (("assay", "", "curation.fast.filters"), ("fineweb", "", "datatrove.pipeline.filters"),
-             ("fineweb", "assay", "curation.fast.filters"), ("assay", "datatrove", "datatrove.pipeline.filters"))
+    cases = (("assay", "", "assay.curation.fast.filters"), ("fineweb", "", "datatrove.pipeline.filters"),
+             ("fineweb", "assay", "assay.curation.fast.filters"), ("assay", "datatrove", "datatrove.pipeline.filters"))
     for profile, statistics, expected in cases:
         cfg = FilterConfig(profile=profile, statistics=statistics, stats=False)
         stages = {s.name: s for s in build_filter_stages(cfg)}

@@ -6,8 +6,8 @@ from typing import Literal
 
 import pytest
 
-from groundwork.atomic import atomic_folder
-from groundwork.config import ConfigError, FieldError, check_choices, from_dict
+from assay.groundwork.atomic import atomic_folder
+from assay.groundwork.config import ConfigError, FieldError, check_choices, from_dict
 
 
 def test_atomic_folder_replaces_only_a_complete_folder(tmp_path):

@@ -8,10 +8,10 @@ import datasets
 import pytest
 from typer.testing import CliRunner
 
-from curation.document import Document, Rejection
-from curation.readers import ReaderConfig, expand_inputs, read_input
-from pipelines.cli import app
-from pipelines.job.card import read_front_matter
+from assay.curation.document import Document, Rejection
+from assay.curation.readers import ReaderConfig, expand_inputs, read_input
+from assay.pipelines.cli import app
+from assay.pipelines.job.card import read_front_matter
 
 PAGES = [
     "The river carries sand and small stones down to the sea, where the water slows and the sand settles into long "

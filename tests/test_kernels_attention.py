@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from kernels.attention import attention
-from kernels.attention_triton import triton_attention
-from kernels.blocksparse_pattern import BlockSparsePattern
+from assay.kernels.attention import attention
+from assay.kernels.attention_triton import triton_attention
+from assay.kernels.blocksparse_pattern import BlockSparsePattern
 
 TOY = BlockSparsePattern(block_size=16, local_blocks=2, vertical_stride=3, num_heads=4)
 WIDE = BlockSparsePattern(block_size=16, local_blocks=1, vertical_stride=2, num_heads=4)
@@ -65,14 +65,14 @@ def test_triton_tiles_larger_blocks_exactly(block, local, stride, max_tile, seq)
 def test_head_dims_above_128_use_32_token_tiles_and_stay_exact():
     """Past head dim 128 a 64-token tile's backward no longer fits an H100 SM (kernels_cross_compile.py), so the
     tile drops to 32: a 64-token pattern block at head dim 160 (padded to 256) gives the reference's numbers."""
-    from kernels.attention_triton import tile_cap
+    from assay.kernels.attention_triton import tile_cap
 
     assert tile_cap(64) == tile_cap(96) == tile_cap(128) == 64 and tile_cap(160) == tile_cap(256) == 32
     pattern = BlockSparsePattern(block_size=64, local_blocks=1, vertical_stride=2, num_heads=2)
     q, k, v = make_qkv(1, 2, 1, 150, 160)
     got = run(lambda a, b, c: triton_attention(a, b, c, pattern, 160 ** -0.5), q, k, v)
     assert_close(got, reference(q, k, v, pattern, 160 ** -0.5), torch.float32)
-    from kernels.block_tables import _CACHE  # the tables the call built: (pattern, T, H, tile, device)
+    from assay.kernels.block_tables import _CACHE  # the tables the call built: (pattern, T, H, tile, device)
 
     assert (pattern, 150, 2, 32, "cpu") in _CACHE
 
@@ -168,7 +168,7 @@ def test_gpu_backends_match_reference(dtype, head_dim, backend):
 
 
 def test_auto_backend_choice():
-    from kernels.attention import resolve_attention_backend
+    from assay.kernels.attention import resolve_attention_backend
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert resolve_attention_backend("auto", cuda, TOY) == "triton"
     assert resolve_attention_backend("auto", cuda, BlockSparsePattern(24, 2, 3, num_heads=4)) == "flex"
@@ -223,7 +223,7 @@ def test_sliding_window_backends_match_reference(pattern, window, seq):
 
 
 def test_flex_block_mask_skips_blocks_outside_the_window():
-    from kernels.attention_flex import flex_block_mask
+    from assay.kernels.attention_flex import flex_block_mask
 
     mask = flex_block_mask(None, 512, 1, "cpu", window=128)  # 128-token blocks: each row keeps 2 blocks
     dense = mask.to_dense()[0, 0]
@@ -231,7 +231,7 @@ def test_flex_block_mask_skips_blocks_outside_the_window():
 
 
 def test_triton_refuses_a_window_and_auto_avoids_it():
-    from kernels.attention import resolve_attention_backend
+    from assay.kernels.attention import resolve_attention_backend
 
     q, k, v = (t.detach() for t in make_qkv(1, 4, 2, 32, 16))
     with pytest.raises(ValueError, match="no sliding window"):

@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels.moe import moe_ffn
-from kernels.moe_align import align_by_expert
-from kernels.moe_triton import MoEKernelConfig
+from assay.kernels.moe import moe_ffn
+from assay.kernels.moe_align import align_by_expert
+from assay.kernels.moe_triton import MoEKernelConfig
 
 SMALL = MoEKernelConfig(block_m=16, block_n=16, block_k=16)
 TOL = {torch.float32: dict(atol=2e-5, rtol=1e-4), torch.float16: dict(atol=2e-2, rtol=2e-2)}
@@ -126,7 +126,7 @@ def test_autocast_casts_fp32_weights_and_gradients_return_in_fp32():
 
 
 def test_kernel_config_is_checked():
-    from kernels.moe_triton import MoEKernelConfig
+    from assay.kernels.moe_triton import MoEKernelConfig
 
     with pytest.raises(ValueError, match="block_k must be a power of two >= 16"):
         MoEKernelConfig(block_k=24)

@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels.linear_cross_entropy import LinearCrossEntropyConfig, linear_cross_entropy
-from kernels.rmsnorm import rms_norm
+from assay.kernels.linear_cross_entropy import LinearCrossEntropyConfig, linear_cross_entropy
+from assay.kernels.rmsnorm import rms_norm
 
 
 def grads(out, inputs, seed=1):

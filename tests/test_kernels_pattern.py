@@ -4,9 +4,9 @@ import itertools
 import pytest
 import torch
 
-from kernels.attention_flex import flex_block_mask
-from kernels.block_tables import block_tables, kernel_tile
-from kernels.blocksparse_pattern import BlockSparsePattern
+from assay.kernels.attention_flex import flex_block_mask
+from assay.kernels.block_tables import block_tables, kernel_tile
+from assay.kernels.blocksparse_pattern import BlockSparsePattern
 
 TOY = BlockSparsePattern(block_size=16, local_blocks=2, vertical_stride=3, num_heads=4)
 

@@ -17,8 +17,8 @@ import pytest
 from test_trainer_support import build_shards
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from trainer.eval_cloze import MMLU_PATH
+from assay.pipelines.cli import app
+from assay.trainer.eval_cloze import MMLU_PATH
 
 #: the shards' seq_len, to which `assay eval` truncates (the model's max_seq_len, the harness's default, is 256):
 #: 28 of the 40 questions fit, so the end-of-text token before them counts, and 12 are truncated from the left
@@ -110,9 +110,9 @@ def test_lm_eval_harness_on_an_export_equals_assay_eval_on_mmlu_cloze(tmp_path, 
     import torch
     from lm_eval.tasks import TaskManager
 
-    from trainer.checkpoint import load_trained_model
-    from trainer.eval_cloze import continuation_logprobs, encode_pair, load_task
-    from trainer.tokenizer import eos_id, load_tokenizer
+    from assay.trainer.checkpoint import load_trained_model
+    from assay.trainer.eval_cloze import continuation_logprobs, encode_pair, load_task
+    from assay.trainer.tokenizer import eos_id, load_tokenizer
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from pipelines.curate.config import load_curate_config
-from pipelines.curate.job import run_curation
-from pipelines.job.watchdog import WorkerLost, worker_states
+from assay.pipelines.curate.config import load_curate_config
+from assay.pipelines.curate.job import run_curation
+from assay.pipelines.job.watchdog import WorkerLost, worker_states
 
 
 @pytest.mark.parametrize("sig", [signal.SIGSTOP, signal.SIGKILL], ids=["stopped", "killed"])

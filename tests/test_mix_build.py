@@ -10,13 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from curation.shards import doc_schema, rows_to_table, write_table_atomic
-from groundwork.config import ConfigError
-from pipelines.mix.build import run_mix
-from pipelines.mix.recipe import load_recipe
-from pipelines.mix.sampling import BudgetError
-from trainer.token_shards import TokenShardReader
-from trainer.tokenizer import load_tokenizer
+from assay.curation.shards import doc_schema, rows_to_table, write_table_atomic
+from assay.groundwork.config import ConfigError
+from assay.pipelines.mix.build import run_mix
+from assay.pipelines.mix.recipe import load_recipe
+from assay.pipelines.mix.sampling import BudgetError
+from assay.trainer.token_shards import TokenShardReader
+from assay.trainer.tokenizer import load_tokenizer
 
 MODULES = ["json", "csv", "argparse", "collections", "functools", "pathlib", "textwrap", "logging", "subprocess",
            "threading", "decimal", "fractions", "statistics", "random", "heapq", "enum", "contextlib", "shutil",
@@ -227,7 +227,7 @@ def test_bad_predicate_and_missing_pool_name_the_field(corpus):
 
 
 def test_cli_dry_run_prints_the_table_and_writes_nothing(corpus, built):
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     root, _ = corpus
     _, report = built
@@ -244,7 +244,7 @@ def test_cli_dry_run_prints_the_table_and_writes_nothing(corpus, built):
 
 
 def test_cli_refuses_to_overwrite_a_directory_that_is_not_a_mix(corpus):
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     root, _ = corpus
     result = CliRunner().invoke(app, ["mix", _recipe(root), "--output", str(root / "demo")], terminal_width=200)
@@ -255,8 +255,8 @@ def test_cli_refuses_to_overwrite_a_directory_that_is_not_a_mix(corpus):
 def test_work_items_cover_each_pool_exactly_once(corpus):
     import duckdb
 
-    from pipelines.mix.pools import pool_query, resolve_pools
-    from pipelines.mix.tokenize_beam import chunk_tasks
+    from assay.pipelines.mix.pools import pool_query, resolve_pools
+    from assay.pipelines.mix.tokenize_beam import chunk_tasks
 
     root, _ = corpus
     pools, skipped = resolve_pools(load_recipe(_recipe(root, "chunks.toml")), warn=lambda _: None)

@@ -5,10 +5,10 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from curation.duckdb_locked import locked_connection
-from curation.shards import doc_schema, rows_to_table, write_table_atomic
-from groundwork.config import ConfigError
-from pipelines.mix import count_pool, load_recipe, pool_query, pools_connection, resolve_pools, run_mix
+from assay.curation.duckdb_locked import locked_connection
+from assay.curation.shards import doc_schema, rows_to_table, write_table_atomic
+from assay.groundwork.config import ConfigError
+from assay.pipelines.mix import count_pool, load_recipe, pool_query, pools_connection, resolve_pools, run_mix
 
 ROWS = [{"id": f"d{i}", "text": f"document number {i} " * (1 + i), "source": "t", "url": "", "domain": "", "date": "",
          "language": "en" if i % 2 else "de", "n_words": 3 * (1 + i)} for i in range(6)]
@@ -68,8 +68,8 @@ def test_a_legitimate_predicate_still_selects_its_documents(pool):
 
 
 def test_dry_run_refuses_too(pool):
-    from pipelines.ablate.dryrun import check_pools
-    from pipelines.cli import app
+    from assay.pipelines.ablate.dryrun import check_pools
+    from assay.pipelines.cli import app
 
     path = _recipe(pool, ATTACKS["read_text"].format(root=pool))
     with pytest.raises(ConfigError, match=r"pools\.web\.predicate: refused"):
@@ -80,8 +80,8 @@ def test_dry_run_refuses_too(pool):
 
 
 def test_an_ablation_eval_set_predicate_is_checked(pool, tmp_path):
-    from pipelines.ablate.dryrun import eval_info_now
-    from pipelines.ablate.plan import load_plan
+    from assay.pipelines.ablate.dryrun import eval_info_now
+    from assay.pipelines.ablate.plan import load_plan
 
     recipe = _recipe(pool, "true")
     plan = tmp_path / "plan.toml"

@@ -4,10 +4,10 @@ import textwrap
 
 import pytest
 
-from groundwork.config import ConfigError
-from pipelines.mix.recipe import PhaseSpec, PoolSpec, Recipe, load_recipe, recipe_hash
-from pipelines.mix.sampling import BudgetError, plan_phases
-from trainer.tokenizer import (
+from assay.groundwork.config import ConfigError
+from assay.pipelines.mix.recipe import PhaseSpec, PoolSpec, Recipe, load_recipe, recipe_hash
+from assay.pipelines.mix.sampling import BudgetError, plan_phases
+from assay.trainer.tokenizer import (
     EOS_TOKEN,
     SPECIAL_TOKENS,
     TokenizerError,
@@ -73,7 +73,7 @@ def test_validation_errors_name_the_field(tmp_path, change, field):
 
 
 def test_the_runner_table_is_the_job_runner_config_with_threads_by_default(tmp_path):
-    from pipelines.job.runner import RunnerConfig
+    from assay.pipelines.job.runner import RunnerConfig
 
     r = _load(tmp_path, GOOD + "\n[runner]\nworkers = 3\n")
     assert isinstance(r.runner, RunnerConfig) and r.runner.is_local

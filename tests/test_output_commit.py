@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from curation.shards import CURRENT, RUNS_DIR, checked_run, clean_leftovers, publish_run, published_run
-from groundwork.atomic import OutputBusy, output_lock
-from pipelines.cli import app
-from pipelines.curate.config import CurateConfig
-from pipelines.curate.job import run_curation
+from assay.curation.shards import CURRENT, RUNS_DIR, checked_run, clean_leftovers, publish_run, published_run
+from assay.groundwork.atomic import OutputBusy, output_lock
+from assay.pipelines.cli import app
+from assay.pipelines.curate.config import CurateConfig
+from assay.pipelines.curate.job import run_curation
 
 WORDS = ("indexes let a database find rows without reading the whole table and every lookup touches only few "
          "pages of the tree which keeps keys in order so that range queries are cheap while writes must update "
@@ -89,7 +89,7 @@ def test_a_second_run_into_a_held_folder_refuses_naming_the_holder(finished, tmp
     out, _ = finished
     out = copy_output(out, tmp_path / "out")
     before = sorted(os.listdir(out / "docs"))
-    hold = ("import sys, time; from groundwork.atomic import output_lock\n"
+    hold = ("import sys, time; from assay.groundwork.atomic import output_lock\n"
             "with output_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", hold, str(out)],
                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
@@ -119,7 +119,7 @@ def test_two_runs_racing_into_one_folder_lose_nothing(tmp_path):
     cfg_file = tmp_path / "run.toml"
     cfg_file.write_text(f'stages = ["langid", "filters"]\n[input]\npaths = ["{tmp_path / "a.jsonl"}"]\n'
                         '[output]\nhistograms = false\n[runner]\nworkers = 1\nmode = "in_memory"\nprogress = false\n')
-    first = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(cfg_file), "-o", str(out)],
+    first = subprocess.Popen([sys.executable, "-m", "assay.pipelines.cli", "run", str(cfg_file), "-o", str(out)],
                              cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              text=True)
     deadline = time.time() + 120
@@ -221,8 +221,8 @@ def test_a_missing_ledger_is_an_empty_view_not_a_duckdb_hint(finished, tmp_path)
 
 
 def test_the_ledger_keeps_an_excerpt_unless_asked_for_the_text(tmp_path):
-    from curation.document import LEDGER_EXCERPT_CHARS
-    from pipelines.job.sql import run_query
+    from assay.curation.document import LEDGER_EXCERPT_CHARS
+    from assay.pipelines.job.sql import run_query
 
     repeated = "The same line again and again on this page.\n" * 60  # dropped for repetition
     (tmp_path / "a.jsonl").write_text(json.dumps({"id": "rep", "text": repeated}) + "\n"
@@ -262,7 +262,7 @@ def test_a_rerun_after_sigkill_reuses_the_finished_files_and_gives_identical_out
     cfg_file.write_text(f'stages = ["langid", "filters"]\n[input]\npaths = {json.dumps(files)}\n'
                         '[output]\nhistograms = false\n[runner]\nworkers = 1\nmode = "in_memory"\nprogress = false\n')
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(cfg_file), "-o", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "assay.pipelines.cli", "run", str(cfg_file), "-o", str(out)],
                             cwd=Path(__file__).parents[1], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
@@ -288,8 +288,8 @@ def test_a_planted_resume_unit_cannot_run_code(tmp_path):
 
     import zstandard
 
-    from curation.document import Document
-    from pipelines.job.resume import unit_is_whole
+    from assay.curation.document import Document
+    from assay.pipelines.job.resume import unit_is_whole
 
     class Planted:
         def __reduce__(self):

@@ -1,10 +1,10 @@
 """assay's own page filters: link-heavy pages and release notes, judged on what extraction read from the HTML."""
 import pytest
 
-from curation.document import Document, Rejection
-from curation.extract import ExtractConfig, ExtractText, page_signals
-from curation.filters import FilterConfig, build_filter_stages
-from curation.page_filters import LinkDensityFilter, ReleaseNotesFilter, release_title
+from assay.curation.document import Document, Rejection
+from assay.curation.extract import ExtractConfig, ExtractText, page_signals
+from assay.curation.filters import FilterConfig, build_filter_stages
+from assay.curation.page_filters import LinkDensityFilter, ReleaseNotesFilter, release_title
 
 PROSE = ("<p>A context manager sets up a resource when the block starts and releases it when the block ends, "
          "even when the block raises an exception, which is why files and locks are best used with it.</p>")

@@ -1,4 +1,5 @@
-"""curation/fast/ re-implements internals of the spaCy and datatrove versions pinned in pyproject.toml. On a few fixed
+"""assay/curation/fast/ re-implements internals of the spaCy and datatrove versions pinned in pyproject.toml. On a few
+fixed
 texts, in seconds, these checks compare each re-implementation with its original, so an upgrade of either library
 that changes a decision (a token, a filter's verdict or reason, an n-gram count, a MinHash band key) fails here by
 name. tests/test_spacy_words.py and tests/test_fast_filters.py compare the same on whole corpora."""
@@ -16,19 +17,19 @@ from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplica
 from datatrove.utils.text import TextNormConfig, simplify_text
 from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
-from curation.dedup import MinHashConfig, MinHasher
-from curation.fast.ngram_stats import NgramStats
-from curation.fast.shingles import simplify_text as our_simplify_text
-from curation.fast.spacy_rules import rules_from_spacy
-from curation.fast.spacy_words import SpacyWordSplit
-from curation.fast.word_cache import install_word_split
-from curation.filters import FILTERS
+from assay.curation.dedup import MinHashConfig, MinHasher
+from assay.curation.fast.ngram_stats import NgramStats
+from assay.curation.fast.shingles import simplify_text as our_simplify_text
+from assay.curation.fast.spacy_rules import rules_from_spacy
+from assay.curation.fast.spacy_words import SpacyWordSplit
+from assay.curation.fast.word_cache import install_word_split
+from assay.curation.filters import FILTERS
 
 ROOT = Path(__file__).resolve().parents[1]
-UPGRADE = ("{name} {installed} is installed, but curation/fast/ copies the internals of {name} {pinned} "
+UPGRADE = ("{name} {installed} is installed, but assay/curation/fast/ copies the internals of {name} {pinned} "
            "(pyproject.toml): "
            "run tests/test_pinned_originals.py, tests/test_spacy_words.py and tests/test_fast_filters.py on the new "
-           "version, bring curation/fast/ in line where they fail, then move the pin")
+           "version, bring assay/curation/fast/ in line where they fail, then move the pin")
 
 PROSE = ("The cache keeps a copy of every response it serves. When a client asks again, the copy is returned "
          "without asking the origin server, which saves time and bandwidth. Entries expire after a while, and "
@@ -83,7 +84,7 @@ def test_spacy_and_datatrove_are_pinned_and_installed_at_their_pins():
 def test_word_split_gives_spacys_tokens():
     reference = SpaCyTokenizer("en")  # datatrove's own spaCy split
     split = SpacyWordSplit(rules_from_spacy(reference.tokenizer), reference.word_tokenize)
-    assert split.usable, "spaCy's tokenizer no longer has the rules curation/fast/spacy_rules.py reads"
+    assert split.usable, "spaCy's tokenizer no longer has the rules assay/curation/fast/spacy_rules.py reads"
     for i, text in enumerate(TEXTS):
         assert split(text) == reference.word_tokenize(text), f"text {i}: spaCy's tokens changed"
 

@@ -2,9 +2,9 @@
 language ID and the assay filter profile judge; the text written to shards is never cut by that choice."""
 import pytest
 
-from curation.document import MIN_PROSE_CHARS, Document, Rejection
-from curation.extract import ExtractConfig, ExtractText, without_formula_lines, xml_to_text_and_prose
-from curation.filters import DatatroveFilter, FilterConfig, build_filter_stages, filter_stage
+from assay.curation.document import MIN_PROSE_CHARS, Document, Rejection
+from assay.curation.extract import ExtractConfig, ExtractText, without_formula_lines, xml_to_text_and_prose
+from assay.curation.filters import DatatroveFilter, FilterConfig, build_filter_stages, filter_stage
 
 SENTENCE = "The configuration file tells the server which modules to load and where each log is written. "
 CODE = "\n".join(f"server.set_option('key_{i}', value={i}); server.reload()  # {i}" for i in range(40))

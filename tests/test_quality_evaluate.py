@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from assay.pipelines.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "data" / "quality" / "eval"
@@ -66,9 +66,9 @@ def test_shipped_classifiers_separate_held_out_sources():
     ROC-AUC >= 0.95 for edu vs spam + nav (measured 0.965), >= 0.90 for durable vs ephemeral (0.957)."""
     import numpy as np
 
-    from classifiers.artifact import load_model
-    from classifiers.metrics import roc_auc
-    from pipelines.quality.corpus import english_pages, load_corpus
+    from assay.classifiers.artifact import load_model
+    from assay.classifiers.metrics import roc_auc
+    from assay.pipelines.quality.corpus import english_pages, load_corpus
 
     texts: dict[str, list[str]] = {}
     for page, doc in english_pages(load_corpus(str(EVAL))):

@@ -3,10 +3,10 @@ for recall, false drops are grouped by stage and reason, dedup is judged only on
 fail when they should (a missing record is never silently fine)."""
 import pytest
 
-from pipelines.quality.corpus import LabelledCorpus, LabelledPage
-from pipelines.quality.gates import Gates, check, parse_max_kept
-from pipelines.quality.metrics import EvalSettings, score
-from pipelines.quality.outcome import KEPT, Outcome
+from assay.pipelines.quality.corpus import LabelledCorpus, LabelledPage
+from assay.pipelines.quality.gates import Gates, check, parse_max_kept
+from assay.pipelines.quality.metrics import EvalSettings, score
+from assay.pipelines.quality.outcome import KEPT, Outcome
 
 
 def _page(n, category, dup_of=None, jaccard=None, exact_of=None):
@@ -87,9 +87,9 @@ def test_read_merges_measures_each_dropped_page_against_its_kept_representative(
     """A real fuzzy-dedup run: the ledger's near_duplicate rows are measured against the page dedup kept."""
     import json
 
-    from pipelines.curate.config import CurateConfig
-    from pipelines.curate.job import run_curation
-    from pipelines.quality.outcome import read_merges
+    from assay.pipelines.curate.config import CurateConfig
+    from assay.pipelines.curate.job import run_curation
+    from assay.pipelines.quality.outcome import read_merges
 
     words = ("the cache keeps a copy of each response and serves it again until it expires, which saves the "
              "origin server from doing the same work twice for every client that asks ").split()

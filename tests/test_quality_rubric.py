@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.quality.corpus import RATINGS, LabelledCorpus, LabelledPage, load_corpus
-from pipelines.quality.gates import Gates, check
-from pipelines.quality.metrics import EvalSettings, score
-from pipelines.quality.outcome import KEPT, Outcome
-from pipelines.quality.report import to_markdown
+from assay.pipelines.quality.corpus import RATINGS, LabelledCorpus, LabelledPage, load_corpus
+from assay.pipelines.quality.gates import Gates, check
+from assay.pipelines.quality.metrics import EvalSettings, score
+from assay.pipelines.quality.outcome import KEPT, Outcome
+from assay.pipelines.quality.report import to_markdown
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))

@@ -21,8 +21,8 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from curation.document import Document, Rejection, stable_id
-from curation.readers import REASONS, ReaderConfig, expand_inputs, read_input
+from assay.curation.document import Document, Rejection, stable_id
+from assay.curation.readers import REASONS, ReaderConfig, expand_inputs, read_input
 
 PAGE = "<html><head><title>{t}</title></head><body><p>{t}: the mitochondria is the powerhouse.</p></body></html>"
 

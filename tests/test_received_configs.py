@@ -6,11 +6,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from curation.shards import OUTPUT_MARKER, claim_output, is_shard_output
-from groundwork.config import ConfigError
-from pipelines.curate.config import load_curate_config
-from pipelines.job.runner import FILE_FLAGS, file_flag_names
-from pipelines.mix import load_recipe
+from assay.curation.shards import OUTPUT_MARKER, claim_output, is_shard_output
+from assay.groundwork.config import ConfigError
+from assay.pipelines.curate.config import load_curate_config
+from assay.pipelines.job.runner import FILE_FLAGS, file_flag_names
+from assay.pipelines.mix import load_recipe
 
 CODE_FLAGS = ["--environment_type=PROCESS", '--environment_config={"command": "/tmp/x.sh"}',
               "--sdk_container_image=evil/image", "--setup_file=./setup.py", "--extra_packages=evil.tar.gz",
@@ -45,7 +45,7 @@ def test_a_config_file_names_only_the_runners_of_this_machine(tmp_path, runner):
 
 
 def test_tuning_flags_load_from_a_file_and_the_command_line_may_add_anything(tmp_path):
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     cfg = load_curate_config(_config(tmp_path, 'runner = "dask"\nbeam_args = ["--dask_npartitions", "8", '
                                                '"--default_sdk_harness_log_level=INFO"]'))
@@ -94,7 +94,7 @@ def test_an_absent_empty_or_earlier_output_is_claimed(tmp_path):
 
 
 def test_assay_run_refuses_a_users_folder_before_running_anything(tmp_path):
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     project = tmp_path / "project"
     (project / "docs").mkdir(parents=True)
@@ -107,7 +107,7 @@ def test_assay_run_refuses_a_users_folder_before_running_anything(tmp_path):
 
 
 def test_a_classifier_model_directory_replaces_only_a_model_directory(tmp_path):
-    from classifiers.artifact import save_model
+    from assay.classifiers.artifact import save_model
 
     project = tmp_path / "project"
     (project / "docs").mkdir(parents=True)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from curation.fasttext_file import FastTextFileError, check_fasttext_file
-from curation.langid import bundled_lid_model
+from assay.curation.fasttext_file import FastTextFileError, check_fasttext_file
+from assay.curation.langid import bundled_lid_model
 
 ROOT = Path(__file__).resolve().parents[1]
-EDU = ROOT / "classifiers" / "shipped_models" / "edu-fasttext"
+EDU = ROOT / "assay" / "classifiers" / "shipped_models" / "edu-fasttext"
 
 
 def test_complete_models_pass_and_every_cut_is_named(tmp_path):
@@ -38,7 +38,7 @@ def test_a_cut_model_folder_and_language_model_fail_fast_instead_of_hanging(tmp_
     folder = tmp_path / "edu"
     shutil.copytree(EDU, folder)
     (folder / "model.bin").write_bytes((EDU / "model.bin").read_bytes()[:2000])
-    from classifiers.artifact import files_hash
+    from assay.classifiers.artifact import files_hash
 
     meta = json.loads((folder / "metadata.json").read_text())  # a crafted folder: its hash matches the cut file
     meta["content_hash"] = files_hash(str(folder), meta["files"])
@@ -48,8 +48,8 @@ def test_a_cut_model_folder_and_language_model_fail_fast_instead_of_hanging(tmp_
     script = textwrap.dedent(f"""
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
-        from classifiers.artifact import load_model
-        from curation.langid import LanguageIdentifier
+        from assay.classifiers.artifact import load_model
+        from assay.curation.langid import LanguageIdentifier
         for load in (lambda: load_model({str(folder)!r}), lambda: LanguageIdentifier({str(lid)!r})):
             try:
                 load()

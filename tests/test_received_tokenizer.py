@@ -7,10 +7,10 @@ import pytest
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from typer.testing import CliRunner
 
-from curation.shards import doc_schema, rows_to_table, write_table_atomic
-from pipelines.cli import app
-from trainer.tokenizer import SPECIAL_TOKENS, TokenizerError, load_tokenizer, save_tokenizer, train_bpe
-from trainer.tokenizer_file import SAFE_PATTERNS
+from assay.curation.shards import doc_schema, rows_to_table, write_table_atomic
+from assay.pipelines.cli import app
+from assay.trainer.tokenizer import SPECIAL_TOKENS, TokenizerError, load_tokenizer, save_tokenizer, train_bpe
+from assay.trainer.tokenizer_file import SAFE_PATTERNS
 
 CATASTROPHIC = "(a+)+$"  # exponential backtracking on "aaaa...b"
 ATTACK = "a" * 40 + "b"
@@ -119,7 +119,7 @@ def test_assay_mix_with_a_catastrophic_tokenizer_is_one_clear_error(tmp_path, tr
 def test_a_document_the_tokenizer_cannot_encode_stops_the_mix_naming_it(tmp_path):
     """A WordPiece tokenizer without an unknown token fails on any word outside its vocabulary: loading it and
     encoding the check sentence work, the pool's one document with a snowman does not."""
-    from trainer.tokenizer import CANARY
+    from assay.trainer.tokenizer import CANARY
 
     words = sorted({w for w in CANARY.split()} | {"hello", "world"})
     vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, *words, *sorted(set(CANARY)),

@@ -6,10 +6,10 @@ from typing import get_args
 
 import pytest
 
-from curation.filters import FILTERS, PROFILES, FilterConfig, filter_spec, profile_filters
-from pipelines.curate.config import READ_STAGE, STAGES, CurateConfig, stages_overview
-from synth.backends import BACKENDS, check_backend_config, make_backend
-from synth.config import BackendConfig, BackendKind
+from assay.curation.filters import FILTERS, PROFILES, FilterConfig, filter_spec, profile_filters
+from assay.pipelines.curate.config import READ_STAGE, STAGES, CurateConfig, stages_overview
+from assay.synth.backends import BACKENDS, check_backend_config, make_backend
+from assay.synth.config import BackendConfig, BackendKind
 
 
 def test_backends_are_keyed_by_their_kind_and_match_the_config_type():
@@ -69,8 +69,8 @@ def test_every_stage_and_filter_has_its_doc_row():
 
 
 def test_help_docstring_and_example_config_follow_the_stage_registry():
-    from pipelines.cli.curate import RUN_HELP
-    from pipelines.curate import job
+    from assay.pipelines.cli.curate import RUN_HELP
+    from assay.pipelines.curate import job
 
     assert stages_overview() in " ".join(RUN_HELP.split())
     assert all(f"{name} ({stage.summary})" in stages_overview() for name, stage in STAGES.items())

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from pipelines.curate.config import CurateConfig
-from pipelines.curate.job import curation_job, with_staged_models
-from pipelines.job.runner import RunnerConfig
+from assay.pipelines.curate.config import CurateConfig
+from assay.pipelines.curate.job import curation_job, with_staged_models
+from assay.pipelines.job.runner import RunnerConfig
 
 BUCKET = "assay-staging-test"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,7 +59,7 @@ def s3_args():
 def _config(s3_args, tmp_path) -> CurateConfig:
     """The default pipeline on a remote runner, with one classifier folder of the user's own."""
     mine = tmp_path / "my-edu"
-    shutil.copytree(os.path.join(ROOT, "classifiers", "shipped_models", "edu-fasttext"), mine)
+    shutil.copytree(os.path.join(ROOT, "assay", "classifiers", "shipped_models", "edu-fasttext"), mine)
     cfg = CurateConfig()
     cfg.classifiers[0].model_dir = str(mine)
     cfg.runner = RunnerConfig("FlinkRunner", beam_args=[f"--temp_location=s3://{BUCKET}/tmp", *s3_args])
@@ -93,8 +93,8 @@ import sys
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 FileSystems.set_options(PipelineOptions({s3_args!r}))
-from classifiers.artifact import load_model
-from curation.langid import LanguageIdentifier
+from assay.classifiers.artifact import load_model
+from assay.curation.langid import LanguageIdentifier
 identify = LanguageIdentifier({staged.langid.model_path!r})
 lang, p = identify.predict("The cache keeps a copy of every response it serves.")
 clf, meta = load_model({staged.classifiers[0].model_dir!r})
@@ -104,7 +104,7 @@ print(lang, meta["kind"], clf.score(["A tutorial on indexes: a B-tree keeps keys
                          env=dict(os.environ, PYTHONPATH=ROOT))
     assert out.returncode == 0, out.stderr[-2000:]
     lang, kind, score = out.stdout.split()[-3:]
-    from classifiers.artifact import load_model
+    from assay.classifiers.artifact import load_model
 
     local, _ = load_model(str(tmp_path / "my-edu"))
     assert (lang, kind) == ("en", "fasttext")
@@ -148,7 +148,7 @@ def test_filter_files_named_by_the_filter_registry_are_staged(s3_args, tmp_path,
     the registry entry alone decides (no filter of the default profiles reads a file today)."""
     import dataclasses
 
-    from curation.filters import FILTERS
+    from assay.curation.filters import FILTERS
 
     words = tmp_path / "words.txt"
     words.write_text("release\nchangelog\n")

@@ -1,8 +1,9 @@
-"""assay's word split (curation/fast/spacy_words.py) gives the tokens of datatrove's spaCy split: on both views of every
+"""assay's word split (assay/curation/fast/spacy_words.py) gives the tokens of datatrove's spaCy split: on both views
+of every
 page of the held-out quality corpus and on the sample corpus, on made-up chunks and texts full of affixes, special
 cases and odd whitespace, in other languages too, and it counts sentences as datatrove's split_into_sentences does. Its
 rules file
-(curation/fast/spacy_rules.py) holds spaCy's rules, and with it a worker process never imports spaCy."""
+(assay/curation/fast/spacy_rules.py) holds spaCy's rules, and with it a worker process never imports spaCy."""
 import json
 import os
 import random
@@ -15,9 +16,9 @@ from corpus_views import ROOT, eval_views, sample_views
 from datatrove.utils.text import split_into_sentences
 from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
-from curation.fast.regex_chars import Alternatives, anchored, edge_chars
-from curation.fast.spacy_rules import TokenizerRules, cache_path, datatrove_rules, rules_from_spacy
-from curation.fast.spacy_words import SpacyWordSplit
+from assay.curation.fast.regex_chars import Alternatives, anchored, edge_chars
+from assay.curation.fast.spacy_rules import TokenizerRules, cache_path, datatrove_rules, rules_from_spacy
+from assay.curation.fast.spacy_words import SpacyWordSplit
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_sentence_counts_equal_datatrove_on_every_line(rules, reference):
 def test_rules_file_holds_spacys_rules_and_spares_the_spacy_import(tmp_path, rules):
     env = dict(os.environ, ASSAY_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT)
     code = ("import sys\n"
-            "from curation.fast.spacy_rules import datatrove_rules, cache_path\n"
+            "from assay.curation.fast.spacy_rules import datatrove_rules, cache_path\n"
             "datatrove_rules('en')\n"
             "print(cache_path('en'))\n")
     built = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
@@ -113,7 +114,7 @@ def test_rules_file_holds_spacys_rules_and_spares_the_spacy_import(tmp_path, rul
         assert TokenizerRules.from_json(json.load(fh)) == rules
     text = "Water boils at 100°C (212°F), doesn't it? See e.g. https://example.org/a-b:c — or :) not."
     code = ("import sys\n"
-            "from curation.fast.word_cache import install_word_split\n"
+            "from assay.curation.fast.word_cache import install_word_split\n"
             "from datatrove.utils.text import split_into_words\n"
             f"assert install_word_split('en')\n"
             f"print(split_into_words({text!r}, 'en'))\n"
@@ -190,7 +191,7 @@ def test_other_languages_split_as_spacy_or_are_left_to_datatrove(language):
     assert rules is not None
     split = SpacyWordSplit(rules, reference.word_tokenize)
     if not split.usable:
-        from curation.fast.word_cache import _fast_split
+        from assay.curation.fast.word_cache import _fast_split
 
         assert _fast_split(reference, reference.word_tokenize, 1000) is None
         return

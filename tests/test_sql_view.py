@@ -3,8 +3,8 @@ markup, no terminal escapes) and reads the output's shards only."""
 import pytest
 from typer.testing import CliRunner
 
-from curation.shards import doc_schema, rows_to_table, write_table_atomic
-from groundwork.terminal import printable
+from assay.curation.shards import doc_schema, rows_to_table, write_table_atomic
+from assay.groundwork.terminal import printable
 
 HOSTILE = "quoted [/quote] and [bold]x[/bold] \x1b[2J\x1b]0;pwned\x07 red \x1b[31mtext\u202e"
 
@@ -20,7 +20,7 @@ def output(tmp_path_factory):
 
 
 def _sql(output, query, *extra):
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     return CliRunner().invoke(app, ["sql", query, "-o", str(output / "out"), *extra], terminal_width=300)
 

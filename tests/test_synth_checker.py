@@ -9,12 +9,12 @@ from fractions import Fraction
 
 import pytest
 
-from curation.document import Document
-from synth import exercises
-from synth.backends.base import Completion
-from synth.config import Sampling, SandboxLimits
-from synth.items import Answer
-from synth.typed_outputs import TYPED, BadOutput, parse, same, show
+from assay.curation.document import Document
+from assay.synth import exercises
+from assay.synth.backends.base import Completion
+from assay.synth.config import Sampling, SandboxLimits
+from assay.synth.items import Answer
+from assay.synth.typed_outputs import TYPED, BadOutput, parse, same, show
 
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=3.0)
 REFERENCE = {function: code for function, _, code, _ in exercises._CODE}

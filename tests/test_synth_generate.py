@@ -6,12 +6,12 @@ import json
 import duckdb
 import pytest
 
-from curation.document import Document, content_hash
-from curation.shards import doc_schema, rows_to_table, write_table_atomic
-from synth.backends import expected_score, shared_backend
-from synth.cache import RequestCache
-from synth.config import Sampling
-from synth.tiny import tiny_model_config
+from assay.curation.document import Document, content_hash
+from assay.curation.shards import doc_schema, rows_to_table, write_table_atomic
+from assay.synth.backends import expected_score, shared_backend
+from assay.synth.cache import RequestCache
+from assay.synth.config import Sampling
+from assay.synth.tiny import tiny_model_config
 
 SAMPLING = Sampling(max_new_tokens=10)
 TOPICS = ["photosynthesis", "fractions"]
@@ -23,8 +23,8 @@ def backend():
 
 
 def _job(out, **kw):
-    from pipelines.job.runner import RunnerConfig
-    from pipelines.synth_jobs.generate import GenerateJobConfig
+    from assay.pipelines.job.runner import RunnerConfig
+    from assay.pipelines.synth_jobs.generate import GenerateJobConfig
 
     kw.setdefault("sampling", SAMPLING)
     return GenerateJobConfig(output=str(out), backend=tiny_model_config(batch_size=4),
@@ -32,7 +32,7 @@ def _job(out, **kw):
 
 
 def _tb_cfg(**kw):
-    from synth.textbooks import TextbookConfig
+    from assay.synth.textbooks import TextbookConfig
 
     return TextbookConfig(audiences=["children"], styles=["story", "lecture notes"], min_chars=5, **kw)
 
@@ -57,9 +57,9 @@ def test_batched_backend_matches_single_prompt_generation(backend):
 
 
 def test_textbooks_pipeline_with_provenance_cache_and_resume(tmp_path, backend):
-    from pipelines.synth_jobs.generate import run_textbooks
-    from synth.runner import answer_items
-    from synth.textbooks import topic_items
+    from assay.pipelines.synth_jobs.generate import run_textbooks
+    from assay.synth.runner import answer_items
+    from assay.synth.textbooks import topic_items
 
     cfg = _tb_cfg()
     items = topic_items(TOPICS, cfg)
@@ -106,7 +106,7 @@ def test_textbooks_pipeline_with_provenance_cache_and_resume(tmp_path, backend):
     # the output loads with Hugging Face datasets and its card names the model file by hash
     import datasets
 
-    from pipelines.job.card import path_sha256, read_front_matter
+    from assay.pipelines.job.card import path_sha256, read_front_matter
 
     loaded = datasets.load_dataset("parquet", data_files=str(tmp_path / "fresh" / "docs" / "*.parquet"), split="train")
     assert sorted(loaded["id"]) == [d["id"] for d in fresh_docs]
@@ -118,7 +118,7 @@ def test_textbooks_pipeline_with_provenance_cache_and_resume(tmp_path, backend):
 
 def test_generated_text_duplicating_the_web_is_dropped(tmp_path, backend):
     """Dedup against web shards reuses curation's exact/MinHash code; the web page always wins."""
-    from pipelines.synth_jobs.generate import run_textbooks
+    from assay.pipelines.synth_jobs.generate import run_textbooks
 
     cache = str(tmp_path / "cache")
     first = run_textbooks(_job(tmp_path / "a", cache_dir=cache), _tb_cfg(), topics=TOPICS[:1])
@@ -138,9 +138,9 @@ def test_generated_text_duplicating_the_web_is_dropped(tmp_path, backend):
 
 
 def test_exercises_keep_only_verified_items(tmp_path, backend):
-    from pipelines.synth_jobs.generate import run_exercises
-    from synth.config import SandboxLimits
-    from synth.exercises import ExerciseConfig
+    from assay.pipelines.synth_jobs.generate import run_exercises
+    from assay.synth.config import SandboxLimits
+    from assay.synth.exercises import ExerciseConfig
 
     limits = SandboxLimits(cpu_seconds=2, wall_seconds=5)
     cfg = ExerciseConfig(kinds=["arithmetic", "algebra", "code"], per_kind=1, verify="program", limits=limits)
@@ -159,7 +159,7 @@ def test_exercises_keep_only_verified_items(tmp_path, backend):
 
     strict = ExerciseConfig(kinds=["arithmetic"], per_kind=2, verify="agree", limits=limits)
     run_exercises(_job(tmp_path / "agree", sampling=Sampling(max_new_tokens=16)), strict)
-    from synth.exercises import final_answer
+    from assay.synth.exercises import final_answer
 
     for d in _docs(tmp_path / "agree"):  # kept only when the model's own answer matched the sandbox
         assert d["verification"] == "agree"
@@ -170,8 +170,8 @@ def test_exercises_keep_only_verified_items(tmp_path, backend):
 
 
 def test_rephrase_and_outline_modes(tmp_path, backend):
-    from pipelines.synth_jobs.generate import run_rephrase, run_textbooks
-    from synth.rephrase import RephraseConfig
+    from assay.pipelines.synth_jobs.generate import run_rephrase, run_textbooks
+    from assay.synth.rephrase import RephraseConfig
 
     page = Document("page-1", "Bees collect nectar from flowers and turn it into honey inside the hive. "
                               "Worker bees fan their wings to evaporate water from the nectar.",
@@ -193,7 +193,7 @@ def test_rephrase_and_outline_modes(tmp_path, backend):
     assert [(d["id"], d["text"]) for d in _docs(tmp_path / "re2")] == [(d["id"], d["text"]) for d in docs]
     assert [r["reason"] for r in _ledger(tmp_path / "re2") if r["stage"] != "synth:rephrase"] == ["unreadable_shard"]
 
-    from synth.textbooks import TextbookConfig, topic_items
+    from assay.synth.textbooks import TextbookConfig, topic_items
 
     cfg = TextbookConfig(audiences=["children"], styles=["story"], outline_sections=2, min_chars=1)
     out = run_textbooks(_job(tmp_path / "ol", sampling=Sampling(max_new_tokens=16)), cfg, topics=["volcanoes"])
@@ -206,9 +206,9 @@ def test_rephrase_and_outline_modes(tmp_path, backend):
 
 
 def test_rubric_annotation_writes_classifier_label_columns(tmp_path, backend):
-    from pipelines.job.runner import RunnerConfig
-    from pipelines.synth_jobs.annotate import AnnotateJobConfig, run_annotate
-    from synth.rubric import RubricConfig, annotate
+    from assay.pipelines.job.runner import RunnerConfig
+    from assay.pipelines.synth_jobs.annotate import AnnotateJobConfig, run_annotate
+    from assay.synth.rubric import RubricConfig, annotate
 
     docs = [Document("edu", "The mitochondrion is the organelle where cellular respiration releases energy "
                             "stored in glucose.", source="web", url="https://bio.example/cell"),
@@ -244,13 +244,13 @@ def test_rerun_after_a_real_kill_generates_nothing_twice(tmp_path, backend):
     import sys
     import time
 
-    from pipelines.synth_jobs.generate import run_textbooks
-    from synth.tiny import GGUF_FILE, tiny_model_dir
+    from assay.pipelines.synth_jobs.generate import run_textbooks
+    from assay.synth.tiny import GGUF_FILE, tiny_model_dir
 
     topics = ["volcanoes", "magnets", "rainbows", "tides"]
     (tmp_path / "topics.txt").write_text("\n".join(topics) + "\n")
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "pipelines.cli", "synth", "textbooks", "--topics", str(tmp_path / "topics.txt"),
+    cmd = [sys.executable, "-m", "assay.pipelines.cli", "synth", "textbooks", "--topics", str(tmp_path / "topics.txt"),
            "--audiences", "children", "--styles", "story,lecture notes", "--model", tiny_model_dir(),
            "--gguf-file", GGUF_FILE, "--max-new-tokens", "10", "--batch-size", "1", "--out", str(out)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -278,7 +278,7 @@ def test_transformers_backend_on_cuda_matches_its_cpu_sampling_contract():
     """On a GPU machine: the same backend on CUDA, batched, seeded per prompt, with rubric probabilities."""
     import dataclasses
 
-    from synth.backends import make_backend
+    from assay.synth.backends import make_backend
 
     gpu = make_backend(dataclasses.replace(tiny_model_config(batch_size=4), device="cuda"))
     msgs = [[{"role": "user", "content": f"Say something about the number {i}."}] for i in range(4)]

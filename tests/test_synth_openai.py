@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from synth.backends import make_backend, shared_backend
-from synth.backends.openai_backend import BackendHTTPError, chat_payload
-from synth.config import BackendConfig, Sampling
-from synth.tiny import GGUF_FILE, tiny_model_config, tiny_model_dir
+from assay.synth.backends import make_backend, shared_backend
+from assay.synth.backends.openai_backend import BackendHTTPError, chat_payload
+from assay.synth.config import BackendConfig, Sampling
+from assay.synth.tiny import GGUF_FILE, tiny_model_config, tiny_model_dir
 
 MSGS = [[{"role": "user", "content": "What is the capital of France?"}],
         [{"role": "user", "content": "Give one word that rhymes with cat."}]]
@@ -31,7 +31,8 @@ def served(tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "stderr.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1", ASSAY_SERVE_API_KEY=KEY)
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "synth", "serve", "--model", tiny_model_dir(),
+        proc = subprocess.Popen([sys.executable, "-m", "assay.pipelines.cli", "synth", "serve",
+                                 "--model", tiny_model_dir(),
                                  "--gguf-file", GGUF_FILE, "--port", "0", "--batch-size", "4"],
                                 stdout=subprocess.PIPE, stderr=err, env=env, text=True)
     mp = pytest.MonkeyPatch()
@@ -162,7 +163,7 @@ def test_request_mapping():
 
 
 def test_vllm_argument_mapping_without_vllm():
-    from synth.backends import vllm_backend as vb
+    from assay.synth.backends import vllm_backend as vb
 
     cfg = BackendConfig(kind="vllm", model=tiny_model_dir(), gguf_file=GGUF_FILE, tensor_parallel_size=4,
                         max_model_len=8192, enable_prefix_caching=True, dtype="bfloat16")
@@ -186,9 +187,9 @@ def test_a_request_the_server_refuses_goes_to_the_ledger_and_the_rest_is_answere
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines.job.steps import StepContext
-    from pipelines.synth_jobs.steps import AnswerRequests
-    from synth.items import PromptItem
+    from assay.pipelines.job.steps import StepContext
+    from assay.pipelines.synth_jobs.steps import AnswerRequests
+    from assay.synth.items import PromptItem
 
     good = PromptItem("good", "textbook", "t", "h", MSGS[0], seed=1)
     bad = PromptItem("bad", "textbook", "t", "h", [{"role": "robot", "content": "beep"}], seed=2)
@@ -231,8 +232,8 @@ def test_continuation_logprobs_in_process_and_through_the_server(server, local):
 
 
 def test_suffix_score_reads_the_answer_off_the_rendered_prompt():
-    from synth.backends.base import suffix_score
-    from synth.backends.openai_backend import continuation_payload, prompt_logprob_entries
+    from assay.synth.backends.base import suffix_score
+    from assay.synth.backends.openai_backend import continuation_payload, prompt_logprob_entries
 
     entries = [("<|im_start|>", -1.0, 3), ("assistant", -0.5, 1), ("\n", -0.1, 1), ("Par", -2.0, 2), ("is", -0.2, 1)]
     score = suffix_score(entries, "Paris")
@@ -254,7 +255,7 @@ def test_suffix_score_reads_the_answer_off_the_rendered_prompt():
 def test_vllm_continuation_mapping_without_vllm():
     from collections import namedtuple
 
-    from synth.backends import vllm_backend as vb
+    from assay.synth.backends import vllm_backend as vb
 
     conversation, params, chat = vb.continuation_request(QUESTION, "Paris")
     assert conversation[-1] == {"role": "assistant", "content": "Paris"} and conversation[:-1] == QUESTION

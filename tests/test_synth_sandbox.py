@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from synth import exercises
-from synth.config import SandboxLimits
-from synth.sandbox import run_python
+from assay.synth import exercises
+from assay.synth.config import SandboxLimits
+from assay.synth.sandbox import run_python
 
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=3.0, file_bytes=200_000, output_bytes=20_000)
 

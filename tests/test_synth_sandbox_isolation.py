@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
-from synth import exercises
-from synth.config import SandboxLimits
-from synth.sandbox import SandboxUnavailable, isolation, require_isolation, run_python, seccomp
+from assay.synth import exercises
+from assay.synth.config import SandboxLimits
+from assay.synth.sandbox import SandboxUnavailable, isolation, require_isolation, run_python, seccomp
 
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=3.0, file_bytes=200_000, output_bytes=20_000)
 SECRET = "assay-test-secret-" + uuid.uuid4().hex
@@ -312,7 +312,7 @@ def _explained(result, layer: str) -> str:
 def _cli(*args):
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     return CliRunner().invoke(app, [*EXERCISES, *args])
 
@@ -336,12 +336,13 @@ def test_the_cli_explains_a_check_that_cannot_run(fresh_check, monkeypatch, tmp_
 
 def test_the_cli_explains_a_sandbox_failure_in_a_beam_worker(monkeypatch, tmp_path):
     """A worker that cannot isolate stops the run; Beam hands the driver a RuntimeError holding its traceback."""
-    from pipelines.synth_jobs import generate
-    from synth.sandbox.errors import sandbox_failure
+    from assay.pipelines.synth_jobs import generate
+    from assay.synth.sandbox.errors import sandbox_failure
 
     err = SandboxUnavailable("run_limits", "no cgroup for this run (EACCES)", "run as root")
-    beam_text = ("Traceback (most recent call last):\n  File \"synth/sandbox/run.py\", line 1, in run_python\n"
-                 f"synth.sandbox.errors.SandboxUnavailable: {err} [while running 'synth:prepare:map/ParDo(_MapFn)']")
+    beam_text = ("Traceback (most recent call last):\n  File \"assay/synth/sandbox/run.py\", line 1, in run_python\n"
+                 f"assay.synth.sandbox.errors.SandboxUnavailable: {err} "
+                 "[while running 'synth:prepare:map/ParDo(_MapFn)']")
     found = sandbox_failure(RuntimeError(beam_text))
     assert (found.layer, found.detail, found.fix) == (err.layer, err.detail, err.fix)
     assert sandbox_failure(RuntimeError("something else")) is None
@@ -363,7 +364,7 @@ def test_in_a_user_namespace_without_nested_ones_the_cli_explains(tmp_path):
     if shutil.which("unshare") is None or subprocess.run(["unshare", "--user", "--map-root-user", "true"],
                                                          capture_output=True).returncode != 0:
         pytest.skip("cannot create a user namespace here")
-    command = [sys.executable, "-m", "pipelines.cli", *EXERCISES, "--out", str(tmp_path / "out")]
+    command = [sys.executable, "-m", "assay.pipelines.cli", *EXERCISES, "--out", str(tmp_path / "out")]
     script = "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\""
     proc = subprocess.run(["unshare", "--user", "--map-root-user", "sh", "-c", script, "sh", *command], cwd=root,
                           capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(tmp_path)})
@@ -395,8 +396,8 @@ def test_exercise_rows_record_the_isolation():
 def test_the_exercises_command_stops_before_generating_when_it_cannot_isolate(fresh_check, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
-    from synth.tiny import tiny_model_dir
+    from assay.pipelines.cli import app
+    from assay.synth.tiny import tiny_model_dir
 
     monkeypatch.setattr(isolation, "find_bwrap", lambda: None)
     out = tmp_path / "ex"

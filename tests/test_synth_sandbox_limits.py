@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from synth.config import SandboxLimits
-from synth.sandbox import SandboxUnavailable, isolation, run_limits, run_mounts, run_python
+from assay.synth.config import SandboxLimits
+from assay.synth.sandbox import SandboxUnavailable, isolation, run_limits, run_mounts, run_python
 
 MiB = 1024 * 1024
 

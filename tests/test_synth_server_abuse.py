@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from serving import serving
 
-from synth.backends import shared_backend
-from synth.config import Sampling
-from synth.server import Batcher, RequestError, ServeConfig, fit_context, parse_chat_request
-from synth.tiny import tiny_model_config
+from assay.synth.backends import shared_backend
+from assay.synth.config import Sampling
+from assay.synth.server import Batcher, RequestError, ServeConfig, fit_context, parse_chat_request
+from assay.synth.tiny import tiny_model_config
 
 MSGS = [{"role": "user", "content": "Say hi."}]
 CHAT = {"messages": MSGS, "max_tokens": 2, "temperature": 0}

@@ -9,10 +9,10 @@ import socket
 import pytest
 from serving import serving
 
-from synth.backends import make_backend, shared_backend
-from synth.config import BackendConfig, Sampling
-from synth.server import ServeConfig, accepted_hosts
-from synth.tiny import tiny_model_config
+from assay.synth.backends import make_backend, shared_backend
+from assay.synth.config import BackendConfig, Sampling
+from assay.synth.server import ServeConfig, accepted_hosts
+from assay.synth.tiny import tiny_model_config
 
 KEY = "test-key-5f0c1e"
 CHAT = json.dumps({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 2, "temperature": 0}).encode()

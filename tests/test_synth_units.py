@@ -4,15 +4,15 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from curation.document import Document, Rejection
-from curation.shards import LEDGER_DIR, doc_schema, ledger_table, rows_to_table, write_table_atomic
-from synth.backends.base import Completion, apply_stop, expected_score
-from synth.cache import RequestCache, request_key
-from synth.config import BackendConfig, Sampling
-from synth.items import SYNTH_COLUMNS
-from synth.server import RequestError, parse_chat_request
-from synth.templates import TEMPLATES, Template, get_template
-from synth.textbooks import TextbookConfig, parse_outline, topic_items
+from assay.curation.document import Document, Rejection
+from assay.curation.shards import LEDGER_DIR, doc_schema, ledger_table, rows_to_table, write_table_atomic
+from assay.synth.backends.base import Completion, apply_stop, expected_score
+from assay.synth.cache import RequestCache, request_key
+from assay.synth.config import BackendConfig, Sampling
+from assay.synth.items import SYNTH_COLUMNS
+from assay.synth.server import RequestError, parse_chat_request
+from assay.synth.templates import TEMPLATES, Template, get_template
+from assay.synth.textbooks import TextbookConfig, parse_outline, topic_items
 
 
 def test_template_hash_follows_the_wording():
@@ -88,7 +88,7 @@ def test_chat_request_parsing():
 
 
 def test_coverage_report(tmp_path):
-    from synth.coverage import write_coverage
+    from assay.synth.coverage import write_coverage
 
     rows = [Document(f"d{i}", "x" * (10 * (i + 1)), source="synth:textbook",
                      meta={"generator": "textbook", "topic": t, "audience": "kids", "style": "story",
@@ -111,7 +111,7 @@ def test_coverage_report(tmp_path):
 
 
 def test_cli_errors_say_what_to_do(tmp_path):
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["synth", "textbooks", "--out", str(tmp_path / "o"), "--model", str(tmp_path / "none")])
@@ -131,7 +131,7 @@ def test_cli_errors_say_what_to_do(tmp_path):
 
 
 def test_cli_decontam_and_coverage(tmp_path):
-    from pipelines.cli import app
+    from assay.pipelines.cli import app
 
     evalset = tmp_path / "evals.jsonl"
     evalset.write_text(json.dumps({"id": "e1", "question": "Name the process by which green plants turn light "

@@ -4,10 +4,10 @@ import time
 
 import pytest
 
-from curation import timelimit
-from curation.document import Document, Rejection
-from curation.extract import ExtractConfig, ExtractText
-from curation.timelimit import call_with_time_limit
+from assay.curation import timelimit
+from assay.curation.document import Document, Rejection
+from assay.curation.extract import ExtractConfig, ExtractText
+from assay.curation.timelimit import call_with_time_limit
 
 
 def spin():

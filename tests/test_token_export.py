@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from curation.shards import doc_schema, rows_to_table, write_table_atomic
-from pipelines.cli import app
-from trainer.token_shards import TokenShardReader, heldout_pools, read_heldout
-from trainer.tokenizer import eos_id, load_tokenizer
+from assay.curation.shards import doc_schema, rows_to_table, write_table_atomic
+from assay.pipelines.cli import app
+from assay.trainer.token_shards import TokenShardReader, heldout_pools, read_heldout
+from assay.trainer.tokenizer import eos_id, load_tokenizer
 
 WORDS = ("river stone valley water sand storm island coast harbour ship sail wind map north river delta marsh "
          "heron reed clay brick kiln oven bread flour mill wheel gear axle cart road bridge arch vault").split()
@@ -144,7 +144,7 @@ def test_nanogpt_files_are_the_packed_stream_and_the_tokenized_heldout(mix):
 def test_mix_card_and_heldout_load_with_datasets(mix, tmp_path):
     import datasets
 
-    from pipelines.job.card import read_front_matter
+    from assay.pipelines.job.card import read_front_matter
 
     meta = read_front_matter((mix / "README.md").read_text())
     assert meta["license"] == "cc-by-4.0"
@@ -164,7 +164,7 @@ def test_unknown_format_is_refused_before_any_work(tmp_path):
 
 
 def test_large_vocabularies_use_int32_megatron_and_uint32_flat_files(tmp_path):
-    from trainer.token_export import write_flat, write_megatron
+    from assay.trainer.token_export import write_flat, write_megatron
 
     docs = [np.array([70_000, 5, 0]), np.array([65_536, 0]), np.array([1, 2, 3, 69_999])]
     prefix = str(tmp_path / "big_text_document")

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from trainer.token_shards import (
+from assay.trainer.token_shards import (
     HELDOUT_SCHEMA,
     MANIFEST_FILE,
     ShardFolder,

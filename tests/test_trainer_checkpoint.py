@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.checkpoint import (
+from assay.trainer.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
     checkpoint_path,

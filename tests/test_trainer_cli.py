@@ -11,9 +11,9 @@ import torch
 from test_trainer_support import build_shards
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from trainer.checkpoint import latest_checkpoint, load_checkpoint
-from trainer.metrics import read_metrics
+from assay.pipelines.cli import app
+from assay.trainer.checkpoint import latest_checkpoint, load_checkpoint
+from assay.trainer.metrics import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = ('[model]\nvocab_size = 300\nd_model = 32\nn_layers = 2\nn_heads = 4\nn_kv_heads = 2\nffn_dim = 64\n'
@@ -73,7 +73,7 @@ TRAIN_ENV = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1", "MKL_NUM_
 
 
 def _train_process(cfg: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "train", cfg], cwd=REPO, env=TRAIN_ENV,
+    return subprocess.Popen([sys.executable, "-m", "assay.pipelines.cli", "train", cfg], cwd=REPO, env=TRAIN_ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -125,8 +125,8 @@ def test_export_writes_a_transformers_folder_with_matching_logits_and_tokenizer(
     """`assay export` -> AutoModelForCausalLM / AutoTokenizer.from_pretrained load it; same logits, same ids."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.checkpoint import load_trained_model
-    from trainer.tokenizer import load_tokenizer
+    from assay.trainer.checkpoint import load_trained_model
+    from assay.trainer.tokenizer import load_tokenizer
 
     data = str(tmp_path / "data")
     build_shards(data, seq_len=16, repeats=2)
@@ -140,7 +140,7 @@ def test_export_writes_a_transformers_folder_with_matching_logits_and_tokenizer(
     assert {"config.json", "model.safetensors", "tokenizer.json", "assay_export.json"} <= set(os.listdir(hf_dir))
     hf = AutoModelForCausalLM.from_pretrained(hf_dir).eval()
     assert hf.config.model_type == "phi3"
-    from trainer.tokenizer import eos_id
+    from assay.trainer.tokenizer import eos_id
 
     eos = eos_id(load_tokenizer(f"{data}/tokenizer.json"))
     assert hf.config.eos_token_id == hf.config.bos_token_id == eos == hf.generation_config.eos_token_id

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from test_trainer_support import HELDOUT, build_shards
 
-from trainer.config import ModelConfig
-from trainer.eval_cloze import ClozeItem, ClozeTask, evaluate_cloze, load_task
-from trainer.eval_heldout import heldout_metrics
-from trainer.model import Decoder
-from trainer.tokenizer import eos_id, load_tokenizer
+from assay.trainer.config import ModelConfig
+from assay.trainer.eval_cloze import ClozeItem, ClozeTask, evaluate_cloze, load_task
+from assay.trainer.eval_heldout import heldout_metrics
+from assay.trainer.model import Decoder
+from assay.trainer.tokenizer import eos_id, load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_shipped_mmlu_copy_loads_as_cloze_items():
 
 
 def test_batched_padded_windows_equal_one_at_a_time():
-    from trainer.eval_heldout import windows, windows_nll
+    from assay.trainer.eval_heldout import windows, windows_nll
 
     torch.manual_seed(0)
     model = Decoder(ModelConfig(vocab_size=60, d_model=32, n_layers=2, n_heads=4, ffn_dim=64, init_std=0.3)).eval()
@@ -142,9 +142,9 @@ def test_batched_padded_windows_equal_one_at_a_time():
 def test_a_model_is_scored_on_another_folders_heldout_sets_with_the_shards_tokenizer(data, tmp_path):
     """What the ablation asks of evaluate_model: its own settings, loaded tasks, and the held-out files of a
     folder of eval sets (not the token shards'), tokenized as the shards were."""
-    from trainer.config import EvalConfig, RunConfig, TrainConfig
-    from trainer.evaluate import evaluate_model
-    from trainer.token_shards import write_heldout
+    from assay.trainer.config import EvalConfig, RunConfig, TrainConfig
+    from assay.trainer.evaluate import evaluate_model
+    from assay.trainer.token_shards import write_heldout
 
     path, tok = data
     vocab = tok.get_vocab_size()

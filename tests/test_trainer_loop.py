@@ -12,13 +12,13 @@ import pytest
 import torch
 from test_trainer_support import build_shards
 
-from groundwork.config import ConfigError
-from trainer.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from trainer.config import ModelConfig, RunConfig, TrainConfig
-from trainer.config_file import load_run_config
-from trainer.loop import train
-from trainer.metrics import read_metrics
-from trainer.schedule import lr_multiplier
+from assay.groundwork.config import ConfigError
+from assay.trainer.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from assay.trainer.config import ModelConfig, RunConfig, TrainConfig
+from assay.trainer.config_file import load_run_config
+from assay.trainer.loop import train
+from assay.trainer.metrics import read_metrics
+from assay.trainer.schedule import lr_multiplier
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -129,10 +129,10 @@ def test_toml_config_with_preset_and_overrides(tmp_path):
 
 DISTRIBUTED_SCRIPT = textwrap.dedent('''
     import json, os, sys, torch
-    from trainer.config import ModelConfig, RunConfig, TrainConfig
-    from trainer.distributed import init_distributed, wrap_model
-    from trainer.loop import accumulate_gradients, open_data, train
-    from trainer.model import Decoder
+    from assay.trainer.config import ModelConfig, RunConfig, TrainConfig
+    from assay.trainer.distributed import init_distributed, wrap_model
+    from assay.trainer.loop import accumulate_gradients, open_data, train
+    from assay.trainer.model import Decoder
     data, out, parallel = sys.argv[1], sys.argv[2], sys.argv[3]
     model_cfg = ModelConfig(vocab_size=300, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64, max_seq_len=64)
     def run_config(name, **kw):
@@ -176,9 +176,9 @@ def test_two_cpu_processes_match_single_process_gradients_and_resume_exactly(par
                            str(out), parallel], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # single process: the same 8 sequences (ranks read 0,2,4,6 and 1,3,5,7), same model
-    from trainer.distributed import DistInfo
-    from trainer.loop import accumulate_gradients, open_data
-    from trainer.model import Decoder
+    from assay.trainer.distributed import DistInfo
+    from assay.trainer.loop import accumulate_gradients, open_data
+    from assay.trainer.model import Decoder
 
     run = _run(shards, str(tmp_path / "single"), micro_batch=4, grad_accum=2)
     torch.manual_seed(0)
@@ -227,8 +227,8 @@ def test_bf16_autocast_on_cpu_trains_moe_and_blocksparse_layers(shards, tmp_path
 
 GPU_JOB = textwrap.dedent('''
     import json, sys, torch, torch.distributed as dist
-    from trainer.config import ModelConfig, RunConfig, TrainConfig
-    from trainer.loop import train
+    from assay.trainer.config import ModelConfig, RunConfig, TrainConfig
+    from assay.trainer.loop import train
     data, out, parallel = sys.argv[1], sys.argv[2], sys.argv[3]
     model = ModelConfig(vocab_size=300, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=128, max_seq_len=64)
     run = RunConfig(model=model, train=TrainConfig(data=data, out_dir=out, micro_batch=4, grad_accum=2, max_steps=20,
@@ -256,7 +256,7 @@ def test_torchrun_on_one_gpu_trains_over_nccl(parallel, shards, tmp_path):
     assert result["backend"] == "nccl" and result["world"] == 1
     losses = list(result["losses"].values())
     assert len(losses) == 20 and all(math.isfinite(v) for v in losses) and losses[-1] < losses[0] - 1.0
-    from trainer.model import Decoder
+    from assay.trainer.model import Decoder
 
     ckpt = load_checkpoint(str(out))
     Decoder(_tiny_model(d_model=64, ffn_dim=128)).load_state_dict(ckpt["model"])  # whole tensors
@@ -292,10 +292,10 @@ def test_phi3_small_style_model_trains_through_the_loop(shards, tmp_path):
 
 def test_compile_auto_compiles_long_cpu_runs_only(shards, tmp_path, monkeypatch):
     """The default ("auto") compiles a CPU run long enough to repay the compile, and says so in the log."""
-    from groundwork.config import ConfigError
-    from trainer import compile_policy
-    from trainer.config import TrainConfig
-    from trainer.metrics import read_metrics
+    from assay.groundwork.config import ConfigError
+    from assay.trainer import compile_policy
+    from assay.trainer.config import TrainConfig
+    from assay.trainer.metrics import read_metrics
 
     assert TrainConfig().compile == "auto"
     long = compile_policy.AUTO_MIN_STEPS

@@ -7,16 +7,16 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, LlamaConfig, Phi3Config, PhimoeConfig
 
-from groundwork.config import ConfigError
-from kernels.attention_reference import reference_attention
-from trainer.attention import layer_pattern
-from trainer.config import ModelConfig
-from trainer.convert import from_hf, to_hf
-from trainer.layers import gegelu
-from trainer.model import Decoder
-from trainer.moe import MoEFeedForward, load_balance, softmax_topk
-from trainer.presets import PRESETS
-from trainer.sizing import flops_per_token, parameter_count
+from assay.groundwork.config import ConfigError
+from assay.kernels.attention_reference import reference_attention
+from assay.trainer.attention import layer_pattern
+from assay.trainer.config import ModelConfig
+from assay.trainer.convert import from_hf, to_hf
+from assay.trainer.layers import gegelu
+from assay.trainer.model import Decoder
+from assay.trainer.moe import MoEFeedForward, load_balance, softmax_topk
+from assay.trainer.presets import PRESETS
+from assay.trainer.sizing import flops_per_token, parameter_count
 
 COMMON = dict(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
               num_key_value_heads=2, max_position_embeddings=64, pad_token_id=None, eos_token_id=None,
@@ -198,7 +198,7 @@ def test_blocksparse_layer_differs_from_dense_and_equals_dense_attention_under_i
     pattern = layer_pattern(cfg, 0)
     q, k, v = torch.randn(1, 4, 40, 8), torch.randn(1, 2, 40, 8), torch.randn(1, 2, 40, 8)
     sparse = Decoder(cfg).blocks[0].attn
-    from kernels.attention import attention
+    from assay.kernels.attention import attention
 
     got = attention(q, k, v, pattern=pattern, scale=0.1, backend=sparse.backend)
     mask = pattern.token_mask(40)[None]  # dense attention with an explicit boolean mask
@@ -246,7 +246,7 @@ def test_moe_routing_matches_phimoe_in_eval_mode():
 
 
 def test_sparsemixer_training_gradient_is_the_sparsemixer_estimate():
-    from trainer.moe import sparsemixer_top2
+    from assay.trainer.moe import sparsemixer_top2
 
     torch.manual_seed(0)
     scores = torch.randn(16, 5, requires_grad=True)

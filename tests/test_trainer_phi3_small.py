@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from groundwork.config import ConfigError
-from trainer.config import ModelConfig
-from trainer.convert_phi3_small import from_phi3_small, phi3_small_config, to_phi3_small
-from trainer.model import Decoder
+from assay.groundwork.config import ConfigError
+from assay.trainer.config import ModelConfig
+from assay.trainer.convert_phi3_small import from_phi3_small, phi3_small_config, to_phi3_small
+from assay.trainer.model import Decoder
 
 
 def _allowed(cfg: dict, layer: int, heads: int, t: int) -> torch.Tensor:
@@ -138,8 +138,8 @@ def test_export_and_init_from_a_phi3_small_folder(tmp_path):
     from test_trainer_support import build_shards
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
-    from trainer.checkpoint import load_checkpoint, load_trained_model
+    from assay.pipelines.cli import app
+    from assay.trainer.checkpoint import load_checkpoint, load_trained_model
 
     data = str(tmp_path / "data")
     build_shards(data, seq_len=16, repeats=2)

@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 
-from trainer.token_shards import TOKENIZER_FILE, TokenShardWriter, heldout_file, row_length, write_heldout
-from trainer.tokenizer import eos_id, save_tokenizer, train_bpe
+from assay.trainer.token_shards import TOKENIZER_FILE, TokenShardWriter, heldout_file, row_length, write_heldout
+from assay.trainer.tokenizer import eos_id, save_tokenizer, train_bpe
 
 TEXTS = [
     "The mitochondria is the powerhouse of the cell. Cells turn sugar into energy.",

@@ -1,0 +1,95 @@
+"""A generation request with its provenance, and how a finished request becomes a Document.
+
+Every generator (textbooks, exercises, rephrasing) turns its inputs into PromptItems; the runner answers
+them (through the request cache); the generator's `finish` turns the answer into a Document or a Rejection.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from assay.curation.document import Document, stable_id
+from assay.synth.backends.base import Completion, Messages
+from assay.synth.config import Sampling
+from assay.synth.templates import Template
+
+#: Signal columns of synthetic document shards (provenance plus generator labels). Missing ones are null.
+SYNTH_COLUMNS: dict[str, pa.DataType] = {
+    "generator": pa.string(),
+    "template_id": pa.string(),
+    "template_hash": pa.string(),
+    "model": pa.string(),
+    "backend": pa.string(),
+    "sampling": pa.string(),  # JSON of the Sampling parameters
+    "seed": pa.int64(),
+    "parent_id": pa.string(),
+    "request_key": pa.string(),
+    "tokens_in": pa.int64(),
+    "tokens_out": pa.int64(),
+    "finish_reason": pa.string(),
+    "topic": pa.string(),
+    "audience": pa.string(),
+    "style": pa.string(),
+    "mode": pa.string(),
+    "exercise_kind": pa.string(),
+    "answer": pa.string(),
+    "verification": pa.string(),
+    "sandbox_isolation": pa.string(),  # the layers in force when the answer was computed (UNSAFE_... if opted out)
+    "sections": pa.int64(),
+}
+
+SOURCE_PREFIX = "synth"
+
+
+@dataclass
+class PromptItem:
+    """One request. `labels` become document columns; `payload` is private to the generator."""
+
+    id: str
+    generator: str
+    template_id: str
+    template_hash: str
+    messages: Messages
+    seed: int
+    parent_id: str = ""
+    labels: dict[str, Any] = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, generator: str, template: Template, seed: int, parent_id: str = "",
+              labels: dict[str, Any] | None = None, payload: dict[str, Any] | None = None,
+              **fields: str) -> "PromptItem":
+        messages = template.render(**fields)
+        item_id = stable_id(SOURCE_PREFIX, generator, template.id, template.hash, str(seed), parent_id,
+                            json.dumps(messages, sort_keys=True))
+        return cls(item_id, generator, template.id, template.hash, messages, seed, parent_id,
+                   dict(labels or {}), dict(payload or {}))
+
+
+@dataclass
+class Answer:
+    """A PromptItem with its completion and where the completion came from."""
+
+    item: PromptItem
+    completion: Completion
+    model: str
+    backend: str
+    sampling: Sampling
+    request_key: str
+    cached: bool = False
+
+
+def to_document(answer: Answer, text: str, **extra: Any) -> Document:
+    """The provenance every synthetic document carries, plus generator-specific columns."""
+    item, comp = answer.item, answer.completion
+    meta = {"generator": item.generator, "template_id": item.template_id, "template_hash": item.template_hash,
+            "model": answer.model, "backend": answer.backend,
+            "sampling": json.dumps(answer.sampling.to_dict(), sort_keys=True), "seed": item.seed,
+            "parent_id": item.parent_id or None, "request_key": answer.request_key,
+            "tokens_in": comp.tokens_in, "tokens_out": comp.tokens_out, "finish_reason": comp.finish_reason}
+    meta.update({k: v for k, v in item.labels.items() if k in SYNTH_COLUMNS})
+    meta.update(extra)
+    return Document(id=item.id, text=text, source=f"{SOURCE_PREFIX}:{item.generator}", meta=meta)

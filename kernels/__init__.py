@@ -1,6 +1,0 @@
-"""assay.kernels: attention (blocksparse/dense, GQA), MoE SwiGLU, RMSNorm and linear cross-entropy.
-
-Entry points: kernels.attention.attention, kernels.moe.moe_ffn, kernels.rmsnorm.rms_norm,
-kernels.linear_cross_entropy.linear_cross_entropy. Each has a plain PyTorch path (CPU, ground truth) and a fused
-Triton path (CUDA; or CPU under TRITON_INTERPRET=1 for tests). Modules import Triton only when they need it.
-"""
