@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import pyarrow as pa
 
 from assay.curation.document import Document, Rejection
 from assay.curation.extract_boilerplate import boilerplate_lines, link_chars, mark_links, unmark
 from assay.curation.stage import Stage
+from assay.groundwork.config import FieldError, check_choices
 
 
 @dataclass
@@ -37,7 +39,7 @@ class ExtractConfig:
     #: "resiliparse" (default: keeps the main text of documentation pages that trafilatura cuts, several times
     #: faster; a boilerplate pass and a trafilatura second opinion on doubtful pages; docs/quality.md) or
     #: "trafilatura"
-    engine: str = "resiliparse"
+    engine: Literal["resiliparse", "trafilatura"] = "resiliparse"
     include_tables: bool = True
     include_comments: bool = False
     favor_precision: bool = False
@@ -47,6 +49,10 @@ class ExtractConfig:
     timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
+        try:
+            check_choices(self)  # engine (a config file's loader checks it as it reads; this is for code)
+        except FieldError as exc:
+            raise ValueError(f"extract.{exc}") from None
         if self.timeout_s < 0:
             raise ValueError(f"extract.timeout_s must be >= 0 (0 = no limit), got {self.timeout_s}")
 
@@ -57,8 +63,6 @@ class ExtractText(Stage):
 
     def __init__(self, cfg: ExtractConfig | None = None):
         self.cfg = cfg or ExtractConfig()
-        if self.cfg.engine not in ("trafilatura", "resiliparse"):
-            raise ValueError(f"extract.engine must be 'trafilatura' or 'resiliparse', got {self.cfg.engine!r}")
         self.time_limit_s = self.cfg.timeout_s  # its own, tighter than the runner's (process_limited applies it)
         self._extract = None
 
