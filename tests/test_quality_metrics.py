@@ -103,6 +103,10 @@ def test_read_merges_measures_each_dropped_page_against_its_kept_representative(
     cfg.stages = ["dedup"]
     cfg.classifiers = []
     cfg.dedup.exact = False
+    run_curation(cfg, output=str(tmp_path / "excerpts"))
+    with pytest.raises(ValueError, match="excerpts of the dropped pages.*--ledger-full-text"):
+        read_merges(str(tmp_path / "excerpts"))  # a default ledger cuts the text: measuring it would be wrong
+    cfg.output.ledger_full_text = True
     run_curation(cfg, output=str(tmp_path / "run"))
     merges = read_merges(str(tmp_path / "run"))
     assert len(merges) == 1

@@ -66,7 +66,15 @@ def read_merges(run_dir: str) -> list[tuple[str, str, float]]:
         return []
     wanted = pa.array(sorted({i for pair in dropped for i in pair}))
     texts: dict[str, str] = {}  # only the merged pages' texts, not the whole run's
-    for path in ledger + shard_files(os.path.join(run_dir, DOCS_DIR)):
+    for path in ledger:
+        table = pq.read_table(path, columns=["id", "text", "text_chars"])
+        table = table.filter(pc.is_in(table.column("id"), value_set=wanted))
+        for rid, text, chars in zip(*(table.column(c).to_pylist() for c in ("id", "text", "text_chars"))):
+            if chars is not None and len(text or "") < chars:
+                raise ValueError(f"{run_dir}: the ledger keeps excerpts of the dropped pages, so merges cannot be "
+                                 "measured; run again with `assay run --ledger-full-text` (assay evaluate does)")
+            texts[rid] = text or ""
+    for path in shard_files(os.path.join(run_dir, DOCS_DIR)):
         table = pq.read_table(path, columns=["id", "text"])
         table = table.filter(pc.is_in(table.column("id"), value_set=wanted))
         texts.update(zip(table.column("id").to_pylist(), (t or "" for t in table.column("text").to_pylist())))
