@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.assay-installed
 OUT    ?= out/demo
 
-.PHONY: demo test install sandbox-tool sample bench ablate-demo ablate-proof clean
+.PHONY: demo test test-worker install sandbox-tool sample bench ablate-demo ablate-proof clean
 
 install: $(STAMP) sandbox-tool
 
@@ -38,6 +38,11 @@ demo: $(STAMP) sandbox-tool
 test: $(STAMP) sandbox-tool
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q tests
+
+# the Dataflow worker set end to end (~2.5 min): wheelhouse from the installed packages, offline two-step install
+# into a fresh virtualenv, one curation run there (docker/dataflow/, assay/pipelines/job/worker_env.py)
+test-worker: $(STAMP)
+	ASSAY_SLOW=1 $(VENV)/bin/python -m pytest -q tests/test_dataflow_worker.py
 
 sample:
 	$(PY) scripts/build_sample.py

@@ -100,7 +100,7 @@ def repack(dist: md.Distribution, dest: Path) -> Path:
     out = dest / _wheel_name(dist)
     skip = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
     rows, tmp = [], out.with_suffix(".part")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+    with zipfile.ZipFile(tmp, "w") as zf:
         record = None
         for f in sorted(dist.files or [], key=str):
             name = str(f)
@@ -111,15 +111,19 @@ def repack(dist: md.Distribution, dest: Path) -> Path:
                 continue
             if name.split("/")[-1] in skip and ".dist-info/" in name:
                 continue
-            data = Path(f.locate()).read_bytes()
-            zf.writestr(name, data)
+            src = Path(f.locate())
+            data = src.read_bytes()
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (src.stat().st_mode & 0o777) << 16  # keep executable bits (shared libraries)
+            zf.writestr(info, data, compresslevel=1)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             rows.append((name, f"sha256={digest}", str(len(data))))
         if record is None:
             raise RuntimeError(f"{dist.metadata['Name']} has no RECORD: reinstall it with pip")
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows([*rows, (record, "", "")])
-        zf.writestr(record, buf.getvalue())
+        zf.writestr(record, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
     os.replace(tmp, out)
     return out
 
