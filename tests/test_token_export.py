@@ -162,7 +162,7 @@ def test_nanogpt_files_are_the_packed_stream_and_the_tokenized_heldout(mix):
     assert pickle.loads((mix / "nanogpt" / "meta.pkl").read_bytes()) == {"vocab_size": reader.vocab_size}
 
 
-NO_LITDATA = "litdata is not installed (pip install 'litdata>=0.2.76,<0.3', in the dev extra)"
+NO_LITDATA = "litdata is not installed (pip install --no-deps 'litdata>=0.2.76,<0.3', as `make install` does)"
 
 
 def _litdata_blocks(folder, block_size: int) -> list[list[int]]:

@@ -21,7 +21,8 @@ Both are written from the mix's own shards (assay/trainer/token_shards.py), so t
   TokensLoader, as LitGPT's data preparation writes them): one item per document (the Megatron export's
   documents, each ending with its EOS), uint16 tokens when the vocabulary fits, else int32. LitGPT reads a
   phase with `StreamingDataset(dir, item_loader=TokensLoader(block_size=seq_len + 1))`, which cuts the phase's
-  concatenated tokens into blocks across document boundaries. Needs the `litdata` package (the dev extra).
+  concatenated tokens into blocks across document boundaries. Needs the `litdata` package (`make install` adds it
+  with --no-deps: its declared torchvision is not needed to write or read tokens).
 """
 from __future__ import annotations
 
@@ -96,8 +97,8 @@ def write_litdata(folder: str, documents: list[np.ndarray], vocab_size: int) -> 
         from litdata.streaming.item_loader import TokensLoader
         from litdata.streaming.writer import BinaryWriter
     except ImportError as exc:
-        raise RuntimeError(f"--format litdata needs the litdata package ({exc}): pip install 'litdata>=0.2.76,<0.3' "
-                           "(in assay's dev extra)") from None
+        raise RuntimeError(f"--format litdata needs the litdata package ({exc}): pip install --no-deps "
+                           "'litdata>=0.2.76,<0.3' lightning-utilities (`make install` does)") from None
     dtype = torch.uint16 if vocab_size <= 2**16 else torch.int32
     parent = os.path.dirname(folder)
     tmp = tempfile.mkdtemp(prefix=".litdata-", dir=parent)
