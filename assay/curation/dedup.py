@@ -58,6 +58,10 @@ class MinHasher:
         if self._sig is None:
             from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
 
+            from assay.curation.fast.word_cache import install_word_split
+
+            install_word_split(self.cfg.language)  # once per worker: datatrove's tokenizer is one per process
+
             dt_cfg = MinhashConfig(n_grams=self.cfg.n_grams, num_buckets=self.cfg.bands,
                                    hashes_per_bucket=self.cfg.rows, seed=self.cfg.seed)
             # the step wants an output folder for its own run(); we only call its signature methods
@@ -69,10 +73,8 @@ class MinHasher:
         import numpy as np
 
         from assay.curation.fast.shingles import shingles, signature
-        from assay.curation.fast.word_cache import install_word_split
 
         signer = self._signer()
-        install_word_split(self.cfg.language)
         hashed = shingles(signer, text)
         if hashed.size == 0:
             return None

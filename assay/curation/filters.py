@@ -189,11 +189,13 @@ class DatatroveFilter(Stage):
         self._by_lang: dict[str, Any] = {}
 
     def setup(self) -> None:
-        install_word_split("en", self.tokenizer_cache_words)  # the usual language, before the first document
+        self.filter_for("en")  # the usual language, before the first document
 
     def filter_for(self, lang: str | None):
+        """This worker's filter for a document language; its word split is installed when it is first built."""
         key = tokenizer_language(lang)
         if key not in self._by_lang:
+            install_word_split(key, self.tokenizer_cache_words)
             self._by_lang[key] = self._cls(language=key, **self.params)
         return self._by_lang[key]
 
@@ -203,7 +205,6 @@ class DatatroveFilter(Stage):
         judged = doc.view(self.view)
         dt_doc = DtDocument(text=judged, id=doc.id, metadata={})
         dt_filter = self.filter_for(doc.meta.get("language"))
-        install_word_split(dt_filter.language, self.tokenizer_cache_words)
         verdict = dt_filter.filter(dt_doc)
         ok, reason = (verdict, "") if isinstance(verdict, bool) else (verdict[0], verdict[1])
         if not ok:
@@ -247,6 +248,7 @@ class TextStatistics(Stage):
         if self._extractors is None:
             from datatrove.pipeline.stats import DocStats, LineStats, WordStats
 
+            install_word_split("en", self.tokenizer_cache_words)  # WordStats tokenizes as English
             scratch = tempfile.gettempdir()  # stats objects want a folder; extract_stats never writes to it
             self._extractors = [DocStats(scratch), WordStats(scratch), LineStats(scratch)]
 
@@ -260,7 +262,6 @@ class TextStatistics(Stage):
 
         judged = doc.view(self.view)
         dt_doc = DtDocument(text=judged, id=doc.id, metadata={})
-        install_word_split("en", self.tokenizer_cache_words)  # WordStats tokenizes as English
         signals: dict[str, Any] = {}
         for extractor in self._extractors:
             for key, value in extractor.extract_stats(dt_doc).items():
