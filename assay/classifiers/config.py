@@ -10,6 +10,9 @@ Task = Literal["binary", "regression"]
 TASKS = get_args(Task)
 #: how a threshold is chosen on the validation split
 ThresholdKind = Literal["best_f1", "target_precision", "target_recall"]
+#: a rubric score at or above this counts as positive: FineWeb-Edu's cut of its 0-5 scale (its classifier keeps
+#: pages scored >= 3)
+POSITIVE_AT = 3.0
 
 
 @dataclass
@@ -98,7 +101,7 @@ class ClassifierTrainConfig:
 
     kind: str = "fasttext"  # "fasttext" or "encoder" (assay/classifiers/kinds.py)
     task: Task = "binary"  # what it learns (Task above)
-    positive_at: float = 3.0  # rubric score at or above which a document counts as positive
+    positive_at: float = POSITIVE_AT  # rubric score at or above which a document counts as positive
     fasttext: FastTextConfig = field(default_factory=FastTextConfig)  # settings when kind = "fasttext"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)  # settings when kind = "encoder"
 

@@ -27,10 +27,12 @@ ID_FIELDS = ("id", "task_id", "question_id", "uid")
 
 @dataclass
 class DecontamConfig:
-    n: int = 13
+    """The `decontam` stage: which evaluation sets, and how much shared text flags a document."""
+
+    n: int = 13  # words per n-gram; 13 as in GPT-3's contamination analysis (Brown et al. 2020, appendix C)
     min_hits: int = 1  # n-grams shared with one item needed to flag a document
     min_words: int = 8  # items shorter than this are too generic to match on
-    mmlu: bool = True
+    mmlu: bool = True  # check MMLU's test questions shipped in data/eval/mmlu.jsonl.gz
     eval_jsonl: list[str] = field(default_factory=list)  # more evaluation sets: one JSON object per line
 
     def __post_init__(self) -> None:
@@ -42,14 +44,18 @@ class DecontamConfig:
 
 @dataclass(frozen=True)
 class EvalItem:
-    benchmark: str
-    item_id: str
-    text: str
+    """One evaluation item to keep out of the corpus."""
+
+    benchmark: str  # the evaluation set's name, e.g. "mmlu"
+    item_id: str  # its id within that set
+    text: str  # the question text that is matched
 
 
 @dataclass(frozen=True)
 class Contamination:
-    item: EvalItem
+    """A document's match with one item."""
+
+    item: EvalItem  # the item matched
     hits: int  # shared n-grams
     item_ngrams: int  # n-grams the item has
     matched: str  # one shared n-gram, normalised

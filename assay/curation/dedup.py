@@ -32,11 +32,11 @@ class MinHashConfig:
     P(candidate) for similarity s is 1 - (1 - s^rows)^bands: ~0.92 at s=0.8, ~0.0002 at s=0.3.
     """
 
-    n_grams: int = 5
-    bands: int = 14
-    rows: int = 8
-    seed: int = 1
-    language: str = "en"
+    n_grams: int = 5  # words per shingle
+    bands: int = 14  # LSH bands (datatrove's num_buckets): two texts sharing one band are candidates
+    rows: int = 8  # hashes per band (datatrove's hashes_per_bucket)
+    seed: int = 1  # seeds the hash functions; every worker must use the same
+    language: str = "en"  # datatrove's word tokenizer for the shingles
 
     def __post_init__(self) -> None:
         for name in ("n_grams", "bands", "rows"):

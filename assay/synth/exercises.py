@@ -39,11 +39,13 @@ Verify = Literal["program", "agree"]
 
 @dataclass
 class ExerciseConfig:
-    kinds: list[str] = field(default_factory=lambda: ["arithmetic", "algebra", "word_problem", "code"])
-    per_kind: int = 4
-    verify: Verify = "program"
-    seed: int = 0
-    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    """`assay synth exercises`: which exercises, how many, and how their answers are checked."""
+
+    kinds: list[str] = field(default_factory=lambda: list(KINDS))  # exercise kinds to generate (KINDS)
+    per_kind: int = 4  # exercises per kind
+    verify: Verify = "program"  # how an answer is checked (Verify above)
+    seed: int = 0  # names the exercises: the same seed makes the same problems
+    limits: SandboxLimits = field(default_factory=SandboxLimits)  # of each verifying program run
 
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in KINDS]
@@ -55,11 +57,13 @@ class ExerciseConfig:
 
 @dataclass
 class ExerciseSpec:
-    id: str
-    kind: str
-    problem: str
+    """One generated exercise with the program that knows its answer."""
+
+    id: str  # stable id derived from kind and seed
+    kind: str  # one of KINDS
+    problem: str  # the text the model is asked
     program: str  # prints the answer (math) or the reference outputs as JSON (code)
-    seed: int
+    seed: int  # the seed it was made from
     function: str = ""  # code tasks: the function the model must write
     inputs: list = field(default_factory=list)  # code tasks: argument tuples
 

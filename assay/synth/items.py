@@ -48,13 +48,13 @@ SOURCE_PREFIX = "synth"
 class PromptItem:
     """One request. `labels` become document columns; `payload` is private to the generator."""
 
-    id: str
-    generator: str
-    template_id: str
-    template_hash: str
-    messages: Messages
-    seed: int
-    parent_id: str = ""
+    id: str  # stable: a hash of generator, template, seed, parent and messages
+    generator: str  # "textbook", "exercise", "rephrase", ...
+    template_id: str  # the prompt template's id (assay/synth/templates.py)
+    template_hash: str  # its text's hash: a changed template makes new items
+    messages: Messages  # the chat messages sent
+    seed: int  # the sampling seed of this request
+    parent_id: str = ""  # the document or item it was made from, if any
     labels: dict[str, Any] = field(default_factory=dict)
     payload: dict[str, Any] = field(default_factory=dict)
 
@@ -73,13 +73,13 @@ class PromptItem:
 class Answer:
     """A PromptItem with its completion and where the completion came from."""
 
-    item: PromptItem
-    completion: Completion
-    model: str
-    backend: str
-    sampling: Sampling
-    request_key: str
-    cached: bool = False
+    item: PromptItem  # the request
+    completion: Completion  # the model's answer
+    model: str  # the model that answered
+    backend: str  # the backend kind that ran it
+    sampling: Sampling  # the sampling parameters used
+    request_key: str  # the request cache key (assay/synth/cache.py)
+    cached: bool = False  # True when read from the request cache
 
 
 def to_document(answer: Answer, text: str, **extra: Any) -> Document:

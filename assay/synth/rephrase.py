@@ -17,10 +17,12 @@ MODES = {"encyclopedic": "rephrase.encyclopedic.v1", "qa": "rephrase.qa.v1", "di
 
 @dataclass
 class RephraseConfig:
-    modes: list[str] = field(default_factory=lambda: ["encyclopedic"])
-    max_input_chars: int = 4000
-    min_chars: int = 20
-    seed: int = 0
+    """`assay synth rephrase`: each page rewritten in each mode."""
+
+    modes: list[str] = field(default_factory=lambda: ["encyclopedic"])  # rewrites per page (MODES)
+    max_input_chars: int = 4000  # a page is cut to this many characters in the prompt
+    min_chars: int = 20  # shorter generations go to the ledger
+    seed: int = 0  # with the page id and mode, derives each request's sampling seed
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modes if m not in MODES]

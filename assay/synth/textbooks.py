@@ -17,13 +17,16 @@ STAGE = "synth:textbook"
 
 @dataclass
 class TextbookConfig:
+    """`assay synth textbooks`: topics (or pages) x audiences x styles, one request each."""
+
+    #: readers each section is written for
     audiences: list[str] = field(default_factory=lambda: ["young children", "high school students",
                                                           "college students", "professionals"])
-    styles: list[str] = field(default_factory=lambda: ["textbook chapter", "narrative story", "lecture notes"])
+    styles: list[str] = field(default_factory=lambda: ["textbook chapter", "narrative story", "lecture notes"])  # forms
     outline_sections: int = 0  # 0: one pass; N > 0: an outline of N sections, then one request per section
-    max_page_chars: int = 2000
+    max_page_chars: int = 2000  # a seed page is cut to this many characters in the prompt
     min_chars: int = 20  # shorter generations go to the ledger
-    seed: int = 0
+    seed: int = 0  # with the labels, derives each request's sampling seed
 
 
 def topic_items(topics: list[str], cfg: TextbookConfig) -> list[PromptItem]:
