@@ -22,14 +22,14 @@ from typing import Literal, get_args
 
 from assay.curation.document import Document, Rejection, stable_id
 from assay.synth.config import SandboxLimits
-from assay.synth.items import Answer, PromptItem, to_document
+from assay.synth.items import Answer, PromptItem, generator_stage, rejected, to_document
 from assay.synth.sandbox import run_python
 from assay.synth.seeds import derive_seed
 from assay.synth.templates import get_template
 from assay.synth.typed_outputs import TYPED, BadOutput, parse, same, show
 
 GENERATOR = "exercise"
-STAGE = "synth:exercise"
+STAGE = generator_stage(GENERATOR)
 KINDS = ("arithmetic", "algebra", "word_problem", "code")
 
 
@@ -185,8 +185,7 @@ def make_specs(cfg: ExerciseConfig) -> list[ExerciseSpec]:
 # --- verification -----------------------------------------------------------------------------------
 
 def _reject(spec_or_item_id: str, reason: str, detail: str, text: str = "", **signals) -> Rejection:
-    return Rejection(stage=STAGE, reason=reason, id=spec_or_item_id, source=f"synth:{GENERATOR}",
-                     detail=detail, text=text, signals=signals)
+    return rejected(GENERATOR, spec_or_item_id, reason, detail, text, signals)
 
 
 def prepare(spec: ExerciseSpec, cfg: ExerciseConfig) -> PromptItem | Rejection:

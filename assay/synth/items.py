@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from assay.curation.document import Document, stable_id
+from assay.curation.document import Document, Rejection, stable_id
 from assay.synth.backends.base import Completion, Messages
 from assay.synth.config import Sampling
 from assay.synth.templates import Template
@@ -42,6 +42,19 @@ SYNTH_COLUMNS: dict[str, pa.DataType] = {
 }
 
 SOURCE_PREFIX = "synth"
+
+
+def generator_stage(generator: str) -> str:
+    """A generator's name in the funnel, the ledger and its documents' `source`: "synth:<generator>"."""
+    return f"{SOURCE_PREFIX}:{generator}"
+
+
+def rejected(generator: str, item_id: str, reason: str, detail: str, text: str = "",
+             signals: dict[str, Any] | None = None) -> Rejection:
+    """A generator's ledger record of one request or exercise it drops, with the signals behind the decision."""
+    stage = generator_stage(generator)
+    return Rejection(stage=stage, reason=reason, id=item_id, source=stage, detail=detail, text=text,
+                     signals=dict(signals or {}))
 
 
 @dataclass

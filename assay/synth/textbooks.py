@@ -7,12 +7,12 @@ import re
 from dataclasses import dataclass, field
 
 from assay.curation.document import Document, Rejection
-from assay.synth.items import Answer, PromptItem, to_document
+from assay.synth.items import Answer, PromptItem, generator_stage, rejected, to_document
 from assay.synth.seeds import derive_seed
 from assay.synth.templates import get_template
 
 GENERATOR = "textbook"
-STAGE = "synth:textbook"
+STAGE = generator_stage(GENERATOR)
 
 
 @dataclass
@@ -69,9 +69,8 @@ def section_items(outline: Answer, cfg: TextbookConfig) -> list[PromptItem] | Re
     """An answered outline -> one request per section (parent: the outline request), or a ledger record."""
     titles = parse_outline(outline.completion.text, cfg.outline_sections)
     if not titles:
-        return Rejection(stage=STAGE, reason="empty_outline", id=outline.item.id, source=f"synth:{GENERATOR}",
-                         detail="the outline had no usable section title", text=outline.completion.text,
-                         signals=dict(outline.item.labels))
+        return rejected(GENERATOR, outline.item.id, "empty_outline", "the outline had no usable section title",
+                        outline.completion.text, outline.item.labels)
     template = get_template("textbook.section.v1")
     labels = dict(outline.item.labels, sections=len(titles))
     listing = "\n".join(f"- {t}" for t in titles)
@@ -87,7 +86,6 @@ def section_items(outline: Answer, cfg: TextbookConfig) -> list[PromptItem] | Re
 def finish(answer: Answer, cfg: TextbookConfig) -> Document | Rejection:
     text = answer.completion.text.strip()
     if len(text) < cfg.min_chars:
-        return Rejection(stage=STAGE, reason="too_short", id=answer.item.id, source=f"synth:{GENERATOR}",
-                         detail=f"{len(text)} chars < min_chars {cfg.min_chars}", text=text,
-                         signals=dict(answer.item.labels, request_key=answer.request_key))
+        return rejected(GENERATOR, answer.item.id, "too_short", f"{len(text)} chars < min_chars {cfg.min_chars}",
+                        text, dict(answer.item.labels, request_key=answer.request_key))
     return to_document(answer, text)

@@ -30,14 +30,14 @@ class ModelConfig:
     #: `rope_short_factor` for sequences of at most `rope_original_max_seq_len` tokens and `rope_long_factor`
     #: beyond it (head_dim / 2 values each), and cos/sin times `rope_attention_factor` (0 = the paper's
     #: sqrt(1 + ln(s) / ln(original)), s = max_seq_len / original). Empty factor lists = plain RoPE.
-    rope_short_factor: list[float] = field(default_factory=list)
-    rope_long_factor: list[float] = field(default_factory=list)
-    rope_original_max_seq_len: int = 0
-    rope_attention_factor: float = 0.0
+    rope_short_factor: list[float] = field(default_factory=list)  # rescale factors up to the original length
+    rope_long_factor: list[float] = field(default_factory=list)  # rescale factors beyond it
+    rope_original_max_seq_len: int = 0  # the length the model was pre-trained at
+    rope_attention_factor: float = 0.0  # cos/sin multiplier (0: the paper's formula above)
     #: PhiMoE's LongRoPE (phi-3.5-MoE) scales cos/sin by its own short_mscale / long_mscale (by sequence
     #: length) instead of the attention factor; 0 = the attention factor
-    rope_short_mscale: float = 0.0
-    rope_long_mscale: float = 0.0
+    rope_short_mscale: float = 0.0  # up to the original length
+    rope_long_mscale: float = 0.0  # beyond it
     norm: Literal["rms", "layer"] = "rms"  # RMSNorm (phi-3-mini, MoE) or LayerNorm (phi-3-small)
     norm_eps: float = 1e-5  # epsilon of the norms
     mlp: Literal["swiglu", "geglu"] = "swiglu"  # (phi-3-small: interleaved up-projection, quick-GELU, clamp)
