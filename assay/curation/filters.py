@@ -114,15 +114,14 @@ def filter_spec(name: str) -> FilterSpec:
 
 @dataclass
 class FilterConfig:
-    """`profile` picks the filters, their arguments and the text view ("assay" or "fineweb"); `enabled` (empty:
-    the profile's) lists the filters in the order they run; `params` overrides datatrove's arguments; `view`
-    ("": the profile's) is "prose" or "text"; `statistics` ("": the profile's) is "assay" (assay's faster
-    statistics where it has them, same decisions) or "datatrove" (datatrove's classes throughout)."""
+    """The `filters` stage: which filters run, with which arguments, on which text view."""
 
-    profile: FilterProfile = DEFAULT_PROFILE
-    enabled: list[str] = field(default_factory=list)
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    view: TextView | Literal[""] = ""
+    profile: FilterProfile = DEFAULT_PROFILE  # picks the filters, their arguments and the text view (PROFILES)
+    enabled: list[str] = field(default_factory=list)  # the filters in the order they run; empty: the profile's
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # filter -> arguments over the profile's
+    view: TextView | Literal[""] = ""  # "prose" or "text"; "": the profile's
+    #: "assay" (assay's faster statistics where it has them, same decisions) or "datatrove" (datatrove's classes
+    #: throughout); "": the profile's
     statistics: Statistics | Literal[""] = ""
     stats: bool = True  # compute datatrove's doc/word/line statistics as signal columns
     #: whitespace chunks per language and worker process whose spaCy tokens are remembered by assay's word split

@@ -53,6 +53,8 @@ def page_items(pages: list[Document], cfg: TextbookConfig) -> list[PromptItem]:
     return items
 
 
+#: an outline line longer than this is prose around the outline, not a section title
+MAX_SECTION_TITLE_CHARS = 120
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[IVXivx]+[.)]|#+)\s*")
 
 
@@ -60,7 +62,7 @@ def parse_outline(text: str, limit: int) -> list[str]:
     titles = []
     for line in text.splitlines():
         title = _BULLET.sub("", line).strip().strip("*").strip()
-        if title and len(title) <= 120 and title not in titles:
+        if title and len(title) <= MAX_SECTION_TITLE_CHARS and title not in titles:
             titles.append(title)
     return titles[:limit]
 
