@@ -37,7 +37,7 @@ class DecontamConfig:
 
     def __post_init__(self) -> None:
         if self.n < 3:
-            raise ValueError(f"decontam.n must be >= 3 (13 is the usual choice), got {self.n}")
+            raise ValueError(f"decontam.n must be >= 3 ({DecontamConfig.n} is the usual choice), got {self.n}")
         if self.min_hits < 1 or self.min_words < 1:
             raise ValueError("decontam.min_hits and decontam.min_words must be >= 1")
 

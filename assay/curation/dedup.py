@@ -116,14 +116,14 @@ def connected_components(edges: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {node: find(node) for node in list(parent)}
 
 
-def word_shingles(text: str, n: int = 5) -> set[str]:
+def word_shingles(text: str, n: int = MinHashConfig.n_grams) -> set[str]:
     words = normalize_text(text).split()
     if len(words) < n:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def jaccard(a: str, b: str, n: int = 5) -> float:
+def jaccard(a: str, b: str, n: int = MinHashConfig.n_grams) -> float:
     sa, sb = word_shingles(a, n), word_shingles(b, n)
     if not sa and not sb:
         return 1.0

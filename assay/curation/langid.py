@@ -61,7 +61,7 @@ class LanguageIdentifier:
         check_fasttext_file(path)  # a cut file would make fastText read forever
         self.model = fasttext.load_model(path)
 
-    def predict(self, text: str, max_chars: int = 5000) -> tuple[str, float]:
+    def predict(self, text: str, max_chars: int = LangIdConfig.max_chars) -> tuple[str, float]:
         clean = " ".join(text[:max_chars].split())
         if not clean:
             return "und", 0.0
