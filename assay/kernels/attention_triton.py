@@ -17,7 +17,7 @@ from assay.kernels.block_tables import MAX_KERNEL_TILE, BlockTables, block_table
 from assay.kernels.blocksparse_pattern import BlockSparsePattern
 from assay.kernels.dispatch import require_triton
 
-LOG2E = 1.4426950408889634  # log2(e): the kernels use exp2, as FlashAttention-2's Triton tutorial does
+LOG2E = 1.4426950408889634  # log2(e): the kernels use exp2, as Triton's fused-attention tutorial does
 DENSE_BLOCK_SIZE = 64  # dense causal attention (no pattern) runs as blocks of this many tokens
 
 
