@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from assay.groundwork.config import ConfigError, FieldError, from_dict, load_config, to_dict
 from assay.pipelines.job.runner import LocalMode, RunnerConfig
+from assay.trainer.tokenizer import VOCAB_FLOOR, VOCAB_FLOOR_REASON
 
 POOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -31,13 +32,13 @@ class TokenizerSpec:
     """Load `path` (a local tokenizer.json) when given, else train a byte-level BPE on a sample of the pools."""
 
     path: str = ""  # a local tokenizer.json to use as-is; "" trains one
-    vocab_size: int = 8192  # tokens of the trained vocabulary, the 256 bytes and 4 special tokens included
+    vocab_size: int = 8192  # tokens of the trained vocabulary, the bytes and special tokens included
     sample_docs: int = 5000  # per pool, chosen by a seeded hash of the id
     min_frequency: int = 2  # times a pair must occur in the sample to be merged (the `tokenizers` BPE trainer's)
 
     def __post_init__(self) -> None:
-        if not self.path and self.vocab_size <= 260:
-            raise FieldError("vocab_size", f"must be > 260 (256 bytes + 4 special tokens), got {self.vocab_size}")
+        if not self.path and self.vocab_size <= VOCAB_FLOOR:
+            raise FieldError("vocab_size", f"must be > {VOCAB_FLOOR} ({VOCAB_FLOOR_REASON}), got {self.vocab_size}")
         if self.sample_docs < 1:
             raise FieldError("sample_docs", f"must be >= 1, got {self.sample_docs}")
 
