@@ -34,6 +34,7 @@ NAME_RULE = "letters, digits, '_', '-' and '.' only"
 #: TrainConfig fields the ablation sets per cell; a plan may not override them.
 RESERVED_TRAIN = ("data", "out_dir", "seed", "max_steps", "stop_after", "checkpoint_every", "keep_checkpoints",
                   "eval_every")
+#: the cloze metrics (assay/trainer/eval_cloze.py) where higher is better; every other metric is a loss
 HIGHER_IS_BETTER = ("acc", "acc_norm", "prob_correct")
 
 

@@ -21,7 +21,7 @@ JACCARD_BINS = [("<=0.3", 0.0, 0.3000001), ("0.3-0.5", 0.3000001, 0.5), ("0.5-0.
                 ("0.7-0.8", 0.7, 0.8), ("0.8-0.9", 0.8, 0.9), ("0.9-1.0", 0.9, 1.0000001)]
 EXACT_BIN = "exact"
 MISSING = Outcome("missing", "no kept row and no ledger row for this record")
-MAX_EXAMPLES = 5
+MAX_EXAMPLES = 5  # example pages listed per false-drop reason and least similar merges shown in the report
 
 
 @dataclass

@@ -17,6 +17,7 @@ from assay.pipelines.job.steps import Step, StepContext
 from assay.synth.config import BackendConfig, Sampling
 from assay.synth.items import Answer, generator_stage
 
+#: the counted fields of a backend's Usage (assay/synth/backends/base.py), summed across workers
 USAGE_FIELDS = ("requests", "tokens_in", "tokens_out", "cache_hits")
 #: Beam counter namespace of LLM usage ("synth|<backend kind>|<field>"), apart from the funnel's counters
 USAGE_NAMESPACE = "assay_llm_usage"
