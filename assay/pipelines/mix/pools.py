@@ -50,8 +50,8 @@ def pool_files(name: str, spec: PoolSpec) -> list[str]:
         return []
 
 
-#: the tail of each shard file hashed for the fingerprint below: it holds the Parquet footer (the metadata of a
-#: shard written by assay is a few KiB) and the last column chunk's end
+#: the tail of each shard file hashed for the fingerprint below: the Parquet footer ends every file, so the tail
+#: holds it (or its end, for a footer larger than this)
 FOOTER_BYTES = 1 << 16
 
 
