@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from assay.groundwork.config import ConfigError, FieldError, from_dict, load_config, to_dict
-from assay.pipelines.job.runner import LocalMode, RunnerConfig
+from assay.pipelines.job.runner import RunnerConfig
 from assay.trainer.tokenizer import VOCAB_FLOOR, VOCAB_FLOOR_REASON
 
 POOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -91,7 +91,7 @@ class MixRunnerConfig(RunnerConfig):
     Threads by default: the work is DuckDB reads and Rust tokenization, which both release the GIL, and
     worker processes cost seconds of start-up each run."""
 
-    mode: LocalMode = "multi_threading"  # local runner only; threads, for the reasons above
+    mode: str = "multi_threading"  # local runner only; threads, for the reasons above
     rows_per_task: int = 2000  # rows of one shard file read and tokenized as one work item
 
     def __post_init__(self) -> None:
