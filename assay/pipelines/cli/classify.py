@@ -8,6 +8,7 @@ from typing import get_args
 import typer
 
 from assay.classifiers.config import POSITIVE_AT, ClassifierKind, SplitConfig, Task
+from assay.classifiers.scoring import Mode
 from assay.pipelines.cli.options import WorkerOptions, known_errors, uses_options
 
 classify_app = typer.Typer(
@@ -126,7 +127,7 @@ def score(
     out: str = typer.Option(..., help="output folder: docs/ with the new column, rejected/ ledger"),
     column: str = typer.Option(..., help="name of the score column, e.g. edu_cls"),
     threshold: float = typer.Option(None, help="drop below this (default: the model's metadata threshold)"),
-    mode: str = typer.Option("drop", help="drop | annotate (keep all, only add the column)"),
+    mode: str = typer.Option("drop", help=" | ".join(get_args(Mode)) + " (annotate: keep all, only add the column)"),
     run: WorkerOptions = WorkerOptions(),
 ) -> None:
     """Score shards with RunInference; below-threshold documents go to the ledger with their score.
