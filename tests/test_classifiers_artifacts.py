@@ -198,3 +198,33 @@ def test_unreadable_shard_goes_to_the_ledger_not_a_crash(model_dir, shards, tmp_
     assert [(r["stage"], r["reason"]) for r in ledger] == [("read", "unreadable_shard")]
     assert ledger[0]["source"].endswith("part-00001-of-00002.parquet")
     assert counts["kept"] == len(list(read_documents(shards)))
+
+
+def test_train_config_names_a_wrong_kind_or_task_and_the_choices():
+    from assay.groundwork.config import FieldError
+
+    with pytest.raises(FieldError, match=r"^kind: must be one of \['fasttext', 'encoder'\], got 'xgboost'$"):
+        ClassifierTrainConfig(kind="xgboost")
+    with pytest.raises(FieldError, match=r"^task: must be one of \['binary', 'regression'\], got 'ranking'$"):
+        ClassifierTrainConfig(task="ranking")
+
+
+def test_every_classifier_kind_has_its_class():
+    """ClassifierKind (the config's choices) and the kinds registry name the same kinds."""
+    from typing import get_args
+
+    from assay.classifiers.config import ClassifierKind
+    from assay.classifiers.kinds import _KINDS, kind_class
+
+    assert set(_KINDS) == set(get_args(ClassifierKind))
+    assert kind_class("fasttext").__name__ == "FastTextClassifier"
+
+
+def test_classifier_kind_from_a_config_file_is_checked(tmp_path):
+    from assay.groundwork.config import ConfigError, load_config
+
+    path = tmp_path / "train.toml"
+    path.write_text('kind = "xgboost"\n', encoding="utf-8")
+    wanted = r"train\.toml: kind: expected one of \['fasttext', 'encoder'\], got 'xgboost'"
+    with pytest.raises(ConfigError, match=wanted):
+        load_config(ClassifierTrainConfig, str(path))

@@ -4,10 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from assay.groundwork.config import check_choices
+
+#: which model `assay classify train` fits: each a row of assay/classifiers/kinds.py's registry
+ClassifierKind = Literal["fasttext", "encoder"]
 #: what a classifier learns: "binary" targets are 0/1 (reference vs web, or a rubric score cut at `positive_at`);
 #: "regression" targets are the rubric scores themselves (0..5)
 Task = Literal["binary", "regression"]
-TASKS = get_args(Task)
 #: how a threshold is chosen on the validation split
 ThresholdKind = Literal["best_f1", "target_precision", "target_recall"]
 #: a rubric score at or above this counts as positive: FineWeb-Edu's cut of its 0-5 scale (its classifier keeps
@@ -99,12 +102,11 @@ class ThresholdPolicy:
 class ClassifierTrainConfig:
     """What `assay classify train` fits: the kind, its task, and each kind's settings."""
 
-    kind: str = "fasttext"  # "fasttext" or "encoder" (assay/classifiers/kinds.py)
+    kind: ClassifierKind = "fasttext"  # which model it fits (ClassifierKind above)
     task: Task = "binary"  # what it learns (Task above)
     positive_at: float = POSITIVE_AT  # rubric score at or above which a document counts as positive
     fasttext: FastTextConfig = field(default_factory=FastTextConfig)  # settings when kind = "fasttext"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)  # settings when kind = "encoder"
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        check_choices(self)  # kind, task

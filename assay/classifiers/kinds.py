@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import importlib
+from typing import get_args
 
 from assay.classifiers.base import TextClassifier
-from assay.classifiers.config import ClassifierTrainConfig
+from assay.classifiers.config import ClassifierKind, ClassifierTrainConfig
 
+#: ClassifierKind's names -> (module, class); tests/test_classifiers_artifacts.py checks they match
 _KINDS = {
     "fasttext": ("assay.classifiers.fasttext_kind", "FastTextClassifier"),
     "encoder": ("assay.classifiers.encoder_kind", "EncoderClassifier"),
 }
-KIND_NAMES = tuple(_KINDS)
+KIND_NAMES = get_args(ClassifierKind)
 
 
 def kind_class(name: str) -> type[TextClassifier]:

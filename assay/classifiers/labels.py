@@ -44,8 +44,8 @@ LABEL_SCHEMA = pa.schema([
 class LabelSpec:
     """What makes a label. kind 'rubric' needs score_column; kind 'reference' needs positive_where."""
 
-    kind: LabelKind = "rubric"
-    score_column: str = "edu_score"
+    kind: LabelKind = "rubric"  # "rubric": labels from a score column; "reference": from SQL conditions
+    score_column: str = "edu_score"  # rubric labels: the 0-5 score column of the shards
     annotator_column: str | None = None  # default: f"{score_column}_annotator" when that column exists
     positive_where: str | None = None  # DuckDB SQL over the shard (+ annotation) columns
     negative_where: str | None = None  # default: NOT (positive_where)

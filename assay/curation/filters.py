@@ -24,7 +24,7 @@ class FilterSpec:
     """One filter of the `filters` stage, registered once in FILTERS: the name (config key, funnel stage and
     ledger stage), the class that judges a page, and what each profile passes it."""
 
-    name: str
+    name: str  # the config key, and the filter's stage in the funnel and the ledger
     #: "module:Class" that judges a page: an assay page filter (a curation Stage) or a datatrove filter (run
     #: through DatatroveFilter)
     judge: str

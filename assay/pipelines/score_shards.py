@@ -17,11 +17,13 @@ from assay.pipelines.job.steps import Classify
 
 @dataclass
 class ScoreJobConfig:
-    shards: str
-    output: str
-    stage: ClassifierStageConfig
-    runner: RunnerConfig = field(default_factory=RunnerConfig)
-    docs_per_shard: int = 20_000
+    """What `assay classify score` scores, with which classifier, and where the scored shards go."""
+
+    shards: str  # the document shards to score (a curation output or a folder of Parquet shards)
+    output: str  # the output folder: docs/ with the score column, rejected/ (the ledger), run.json
+    stage: ClassifierStageConfig  # the classifier, its column, threshold and mode (docs/classifiers.md)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)  # the Beam runner and its workers
+    docs_per_shard: int = 20_000  # scored documents per Parquet shard of docs/
 
 
 def run_scoring(job: ScoreJobConfig) -> dict[str, int]:

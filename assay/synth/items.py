@@ -45,7 +45,8 @@ SOURCE_PREFIX = "synth"
 
 
 def generator_stage(generator: str) -> str:
-    """A generator's name in the funnel, the ledger and its documents' `source`: "synth:<generator>"."""
+    """A generator's name in the funnel, the ledger and its documents' `source`: "synth:<generator>"; the synth
+    jobs name their steps (answering, annotating, a generator's own functions) the same way."""
     return f"{SOURCE_PREFIX}:{generator}"
 
 

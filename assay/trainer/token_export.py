@@ -34,7 +34,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from assay.groundwork.atomic import atomic_path, write_bytes_atomic
-from assay.trainer.token_shards import TokenShardReader, heldout_pools, read_heldout, token_dtype
+from assay.trainer.token_shards import TokenShardReader, fits_uint16, heldout_pools, read_heldout, token_dtype
 
 FORMATS = ("megatron", "nanogpt", "litdata")
 MEGATRON_DIR = "megatron"
@@ -44,10 +44,15 @@ MEGATRON_HEADER = b"MMIDIDX\x00\x00"
 MEGATRON_VERSION = 1
 #: megatron.core.datasets.indexed_dataset.DType codes of the two token types written here
 MEGATRON_DTYPE_CODES = {np.dtype("<u2"): 8, np.dtype("<i4"): 4}
+#: bytes per litdata chunk file, the unit litdata reads (and, streaming from remote storage, downloads and caches)
+LITDATA_CHUNK_BYTES = "64MB"
+#: meta.pkl's pickle protocol: 4 reads on every Python 3 that nanoGPT runs on (3.4+)
+META_PICKLE_PROTOCOL = 4
 
 
 def megatron_dtype(vocab_size: int) -> np.dtype:
-    return np.dtype("<u2") if vocab_size <= 2**16 else np.dtype("<i4")
+    """The token type of the Megatron and litdata exports: uint16 when the ids fit, else int32."""
+    return np.dtype("<u2") if fits_uint16(vocab_size) else np.dtype("<i4")
 
 
 def phase_streams(reader: TokenShardReader) -> Iterator[tuple[str, np.ndarray]]:
@@ -99,11 +104,11 @@ def write_litdata(folder: str, documents: list[np.ndarray], vocab_size: int) -> 
     except ImportError as exc:
         raise RuntimeError(f"--format litdata needs the litdata package ({exc}): pip install --no-deps "
                            "'litdata>=0.2.76,<0.3' lightning-utilities (`make install` does)") from None
-    dtype = torch.uint16 if vocab_size <= 2**16 else torch.int32
+    dtype = getattr(torch, megatron_dtype(vocab_size).name)
     parent = os.path.dirname(folder)
     tmp = tempfile.mkdtemp(prefix=".litdata-", dir=parent)
     try:
-        writer = BinaryWriter(tmp, chunk_bytes="64MB", item_loader=TokensLoader())
+        writer = BinaryWriter(tmp, chunk_bytes=LITDATA_CHUNK_BYTES, item_loader=TokensLoader())
         for i, doc in enumerate(documents):
             writer.add_item(i, torch.from_numpy(np.asarray(doc, dtype=np.int64)).to(dtype))
         writer.done()
@@ -171,13 +176,14 @@ def export_tokens(directory: str, formats: list[str] | tuple[str, ...]) -> dict[
             docs[name] = len(documents)
             files += write_litdata(os.path.join(directory, LITDATA_DIR, name), documents, vocab)
         done["litdata"] = {"files": [os.path.relpath(f, directory) for f in files], "documents": docs,
-                           "dtype": "uint16" if vocab <= 2**16 else "int32"}
+                           "dtype": megatron_dtype(vocab).name}
     if "nanogpt" in formats:
         folder = os.path.join(directory, NANOGPT_DIR)
         os.makedirs(folder, exist_ok=True)
         train = write_flat(os.path.join(folder, "train.bin"), [s for _, s in streams], vocab)
         val = write_flat(os.path.join(folder, "val.bin"), heldout_tokens(reader), vocab)
-        write_bytes_atomic(pickle.dumps({"vocab_size": vocab}, protocol=4), os.path.join(folder, "meta.pkl"))
+        meta = pickle.dumps({"vocab_size": vocab}, protocol=META_PICKLE_PROTOCOL)
+        write_bytes_atomic(meta, os.path.join(folder, "meta.pkl"))
         done["nanogpt"] = {"files": [os.path.relpath(p, directory) for p in (train, val)] + [f"{NANOGPT_DIR}/meta.pkl"],
                            "dtype": token_dtype(vocab).name}
     return done

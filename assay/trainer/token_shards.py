@@ -52,8 +52,14 @@ def row_length(seq_len: int) -> int:
     return seq_len + 1
 
 
+def fits_uint16(vocab_size: int) -> bool:
+    """Every id of the vocabulary (0..vocab_size-1) fits in 16 bits: tokens are stored as uint16, as nanoGPT's
+    and Megatron's own preprocessing store them, else in 32 bits."""
+    return vocab_size <= 2**16
+
+
 def token_dtype(vocab_size: int) -> np.dtype:
-    return np.dtype("<u2") if vocab_size <= 2**16 else np.dtype("<u4")
+    return np.dtype("<u2") if fits_uint16(vocab_size) else np.dtype("<u4")
 
 
 def file_sha256(path: str) -> str:

@@ -19,6 +19,10 @@ from assay.trainer.tokenizer_file import TokenizerError, checked_json, first_lin
 EOS_TOKEN = "<|endoftext|>"
 #: Special tokens in id order; the phi-3 chat template uses the last three.
 SPECIAL_TOKENS = (EOS_TOKEN, "<|user|>", "<|assistant|>", "<|end|>")
+#: a byte-level BPE holds the 256 bytes and the special tokens before its first merge: a trained vocabulary must
+#: be larger (checked here, by recipes and by ablation plans)
+VOCAB_FLOOR = 256 + len(SPECIAL_TOKENS)
+VOCAB_FLOOR_REASON = f"256 bytes + {len(SPECIAL_TOKENS)} special tokens"
 
 
 #: a plain text every tokenizer must encode when it is loaded
@@ -35,10 +39,8 @@ class EncodeError(TokenizerError):
 
 def train_bpe(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2) -> Tokenizer:
     """Train a byte-level BPE of at most `vocab_size` entries (special tokens and the 256 bytes included)."""
-    floor = len(SPECIAL_TOKENS) + 256
-    if vocab_size <= floor:
-        raise TokenizerError(f"vocab_size must be > {floor} (256 bytes + {len(SPECIAL_TOKENS)} special tokens), "
-                             f"got {vocab_size}")
+    if vocab_size <= VOCAB_FLOOR:
+        raise TokenizerError(f"vocab_size must be > {VOCAB_FLOOR} ({VOCAB_FLOOR_REASON}), got {vocab_size}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

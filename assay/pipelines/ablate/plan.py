@@ -27,12 +27,14 @@ from assay.pipelines.mix import MixRunnerConfig
 from assay.trainer.config import ModelConfig, TrainConfig
 from assay.trainer.config_file import model_config_from_dict
 from assay.trainer.presets import PRESETS
+from assay.trainer.tokenizer import VOCAB_FLOOR, VOCAB_FLOOR_REASON
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 NAME_RULE = "letters, digits, '_', '-' and '.' only"
 #: TrainConfig fields the ablation sets per cell; a plan may not override them.
 RESERVED_TRAIN = ("data", "out_dir", "seed", "max_steps", "stop_after", "checkpoint_every", "keep_checkpoints",
                   "eval_every")
+#: the cloze metrics (assay/trainer/eval_cloze.py) where higher is better; every other metric is a loss
 HIGHER_IS_BETTER = ("acc", "acc_norm", "prob_correct")
 
 
@@ -41,9 +43,9 @@ class RecipeRef:
     """A phase-scheduler recipe in the plan. `label` is shown next to the name (e.g. "stand-in: heuristic
     thresholds"); `needs` says what must exist for the recipe to run and how to produce it."""
 
-    path: str = ""
-    label: str = ""
-    needs: str = ""
+    path: str = ""  # a phase-scheduler recipe TOML (docs/mix.md)
+    label: str = ""  # shown next to the recipe's name in tables
+    needs: str = ""  # what must exist for the recipe to run, and how to produce it
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -54,10 +56,10 @@ class RecipeRef:
 class SizeSpec:
     """A proxy size: a trainer preset plus field overrides, and the training tokens of each cell."""
 
-    name: str = ""
-    preset: str = "mini-1m"
-    tokens: int = 0
-    model: dict[str, Any] = field(default_factory=dict)
+    name: str = ""  # the size's name in tables and cell folders
+    preset: str = "mini-1m"  # a trainer preset (assay/trainer/presets.py)
+    tokens: int = 0  # training tokens of each cell of this size
+    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields that override the preset's
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name or ""):
@@ -88,10 +90,11 @@ class MixSettings:
     rule (the shared eval sets are exactly the documents every recipe holds out) and tokenizer size, and the
     Beam runner every mix is tokenized with."""
 
-    seq_len: int = 64
+    seq_len: int = 64  # tokens per packed sequence of every recipe's mix (a short context for tiny proxies)
+    #: of each pool, by content hash: the documents no recipe trains on, from which the eval sets come
     heldout_fraction: float = 0.05
-    vocab_size: int = 1024
-    runner: MixRunnerConfig = field(default_factory=MixRunnerConfig)
+    vocab_size: int = 1024  # every recipe's tokenizer size; small for tiny proxies (embedding = vocab x d_model)
+    runner: MixRunnerConfig = field(default_factory=MixRunnerConfig)  # replaces every recipe's [runner]
 
     def __post_init__(self) -> None:
         if self.seq_len < 2:
@@ -99,8 +102,8 @@ class MixSettings:
         if not 0.0 < self.heldout_fraction < 0.5:
             raise FieldError("heldout_fraction", "must be in (0, 0.5): the eval sets are the held-out documents; "
                              f"got {self.heldout_fraction}")
-        if self.vocab_size <= 260:
-            raise FieldError("vocab_size", f"must be > 260 (256 bytes + 4 special tokens), got {self.vocab_size}")
+        if self.vocab_size <= VOCAB_FLOOR:
+            raise FieldError("vocab_size", f"must be > {VOCAB_FLOOR} ({VOCAB_FLOOR_REASON}), got {self.vocab_size}")
 
 
 @dataclass
@@ -112,9 +115,9 @@ class EvalSet:
       file (one document), a .jsonl file (one {"text": ...} per line) or a folder of those. Every document is
       scored (up to eval.max_docs), and the run refuses the plan if any recipe's pool holds one of them."""
 
-    source: str = ""
-    predicate: str = "true"
-    text: str = ""
+    source: str = ""  # a curation output or a folder of Parquet shards; its held-out documents are scored
+    predicate: str = "true"  # DuckDB SQL over `source`'s columns; "true" takes every held-out document
+    text: str = ""  # reference text kept out of every pool: a .txt/.md/.jsonl file or a folder of those
 
     def __post_init__(self) -> None:
         if bool(self.source) == bool(self.text):
@@ -131,9 +134,11 @@ class EvalSet:
 
 @dataclass
 class EvalSettings:
-    sets: dict[str, EvalSet] = field(default_factory=dict)
+    """How every cell is scored: eval sets (loss, bits-per-byte), cloze tasks, and at which checkpoints."""
+
+    sets: dict[str, EvalSet] = field(default_factory=dict)  # name -> documents scored as loss and bits-per-byte
     tasks: list[str] = field(default_factory=list)  # cloze task files (trainer format) or "mmlu"
-    task_limit: int = 200
+    task_limit: int = 200  # questions read per task (the first ones)
     max_docs: int = 64  # per eval set
     points: int = 4  # checkpoints evaluated per cell (for the eval-vs-tokens curves), the last included
     primary: str = ""  # metric that ranks recipes and feeds the scaling fit; default: first set's bits_per_byte
@@ -151,21 +156,23 @@ class EvalSettings:
 
 @dataclass
 class Plan:
-    name: str = "ablation"
-    output: str = "out/ablate"
+    """The whole ablation: recipes x sizes x seeds, the settings every cell shares, and where results go."""
+
+    name: str = "ablation"  # the plan's name in its report
+    output: str = "out/ablate"  # the folder of cells, mixes, eval sets and the report
     mix_cache: str = ""  # token-shard cache shared across plans; default <output>/mixes
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # training seeds (model initialisation)
     # torch CPU threads while the plan runs; 0 = torch's default. Tiny proxies on a busy 2-core machine run
     # many times faster on 1 thread (no spin-waiting between threads); results do not depend on it.
     torch_threads: int = 0
     # cells trained at once, each in its own process with torch_threads threads (mixes are built first, one at
     # a time); on a 2-core machine 2 x 1 thread keeps both cores busy with tiny proxies
     parallel_cells: int = 1
-    recipes: dict[str, RecipeRef] = field(default_factory=dict)
-    sizes: list[SizeSpec] = field(default_factory=list)
+    recipes: dict[str, RecipeRef] = field(default_factory=dict)  # name -> the recipe compared
+    sizes: list[SizeSpec] = field(default_factory=list)  # the proxy sizes, each trained on every recipe
     train: dict[str, Any] = field(default_factory=dict)  # trainer [train] overrides shared by every cell
-    mix: MixSettings = field(default_factory=MixSettings)
-    eval: EvalSettings = field(default_factory=EvalSettings)
+    mix: MixSettings = field(default_factory=MixSettings)  # forced on every recipe so cells compare
+    eval: EvalSettings = field(default_factory=EvalSettings)  # how every cell is scored
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

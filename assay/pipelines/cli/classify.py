@@ -3,9 +3,12 @@ threshold, and score shards with it in a Beam pipeline."""
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import typer
 
+from assay.classifiers.config import POSITIVE_AT, ClassifierKind, SplitConfig, Task
+from assay.classifiers.scoring import Mode
 from assay.pipelines.cli.options import WorkerOptions, known_errors, uses_options
 
 classify_app = typer.Typer(
@@ -39,8 +42,8 @@ def labels(
                                     help="jsonl/parquet/csv with a url column, joined in for --positive/--negative"),
     group: str = typer.Option(None,
                               help="SQL expression to split by (e.g. a dedup cluster column) instead of content hash"),
-    train: float = typer.Option(0.8, help="fraction of groups in train"),
-    valid: float = typer.Option(0.1, help="fraction of groups in valid (the rest is test)"),
+    train: float = typer.Option(SplitConfig.train, help="fraction of groups in train"),
+    valid: float = typer.Option(SplitConfig.valid, help="fraction of groups in valid (the rest is test)"),
 ) -> None:
     """Build a labelled dataset, split train/valid/test by content hash.
 
@@ -48,7 +51,6 @@ def labels(
     Reference: assay classify labels --shards out/run --annotations data/sample/manifest.jsonl
                --positive "category = 'doc'" --negative "category IN ('spam','index')" --out labels/ref
     """
-    from assay.classifiers.config import SplitConfig
     from assay.classifiers.labels import LabelSpec, build_labels
 
     with _clear_errors():
@@ -64,9 +66,9 @@ def labels(
 def train(
     labels: str = typer.Option(..., help="a folder written by `assay classify labels`"),
     out: str = typer.Option(..., help="model folder to write (replaced atomically)"),
-    kind: str = typer.Option("fasttext", help="fasttext | encoder"),
-    task: str = typer.Option("binary", help="binary | regression (rubric scores 0-5)"),
-    positive_at: float = typer.Option(3.0, help="rubric score counted as positive for binary tasks and eval"),
+    kind: str = typer.Option("fasttext", help=" | ".join(get_args(ClassifierKind))),
+    task: str = typer.Option("binary", help=" | ".join(get_args(Task)) + " (regression: rubric scores 0-5)"),
+    positive_at: float = typer.Option(POSITIVE_AT, help="rubric score counted as positive for binary tasks and eval"),
     epoch: int = typer.Option(None, help="fastText epochs"),
     dim: int = typer.Option(None, help="fastText vector size"),
     encoder_dir: str = typer.Option(None, help="encoder: a local sentence-transformers folder (default MiniLM)"),
@@ -125,7 +127,7 @@ def score(
     out: str = typer.Option(..., help="output folder: docs/ with the new column, rejected/ ledger"),
     column: str = typer.Option(..., help="name of the score column, e.g. edu_cls"),
     threshold: float = typer.Option(None, help="drop below this (default: the model's metadata threshold)"),
-    mode: str = typer.Option("drop", help="drop | annotate (keep all, only add the column)"),
+    mode: str = typer.Option("drop", help=" | ".join(get_args(Mode)) + " (annotate: keep all, only add the column)"),
     run: WorkerOptions = WorkerOptions(),
 ) -> None:
     """Score shards with RunInference; below-threshold documents go to the ledger with their score.

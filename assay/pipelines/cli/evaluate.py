@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from assay.pipelines.cli.options import WorkerOptions, fail, uses_options
+from assay.pipelines.quality.metrics import EvalSettings
 
 HELP = """Run a curation config on a labelled corpus and report what it keeps, per category.
 
@@ -39,8 +40,9 @@ def register(app: typer.Typer) -> None:
         run: Optional[str] = typer.Option(None, "--run",
                                           help="score this finished `assay run` output instead of running"),
         keep: list[str] = typer.Option(["edu"], "--keep", help="category the config means to keep (repeatable)"),
-        merge_jaccard: float = typer.Option(0.7, help="a page and its copies at or above this Jaccard count as one "
-                                                      "page for recall (the default dedup merges from about 0.7)"),
+        merge_jaccard: float = typer.Option(EvalSettings.merge_jaccard,
+                                           help="a page and its copies at or above this Jaccard count as one "
+                                                "page for recall (the default dedup merges from about 0.7)"),
         min_recall: Optional[float] = typer.Option(None, help="fail below this recall of the --keep categories"),
         min_precision: Optional[float] = typer.Option(None, help="fail below this precision of the kept set"),
         min_f1: Optional[float] = typer.Option(None, help="fail below this F1"),
@@ -52,7 +54,8 @@ def register(app: typer.Typer) -> None:
                                                              help="fail when fewer exact-duplicate pairs are caught"),
         max_low_sim_merged: Optional[int] = typer.Option(
             None, help="fail when dedup merges more page pairs whose measured Jaccard is <= 0.3 (0: never)"),
-        min_score: int = typer.Option(3, help="a rated page (rubric 0-5) counts as teaching at or above this score"),
+        min_score: int = typer.Option(EvalSettings.min_score,
+                                      help="a rated page (rubric 0-5) counts as teaching at or above this score"),
         min_rubric_precision: Optional[float] = typer.Option(
             None, help="fail when fewer kept rated pages score >= --min-score"),
         min_rubric_recall: Optional[float] = typer.Option(
@@ -67,7 +70,6 @@ def register(app: typer.Typer) -> None:
         from assay.groundwork.config import ConfigError
         from assay.pipelines.curate.config import load_curate_config
         from assay.pipelines.quality.gates import Gates, parse_max_kept
-        from assay.pipelines.quality.metrics import EvalSettings
         from assay.pipelines.quality.report import to_markdown
         from assay.pipelines.quality.run import evaluate
 

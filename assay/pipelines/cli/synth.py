@@ -54,7 +54,7 @@ class ModelOptions:
 class DecontamOptions:
     """What generated or given documents are checked against (decontam and every generator)."""
 
-    ngram: Optional[int] = option(None, "decontamination n-gram size (default: DecontamConfig.n = 13)")
+    ngram: Optional[int] = option(None, f"decontamination n-gram size (default: {DecontamConfig.n})")
     eval_jsonl: Optional[list[str]] = option(None, "more evaluation sets to decontaminate against (JSONL, repeatable)")
 
     def config(self, **more) -> DecontamConfig:

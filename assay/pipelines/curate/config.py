@@ -135,23 +135,30 @@ def stages_overview() -> str:
 
 @dataclass
 class InputConfig:
+    """What `assay run` reads."""
+
+    #: files or globs to read (WARC, JSONL, Parquet, ...); relative paths resolve against the config file's folder
     paths: list[str] = field(default_factory=lambda: [str(SAMPLE_DIR / "*.warc.gz")])
-    reader: ReaderConfig = field(default_factory=ReaderConfig)
+    reader: ReaderConfig = field(default_factory=ReaderConfig)  # how each file is read (assay/curation/readers/)
 
 
 @dataclass
 class DedupConfig:
-    exact: bool = True
-    fuzzy: bool = True
-    minhash: MinHashConfig = field(default_factory=MinHashConfig)
+    """Which duplicates the dedup stage drops."""
+
+    exact: bool = True  # drop documents whose normalised text is identical to a kept one
+    fuzzy: bool = True  # drop near-duplicates found by MinHash LSH
+    minhash: MinHashConfig = field(default_factory=MinHashConfig)  # the fuzzy dedup's shingles, hashes and bands
 
 
 @dataclass
 class OutputConfig:
-    path: str = "out/run"
-    docs_per_shard: int = 20_000
-    ledger_per_shard: int = 50_000
-    histograms: bool = True
+    """Where and how the kept documents, the ledger and the statistics are written."""
+
+    path: str = "out/run"  # the output folder: docs/, rejected/, stats/, run.json, README.md
+    docs_per_shard: int = 20_000  # kept documents per Parquet shard of docs/
+    ledger_per_shard: int = 50_000  # ledger records per Parquet shard of rejected/
+    histograms: bool = True  # a PNG per numeric signal in stats/ (kept vs dropped), for local outputs
     #: the output's licence as the dataset card (README.md) declares it, a Hugging Face licence id such as
     #: "odc-by" or "cc-by-4.0"; "" records "other" and says to declare one
     license: str = ""
@@ -169,20 +176,22 @@ def default_classifiers() -> list[ClassifierStageConfig]:
 
 @dataclass
 class CurateConfig:
-    input: InputConfig = field(default_factory=InputConfig)
-    extract: ExtractConfig = field(default_factory=ExtractConfig)
-    langid: LangIdConfig = field(default_factory=LangIdConfig)
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    pii: PIIConfig = field(default_factory=PIIConfig)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
+    """Everything one `assay run` does: one table per stage with settings, plus input, output and runner."""
+
+    input: InputConfig = field(default_factory=InputConfig)  # the files to read
+    extract: ExtractConfig = field(default_factory=ExtractConfig)  # the "extract" stage
+    langid: LangIdConfig = field(default_factory=LangIdConfig)  # the "langid" stage
+    filters: FilterConfig = field(default_factory=FilterConfig)  # the "filters" stage
+    pii: PIIConfig = field(default_factory=PIIConfig)  # the "pii" stage
+    dedup: DedupConfig = field(default_factory=DedupConfig)  # the "dedup" stage
     #: classifier scoring stages, run after dedup: [{model_dir, column, threshold, mode}] (see docs/classifiers.md);
     #: the default runs the two shipped models as drop stages at their stored thresholds; `classifiers = []` or
     #: leaving "classifiers" out of `stages` turns them off
     classifiers: list[ClassifierStageConfig] = field(default_factory=default_classifiers)
     #: stages to run, in order; drop a name to skip that stage
     stages: list[str] = field(default_factory=lambda: list(STAGES))
-    output: OutputConfig = field(default_factory=OutputConfig)
-    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)  # where the results go
+    runner: RunnerConfig = field(default_factory=RunnerConfig)  # the Beam runner and its workers
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.stages if s not in STAGES]

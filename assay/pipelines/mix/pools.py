@@ -50,6 +50,8 @@ def pool_files(name: str, spec: PoolSpec) -> list[str]:
         return []
 
 
+#: the tail of each shard file hashed for the fingerprint below: the Parquet footer ends every file, so the tail
+#: holds it (or its end, for a footer larger than this)
 FOOTER_BYTES = 1 << 16
 
 

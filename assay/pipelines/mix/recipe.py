@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from assay.groundwork.config import ConfigError, FieldError, from_dict, load_config, to_dict
 from assay.pipelines.job.runner import RunnerConfig
+from assay.trainer.tokenizer import VOCAB_FLOOR, VOCAB_FLOOR_REASON
 
 POOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -30,14 +31,14 @@ POOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 class TokenizerSpec:
     """Load `path` (a local tokenizer.json) when given, else train a byte-level BPE on a sample of the pools."""
 
-    path: str = ""
-    vocab_size: int = 8192
+    path: str = ""  # a local tokenizer.json to use as-is; "" trains one
+    vocab_size: int = 8192  # tokens of the trained vocabulary, the bytes and special tokens included
     sample_docs: int = 5000  # per pool, chosen by a seeded hash of the id
-    min_frequency: int = 2
+    min_frequency: int = 2  # times a pair must occur in the sample to be merged (the `tokenizers` BPE trainer's)
 
     def __post_init__(self) -> None:
-        if not self.path and self.vocab_size <= 260:
-            raise FieldError("vocab_size", f"must be > 260 (256 bytes + 4 special tokens), got {self.vocab_size}")
+        if not self.path and self.vocab_size <= VOCAB_FLOOR:
+            raise FieldError("vocab_size", f"must be > {VOCAB_FLOOR} ({VOCAB_FLOOR_REASON}), got {self.vocab_size}")
         if self.sample_docs < 1:
             raise FieldError("sample_docs", f"must be >= 1, got {self.sample_docs}")
 
@@ -49,10 +50,10 @@ class PoolSpec:
     used in the whole mix (1 = never repeated). An `optional` pool whose source has no shards is skipped
     with a warning and the phases that use it share its weight among their other pools."""
 
-    source: str = ""
-    predicate: str = "true"
-    max_repeats: int = 1
-    optional: bool = False
+    source: str = ""  # a curation output or a directory of Parquet shards
+    predicate: str = "true"  # DuckDB SQL over the shard columns; "true" takes every document
+    max_repeats: int = 1  # uses of each document in the whole mix (1 = never repeated)
+    optional: bool = False  # skip the pool, with a warning, when its source has no shards
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -67,9 +68,9 @@ class PoolSpec:
 class PhaseSpec:
     """One training phase: `tokens` packed tokens, drawn from pools in proportion to `weights`."""
 
-    name: str = ""
-    tokens: int = 0
-    weights: dict[str, float] = field(default_factory=dict)
+    name: str = ""  # the phase's name in the token shards' manifest, which records its sequence range
+    tokens: int = 0  # packed tokens of the phase
+    weights: dict[str, float] = field(default_factory=dict)  # pool name -> its share of the tokens (normalised)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -90,8 +91,8 @@ class MixRunnerConfig(RunnerConfig):
     Threads by default: the work is DuckDB reads and Rust tokenization, which both release the GIL, and
     worker processes cost seconds of start-up each run."""
 
-    mode: str = "multi_threading"
-    rows_per_task: int = 2000
+    mode: str = "multi_threading"  # local runner only; threads, for the reasons above
+    rows_per_task: int = 2000  # rows of one shard file read and tokenized as one work item
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -101,18 +102,20 @@ class MixRunnerConfig(RunnerConfig):
 
 @dataclass
 class Recipe:
-    seed: int = 0
-    seq_len: int = 512
+    """The whole recipe: what decides the tokens (seed, lengths, tokenizer, pools, phases) and where they go."""
+
+    seed: int = 0  # seeds the tokenizer sample, the order of each pool's documents and the packed rows' order
+    seq_len: int = 512  # tokens per packed training sequence
     heldout_fraction: float = 0.01  # of each pool, by content hash; never trained on
-    sequences_per_shard: int = 8192
-    output: str = "out/mix"
+    sequences_per_shard: int = 8192  # packed sequences per output shard file
+    output: str = "out/mix"  # the output folder (its manifest, tokenizer and token shards)
     #: the mix's licence as its dataset card (README.md) declares it, a Hugging Face licence id such as "odc-by";
     #: "" records "other". Not part of the recipe hash: it does not change the tokens
     license: str = ""
-    tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
-    runner: MixRunnerConfig = field(default_factory=MixRunnerConfig)
-    pools: dict[str, PoolSpec] = field(default_factory=dict)
-    phases: list[PhaseSpec] = field(default_factory=list)
+    tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)  # the tokenizer to load or train
+    runner: MixRunnerConfig = field(default_factory=MixRunnerConfig)  # how the tokenize step runs
+    pools: dict[str, PoolSpec] = field(default_factory=dict)  # name -> the documents it draws from
+    phases: list[PhaseSpec] = field(default_factory=list)  # the training phases, in order
 
     def __post_init__(self) -> None:
         if self.seed < 0:

@@ -12,16 +12,18 @@ from assay.pipelines.quality.metrics import EXACT_BIN, JACCARD_BINS, QualityRepo
 
 @dataclass
 class Gates:
-    min_recall: float | None = None
-    min_precision: float | None = None
-    min_f1: float | None = None
+    """The bounds a report must meet; None leaves a bound unchecked."""
+
+    min_recall: float | None = None  # recall of the --keep categories (copies counted once)
+    min_precision: float | None = None  # share of the kept pages that are of the --keep categories
+    min_f1: float | None = None  # F1 of the two above
     max_kept: dict[str, float] = field(default_factory=dict)  # category -> largest kept share allowed
     min_near_dup_recall: float | None = None  # over pairs at Jaccard >= 0.8
-    min_exact_dup_recall: float | None = None
+    min_exact_dup_recall: float | None = None  # over exact-copy pairs
     max_low_similarity_merged: int | None = None  # pairs at Jaccard <= 0.3 that dedup merged
     #: on rated pages (rubric score >= EvalSettings.min_score is teaching)
     min_rubric_precision: float | None = None
-    min_rubric_recall: float | None = None
+    min_rubric_recall: float | None = None  # share of the rated teaching pages that are kept
     max_low_score_kept: float | None = None  # share of pages rated 0-1 kept
     max_ephemeral_kept: float | None = None  # share of pages rated ephemeral kept
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from assay.classifiers.config import POSITIVE_AT
 from assay.curation.dedup import EXACT_DEDUP, FUZZY_DEDUP
 from assay.pipelines.quality.corpus import LabelledCorpus, LabelledPage
 from assay.pipelines.quality.outcome import Outcome
@@ -20,17 +21,19 @@ JACCARD_BINS = [("<=0.3", 0.0, 0.3000001), ("0.3-0.5", 0.3000001, 0.5), ("0.5-0.
                 ("0.7-0.8", 0.7, 0.8), ("0.8-0.9", 0.8, 0.9), ("0.9-1.0", 0.9, 1.0000001)]
 EXACT_BIN = "exact"
 MISSING = Outcome("missing", "no kept row and no ledger row for this record")
-MAX_EXAMPLES = 5
+MAX_EXAMPLES = 5  # example pages listed per false-drop reason and least similar merges shown in the report
 
 
 @dataclass
 class EvalSettings:
+    """What `assay evaluate` counts as kept-as-meant, as one page, and as teaching."""
+
     keep: tuple[str, ...] = ("edu",)  # the categories the config means to keep
     #: copies at or above this are the same content: the default MinHash dedup (14 bands x 8 rows) merges pairs
     #: from about 0.72 (its S-curve's midpoint), so pairs above 0.7 are the ones a dedup step exists to merge
     merge_jaccard: float = 0.7
-    #: a rated page counts as teaching at or above this rubric score (FineWeb-Edu keeps >= 3)
-    min_score: int = 3
+    #: a rated page counts as teaching at or above this rubric score: FineWeb-Edu's cut, as the classifiers use it
+    min_score: int = int(POSITIVE_AT)
 
 
 @dataclass

@@ -20,13 +20,16 @@ from assay.synth.rubric import RubricConfig
 
 @dataclass
 class AnnotateJobConfig:
-    shards: str
-    output: str
-    backend: BackendConfig
-    rubric: RubricConfig = field(default_factory=RubricConfig)
+    """What `assay synth annotate` scores, with which model and rubrics, and where the scored shards go."""
+
+    shards: str  # the document shards to annotate (a curation output or a folder of Parquet shards)
+    output: str  # the output folder: docs/ with the score columns, rejected/ (the ledger), run.json
+    backend: BackendConfig  # the model that scores (assay/synth/backends/)
+    rubric: RubricConfig = field(default_factory=RubricConfig)  # the rubrics to score and how
     cache_dir: str | None = None  # default: OUTPUT/cache
+    #: one worker by default: each worker loads its own model
     runner: RunnerConfig = field(default_factory=lambda: RunnerConfig(workers=1))
-    docs_per_shard: int = 20_000
+    docs_per_shard: int = 20_000  # annotated documents per Parquet shard of docs/
 
 
 def run_annotate(job: AnnotateJobConfig) -> dict:

@@ -17,11 +17,13 @@ from assay.pipelines.job.steps import PerDocument
 
 @dataclass
 class DecontamJobConfig:
-    shards: str
-    output: str
-    decontam: DecontamConfig = field(default_factory=DecontamConfig)
-    runner: RunnerConfig = field(default_factory=RunnerConfig)
-    docs_per_shard: int = 20_000
+    """What `assay synth decontam` checks, against which evaluation sets, and where the clean shards go."""
+
+    shards: str  # the document shards to check (synthetic or web)
+    output: str  # the output folder: docs/ (the clean documents), rejected/ (the ledger), run.json
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)  # the evaluation sets and the n-gram test
+    runner: RunnerConfig = field(default_factory=RunnerConfig)  # the Beam runner and its workers
+    docs_per_shard: int = 20_000  # kept documents per Parquet shard of docs/
 
 
 def run_decontam(job: DecontamJobConfig) -> dict:

@@ -22,21 +22,25 @@ from assay.pipelines.job.sources import AllOf, DocumentShards, Items, Piped, Sou
 from assay.pipelines.job.steps import Dedup, MapElements, PerDocument, Step
 from assay.pipelines.synth_jobs.steps import AnswerRequests, usage_report
 from assay.synth.config import BackendConfig, Sampling
-from assay.synth.items import SYNTH_COLUMNS, PromptItem
+from assay.synth.items import SYNTH_COLUMNS, PromptItem, generator_stage
 from assay.synth.sandbox.isolation import SandboxUnavailable
 
 
 @dataclass
 class GenerateJobConfig:
-    output: str
-    backend: BackendConfig
-    sampling: Sampling = field(default_factory=Sampling)
+    """The settings every generator's job shares: model, sampling, cache, quality control and output."""
+
+    output: str  # the output folder: docs/, rejected/ (the ledger), stats/, run.json, cache/
+    backend: BackendConfig  # the model that generates (assay/synth/backends/)
+    sampling: Sampling = field(default_factory=Sampling)  # the decoding parameters of every request
     cache_dir: str | None = None  # default: OUTPUT/cache
-    dedup: bool = True
+    dedup: bool = True  # drop exact and MinHash near-duplicates among the generated documents
     dedup_against: str | None = None  # web shards (an `assay run` output) to dedup generated text against
+    #: the n-gram decontamination against evaluation sets; None skips it
     decontam: DecontamConfig | None = field(default_factory=DecontamConfig)
+    #: one worker by default: each worker loads its own model
     runner: RunnerConfig = field(default_factory=lambda: RunnerConfig(workers=1))
-    docs_per_shard: int = 20_000
+    docs_per_shard: int = 20_000  # generated documents per Parquet shard of docs/
 
     def resolved_cache(self) -> str:
         return self.cache_dir or os.path.join(os.path.abspath(self.output), "cache")
@@ -44,7 +48,7 @@ class GenerateJobConfig:
 
 def _step(fn, stage: str, output_type=Document) -> MapElements:
     """A generator's own function as a step; a sandbox that cannot isolate stops the run (fails closed)."""
-    return MapElements(fn, f"synth:{stage}", fatal=(SandboxUnavailable,), output_type=output_type)
+    return MapElements(fn, generator_stage(stage), fatal=(SandboxUnavailable,), output_type=output_type)
 
 
 def _answer(job: GenerateJobConfig, label: str = "generate") -> AnswerRequests:

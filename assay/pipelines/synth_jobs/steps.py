@@ -15,8 +15,9 @@ from assay.curation.document import Document, Rejection
 from assay.pipelines.job.beam_fns import REJECTED, Counters, split_outputs, utf8_len
 from assay.pipelines.job.steps import Step, StepContext
 from assay.synth.config import BackendConfig, Sampling
-from assay.synth.items import Answer
+from assay.synth.items import Answer, generator_stage
 
+#: the counted fields of a backend's Usage (assay/synth/backends/base.py), summed across workers
 USAGE_FIELDS = ("requests", "tokens_in", "tokens_out", "cache_hits")
 #: Beam counter namespace of LLM usage ("synth|<backend kind>|<field>"), apart from the funnel's counters
 USAGE_NAMESPACE = "assay_llm_usage"
@@ -75,7 +76,7 @@ class AnswerFn(_BackendFn):
                 except Exception as exc:
                     self.counters.rejected("generation_error", 0)
                     yield TaggedOutput(REJECTED, Rejection(
-                        stage=self.stage, reason="generation_error", id=item.id, source=f"synth:{item.generator}",
+                        stage=self.stage, reason="generation_error", id=item.id, source=generator_stage(item.generator),
                         detail=f"{type(exc).__name__}: {exc}", signals=dict(item.labels, template_id=item.template_id),
                         text=json.dumps(item.messages, ensure_ascii=False)))
         self.count_usage(before, start)
@@ -113,7 +114,7 @@ class AnswerRequests(Step):
 
     def __init__(self, backend: BackendConfig, sampling: Sampling, cache_dir: str | None, label: str = "generate"):
         self.backend, self.sampling, self.cache_dir, self.label = backend, sampling, cache_dir, label
-        self.names = (f"synth:{label}",)
+        self.names = (generator_stage(label),)
 
     def expand(self, items, ctx: StepContext):
         fn = AnswerFn(self.backend, self.sampling, self.cache_dir, self.names[0])
@@ -131,7 +132,7 @@ class ScoreRubrics(Step):
         from assay.synth.rubric import rubric_columns
 
         self.backend, self.rubric, self.cache_dir = backend, rubric, cache_dir
-        self.names = ("synth:annotate",)
+        self.names = (generator_stage("annotate"),)
         self.columns = rubric_columns(rubric)
 
     def expand(self, docs, ctx: StepContext):

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from assay.synth.config import BackendConfig, Sampling
 
 Messages = list[dict[str, str]]
+#: alternatives read at the answer position when scoring a rubric: the OpenAI API's largest `top_logprobs`, and
+#: vLLM's default `max_logprobs`
+TOP_ALTERNATIVES = 20
 
 
 class BackendUnavailable(RuntimeError):
@@ -23,11 +26,13 @@ class BackendUnavailable(RuntimeError):
 
 @dataclass
 class Completion:
-    text: str
-    tokens_in: int
-    tokens_out: int
+    """One generated answer, with what it cost and, when asked for, its tokens' log-probabilities."""
+
+    text: str  # the answer, stripped, cut at the first stop string
+    tokens_in: int  # prompt tokens (chat template included)
+    tokens_out: int  # generated tokens
     finish_reason: str  # "stop" (end of turn or a stop string) or "length"
-    token_logprobs: list[float] | None = None
+    token_logprobs: list[float] | None = None  # each generated token's log-probability, when logprobs were asked for
     tokens: list[str] | None = None  # the generated tokens' strings, when logprobs were asked for
     top_logprobs: list[list[list]] | None = None  # per step: [[token string, logprob], ...] best first
 
@@ -37,10 +42,10 @@ class ContinuationScore:
     """log P(continuation | prompt) where the continuation is the assistant's answer to a chat prompt."""
 
     logprob: float  # summed over the continuation's tokens
-    tokens: list[str]
-    token_logprobs: list[float]
+    tokens: list[str]  # the continuation's tokens, as decoded strings
+    token_logprobs: list[float]  # each of those tokens' log-probability
     ranks: list[int | None]  # 1 = the model's top choice at that position; None when the backend cannot say
-    token_ids: list[int] | None = None
+    token_ids: list[int] | None = None  # their ids, where the backend has the tokenizer
     tokens_in: int = 0  # prompt tokens before the continuation
 
     @property
@@ -79,11 +84,11 @@ def suffix_score(entries: list[tuple[str, float, int | None]], continuation: str
 class Usage:
     """Tokens and time spent by one backend; merged across workers for the run report."""
 
-    requests: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    seconds: float = 0.0
-    cache_hits: int = 0
+    requests: int = 0  # prompts answered or scored by the model
+    tokens_in: int = 0  # prompt tokens read
+    tokens_out: int = 0  # tokens generated
+    seconds: float = 0.0  # wall time inside the model's calls
+    cache_hits: int = 0  # requests answered from the request cache instead
 
     def add(self, tokens_in: int, tokens_out: int, seconds: float, requests: int = 1) -> None:
         self.requests += requests

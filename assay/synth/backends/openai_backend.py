@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from assay.synth.backends.base import (
+    TOP_ALTERNATIVES,
     Backend,
     BackendUnavailable,
     Completion,
@@ -21,7 +22,10 @@ from assay.synth.backends.base import (
 )
 from assay.synth.config import BackendConfig, Sampling
 
+#: statuses worth a retry: timeout, conflict, rate limit and server errors, as the official `openai` client retries
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+#: characters of a failed response's body quoted in the error (enough for a server's message, not a page of HTML)
+ERROR_BODY_CHARS = 500
 
 
 class BackendHTTPError(RuntimeError):
@@ -108,12 +112,12 @@ class OpenAIBackend(Backend):
                 last = f"{type(exc).__name__}: {exc}"
                 continue
             if resp.status_code in RETRYABLE_STATUS:
-                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                last = f"HTTP {resp.status_code}: {resp.text[:ERROR_BODY_CHARS]}"
                 continue
             if resp.status_code >= 400:
                 raise BackendHTTPError(f"{method} {self.cfg.base_url}{path} failed with HTTP {resp.status_code}: "
-                                       f"{resp.text[:500]} (check the model name, the request parameters and "
-                                       f"the API key in ${self.cfg.api_key_env})")
+                                       f"{resp.text[:ERROR_BODY_CHARS]} (check the model name, the request parameters "
+                                       f"and the API key in ${self.cfg.api_key_env})")
             return resp.json()
         raise ServerUnavailable(f"{method} {self.cfg.base_url}{path} failed after {self.cfg.retries + 1} attempts "
                                f"({last}); is the server running at {self.cfg.base_url}?")
@@ -151,7 +155,7 @@ class OpenAIBackend(Backend):
 
         def one(messages):
             body = {"model": self.served_model, "messages": messages, "max_tokens": 1, "temperature": 0.0,
-                    "logprobs": True, "top_logprobs": 20}
+                    "logprobs": True, "top_logprobs": TOP_ALTERNATIVES}
             with Timer() as timer:
                 data = self._request("POST", "/chat/completions", body)
             content = (data["choices"][0].get("logprobs") or {}).get("content") or []

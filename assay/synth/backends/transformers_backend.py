@@ -44,12 +44,18 @@ def model_fingerprint(directory: str, gguf_file: str | None) -> str:
         h.update(os.path.basename(path).encode())
         h.update(str(os.path.getsize(path)).encode())
         with open(path, "rb") as fh:
-            h.update(fh.read(1 << 20))
+            h.update(fh.read(FINGERPRINT_HEAD_BYTES))
     name = gguf_file or os.path.basename(directory.rstrip("/"))
     return f"{name}@{h.hexdigest()[:12]}"
 
 
-STOP_TAIL = 32  # tokens decoded when looking for a stop string
+#: the last tokens decoded when looking for a stop string after each step: a stop string longer than this many
+#: tokens is not seen (stop strings are a few tokens: "\n\n", "</answer>")
+STOP_TAIL = 32
+#: end-of-turn tokens besides the tokenizer's EOS: ChatML's (Qwen, SmolLM), Llama 3's, Phi-3's, and GPT-2's EOS
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>")
+#: bytes read from the start of each weights file for its fingerprint
+FINGERPRINT_HEAD_BYTES = 1 << 20
 
 
 class TransformersBackend(Backend):
@@ -85,7 +91,7 @@ class TransformersBackend(Backend):
 
     def _end_token_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}
-        for tok in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>"):
+        for tok in END_OF_TURN_TOKENS:
             tid = self.tokenizer.convert_tokens_to_ids(tok)
             if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
                 ids.add(tid)

@@ -7,7 +7,15 @@ from __future__ import annotations
 import math
 import os
 
-from assay.synth.backends.base import Backend, Completion, ContinuationScore, Messages, Timer, suffix_score
+from assay.synth.backends.base import (
+    TOP_ALTERNATIVES,
+    Backend,
+    Completion,
+    ContinuationScore,
+    Messages,
+    Timer,
+    suffix_score,
+)
 from assay.synth.backends.transformers_backend import model_fingerprint, resolve_model_path
 from assay.synth.config import BackendConfig, Sampling
 
@@ -40,8 +48,8 @@ def sampling_kwargs(sampling: Sampling, seed: int) -> dict:
 
 
 def score_sampling_kwargs() -> dict:
-    """One greedy token with the top-20 alternatives' logprobs: the rubric's answer-position distribution."""
-    return {"max_tokens": 1, "temperature": 0.0, "logprobs": 20}
+    """One greedy token with the top alternatives' logprobs: the rubric's answer-position distribution."""
+    return {"max_tokens": 1, "temperature": 0.0, "logprobs": TOP_ALTERNATIVES}
 
 
 def continuation_request(messages: Messages, continuation: str) -> tuple[Messages, dict, dict]:
