@@ -275,7 +275,8 @@ def test_a_rerun_after_sigkill_reuses_the_finished_files_and_gives_identical_out
     assert 1 <= saved < len(files) and not (out / "docs").exists()
     capfd.readouterr()
     result = run_curation(config(files, str(out)))
-    assert f"resuming: {saved} input file(s) finished by an interrupted run" in capfd.readouterr().err
+    assert (f"resuming: {saved} work unit(s) (input files or ranges of one) finished by an interrupted run"
+            in capfd.readouterr().err)
     for sub in ("docs", "rejected"):
         assert {p.name: p.read_bytes() for p in (out / sub).iterdir()} == {
             p.name: p.read_bytes() for p in (tmp_path / "reference" / sub).iterdir()}
