@@ -231,6 +231,8 @@ def read_warc(path: str, cfg: ReaderConfig, start: int = 0, end: int | None = No
                     yield from _read_whole_gzip(path, cfg, skip_records=seen)
                     return
                 failed_at = max(one.it.offset, pos)  # warcio's offset can go wrong on a mangled stream
+                if end is not None and failed_at >= stop:  # the next unit's first record: that unit reports it
+                    break
                 if bad_since is None:
                     bad_since, bad_error = failed_at, exc
                 nxt = _next_record_start(fh, failed_at + 1, gz)
@@ -238,7 +240,7 @@ def read_warc(path: str, cfg: ReaderConfig, start: int = 0, end: int | None = No
                     break
                 pos = nxt
                 continue
-            if one.reached_stop:
+            if one.reached_stop or (end is not None and one.it.offset >= stop):  # the rest belongs to the next unit
                 break
             if bad_since is None and one.it.offset < size:
                 yield _tail(path, fh, one.it.offset, size, gz)
