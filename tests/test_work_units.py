@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tracemalloc
 from pathlib import Path
 
 import pyarrow as pa
@@ -141,6 +142,29 @@ def test_a_corrupt_member_gives_the_same_documents_and_is_reported_split_or_not(
     assert len(units) >= 2 and all(u.start < middle for u in units)
     assert [r for r in parts if r[0] == "Document"] == [r for r in whole if r[0] == "Document"]
     assert any(r[0] == "Rejection" for r in whole) and any(r[0] == "Rejection" for r in parts)
+
+
+@pytest.mark.parametrize("max_record_bytes", [10 << 20, 100_000], ids=["walked-through", "walk-stops"])
+def test_a_bloated_gzip_member_is_planned_within_the_cap_and_read_as_in_the_whole_file(tmp_path, max_record_bytes):
+    """A member with 3 MB of junk after its record: the planner inflates it in bounded pieces (output discarded)
+    and walks on when it stays under 8x max_record_bytes, else stops there (the rest is one unit)."""
+    before = write_warc(tmp_path / "a.warc.gz", warc_pages(10))
+    after = write_warc(tmp_path / "b.warc.gz", warc_pages(10)[5:])
+    with gzip.open(after) as fh:  # the second file's first record (warcinfo), bloated with junk in its member
+        record = fh.read().split(b"\r\n\r\nWARC/1.0")[0] + b"\r\n\r\n"
+    bloated = gzip.compress(record + b"x" * (3 << 20), 1)
+    path = tmp_path / "bloated.warc.gz"
+    path.write_bytes(Path(before).read_bytes() + bloated + Path(after).read_bytes())
+    cfg = ReaderConfig(max_record_bytes=max_record_bytes)
+    tracemalloc.start()
+    units = plan_units(str(path), cfg, 1)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 6 << 20, f"planning held {peak} bytes"
+    bloated_at = len(Path(before).read_bytes())
+    walked = [u.start for u in units if u.start > bloated_at]
+    assert bool(walked) == (max_record_bytes > 1 << 20)
+    assert_same_as_whole(str(path), sizes=(1, 3000), cfg=cfg)
 
 
 def test_a_warc_gzipped_as_one_stream_stays_one_unit(tmp_path):
