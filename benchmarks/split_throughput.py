@@ -15,9 +15,11 @@ the local runner in multi_processing mode:
   2-workers         --workers 2, the file in work units
   2-workers-whole   --workers 2, reader.unit_bytes above the file's size: one unit, one worker reads it all (the peer)
 
-Printed per side: median seconds of the whole run (start-up included), docs/s, and the ratios 2-workers /
-1-worker (goal >= 1.6x, issue #33) and 2-workers / 2-workers-whole; then whether every side wrote the same
-shard bytes (docs/ and rejected/).
+Printed per side: median seconds of the whole run (start-up included), docs/s, and "CPU total/busiest": the
+CPU seconds of all worker processes over those of the busiest one (sampled from /proc), i.e. the speedup the
+split of the work allows on a machine with a free core per worker (2.0 = two equal halves, 1.0 = one worker did
+everything; on a shared machine the wall clock shows less); then the ratios 2-workers / 1-worker (goal >= 1.6x,
+issue #33) and 2-workers / 2-workers-whole, and whether every side wrote the same shard bytes.
 
     .venv/bin/python benchmarks/split_throughput.py [--docs 20000] [--repeats 1] [--stages ...]
 """
@@ -27,6 +29,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -65,7 +68,40 @@ def write_one_jsonl(texts: list[tuple[str, str]], n_docs: int, path: str) -> Non
             fh.write(json.dumps({"id": f"doc-{i:07d}", "text": text, "url": f"{url}#{i}"}) + "\n")
 
 
-def run_side(side: str, jsonl: str, stages: list[str], out: str) -> float:
+WORKER_MARK = b"assay.pipelines.job.beam_worker"
+
+
+def worker_cpu(root: int) -> dict[int, float]:
+    """CPU seconds (user + system) so far of each Beam worker process under `root` (its children and theirs)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, stats = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            parents[int(entry)] = int(fields[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+            if WORKER_MARK in cmdline and not cmdline.startswith(b"/bin/sh"):  # not the shell that starts it
+                stats[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            continue
+
+    def under_root(pid: int) -> bool:
+        for _ in range(4):
+            pid = parents.get(pid, 0)
+            if pid == root:
+                return True
+        return False
+
+    return {pid: cpu for pid, cpu in stats.items() if under_root(pid)}
+
+
+def run_side(side: str, jsonl: str, stages: list[str], out: str) -> tuple[float, list[float]]:
+    """(seconds of the whole run, CPU seconds of each worker process)."""
     workers, unit_bytes = SIDES[side]
     cfg = os.path.join(os.path.dirname(out), f"{side}.toml")
     reader = f"\n[input.reader]\nunit_bytes = {unit_bytes}\n" if unit_bytes else "\n"
@@ -74,12 +110,16 @@ def run_side(side: str, jsonl: str, stages: list[str], out: str) -> float:
                  f"[output]\nhistograms = false\n[runner]\nworkers = {workers}\nmode = \"multi_processing\"\n"
                  "progress = false\n")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "assay.pipelines.cli", "run", cfg, "-o", out], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "assay.pipelines.cli", "run", cfg, "-o", out], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cpu: dict[int, float] = {}
+    while proc.poll() is None:  # sampled twice a second: a worker's last half second may be missed
+        cpu.update(worker_cpu(proc.pid))
+        time.sleep(0.5)
     seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{side}: assay run failed:\n{done.stderr[-3000:]}")
-    return seconds
+    if proc.returncode != 0:
+        raise SystemExit(f"{side}: assay run failed:\n{proc.stderr.read()[-3000:]}")
+    return seconds, sorted(cpu.values(), reverse=True)
 
 
 def shard_bytes(out: str) -> dict[str, bytes]:
@@ -112,20 +152,29 @@ def main() -> None:
         texts = page_texts(args.corpus)
         write_one_jsonl(texts, args.docs, jsonl)
         size = os.path.getsize(jsonl)
-        print(f"{datetime.date.today()} | {machine()} | one JSONL of {args.docs} pages ({len(texts)} distinct "
+        distinct = min(len(texts), args.docs)
+        print(f"{datetime.date.today()} | {machine()} | one JSONL of {args.docs} pages ({distinct} distinct "
               f"texts), {size / 2**20:.1f} MiB | stages {','.join(stages)} | repeats {args.repeats}", flush=True)
         times: dict[str, list[float]] = {s: [] for s in sides}
+        balance: dict[str, list[float]] = {s: [] for s in sides}
         outputs: dict[str, dict[str, bytes]] = {}
         for r in range(args.repeats):
             for side in sides:
                 out = os.path.join(scratch, f"out-{side}-{r}")
-                times[side].append(run_side(side, jsonl, stages, out))
-                print(f"  {side:16s} run {r + 1}: {times[side][-1]:7.1f} s", flush=True)
+                seconds, cpu = run_side(side, jsonl, stages, out)
+                times[side].append(seconds)
+                balance[side].append(sum(cpu) / cpu[0] if cpu and cpu[0] else 0.0)
+                print(f"  {side:16s} run {r + 1}: {seconds:7.1f} s, worker CPU s {[round(c, 1) for c in cpu]}",
+                      flush=True)
                 outputs.setdefault(side, shard_bytes(out))
+                shutil.rmtree(out, ignore_errors=True)
         median = {s: statistics.median(t) for s, t in times.items()}
-        print(f"\n{'side':16s} {'seconds':>8s} {'docs/s':>8s}")
+        # total worker CPU / the busiest worker's: the wall-clock speedup the workers' split of the work allows
+        # on a machine with a free core per worker (a shared machine gives less)
+        print(f"\n{'side':16s} {'seconds':>8s} {'docs/s':>8s} {'CPU total/busiest':>18s}")
         for side in sides:
-            print(f"{side:16s} {median[side]:8.1f} {args.docs / median[side]:8.1f}")
+            print(f"{side:16s} {median[side]:8.1f} {args.docs / median[side]:8.1f} "
+                  f"{statistics.median(balance[side]):18.2f}")
         if "1-worker" in median and "2-workers" in median:
             speedup = median["1-worker"] / median["2-workers"]
             print(f"\n2 workers vs 1 worker on one file: {speedup:.2f}x (goal >= 1.6x)")
