@@ -13,7 +13,7 @@ the local runner in multi_processing mode:
 
   1-worker          --workers 1, the file in work units (reader.unit_bytes default, at least 4 units per worker)
   2-workers         --workers 2, the file in work units
-  2-workers-whole   --workers 2, reader.unit_bytes above the file's size: one unit, one worker reads it all (the peer)
+  2-workers-whole   --workers 2, reader.unit_bytes = 0: the file is one unit (as before work units; the peer)
 
 Printed per side: median seconds of the whole run (start-up included), docs/s, and "CPU total/busiest": the
 CPU seconds of all worker processes over those of the busiest one (sampled from /proc), i.e. the speedup the
@@ -39,7 +39,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-SIDES = {"1-worker": (1, None), "2-workers": (2, None), "2-workers-whole": (2, 1 << 40)}
+SIDES = {"1-worker": (1, None), "2-workers": (2, None), "2-workers-whole": (2, 0)}
 DEFAULT_STAGES = ["extract", "langid", "filters", "pii", "dedup"]
 
 
@@ -104,7 +104,7 @@ def run_side(side: str, jsonl: str, stages: list[str], out: str) -> tuple[float,
     """(seconds of the whole run, CPU seconds of each worker process)."""
     workers, unit_bytes = SIDES[side]
     cfg = os.path.join(os.path.dirname(out), f"{side}.toml")
-    reader = f"\n[input.reader]\nunit_bytes = {unit_bytes}\n" if unit_bytes else "\n"
+    reader = f"\n[input.reader]\nunit_bytes = {unit_bytes}\n" if unit_bytes is not None else "\n"
     with open(cfg, "w") as fh:
         fh.write(f"stages = {json.dumps(stages)}\n[input]\npaths = {json.dumps([jsonl])}\n{reader}"
                  f"[output]\nhistograms = false\n[runner]\nworkers = {workers}\nmode = \"multi_processing\"\n"

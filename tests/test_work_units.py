@@ -200,6 +200,7 @@ def test_units_shrink_to_four_per_worker_but_not_below_the_floor():
     assert unit_size(100 << 20, cfg, 2) == (100 << 20) // 8
     assert unit_size(3 << 20, cfg, 4) == MIN_UNIT_BYTES
     assert unit_size(100 << 20, ReaderConfig(unit_bytes=1000), 2) == 1000
+    assert unit_size(100 << 20, ReaderConfig(unit_bytes=0), 2) == 0  # 0: files are not split
 
 
 def _run(inputs: list[str], out: Path, unit_bytes: int):
@@ -227,7 +228,9 @@ def test_a_run_over_split_files_writes_the_same_shards_as_over_whole_files(tmp_p
     small = 20_000
     for path in inputs:
         assert len(plan_file(path, ReaderConfig(unit_bytes=small), 1)) >= 3, path
-    whole = _run(inputs, tmp_path / "whole", 1 << 30)
+    for path in inputs:
+        assert plan_file(path, ReaderConfig(unit_bytes=0), 2) == [Unit(path)]
+    whole = _run(inputs, tmp_path / "whole", 0)
     split = _run(inputs, tmp_path / "split", small)
     assert shard_bytes(tmp_path / "split") == shard_bytes(tmp_path / "whole")
     assert {**split.funnel, "seconds": 0} == {**whole.funnel, "seconds": 0}

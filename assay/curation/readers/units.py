@@ -57,6 +57,8 @@ def plan_units(path: str | bytes, cfg: ReaderConfig, unit_bytes: int | None = No
     """The units of one input file, in file order; one whole unit when the file is small or cannot be split."""
     unit_bytes = unit_bytes or cfg.unit_bytes
     name = Unit(path).name
+    if not unit_bytes:  # reader.unit_bytes = 0: files are not split
+        return [Unit(path)]
     try:
         size = size_of(name)
         if size <= unit_bytes:

@@ -86,7 +86,9 @@ MIN_UNIT_BYTES = 1 << 20
 
 def unit_size(file_bytes: int, reader: ReaderConfig, workers: int) -> int:
     """The unit size for a file: reader.unit_bytes, smaller when that would give a file fewer than 4 units per
-    worker, but not under MIN_UNIT_BYTES."""
+    worker, but not under MIN_UNIT_BYTES; 0 (reader.unit_bytes = 0): files are not split."""
+    if reader.unit_bytes == 0:
+        return 0
     return min(reader.unit_bytes, max(MIN_UNIT_BYTES, -(-file_bytes // (4 * max(1, workers)))))
 
 
@@ -96,6 +98,8 @@ def plan_file(path, reader: ReaderConfig, workers: int = 1):
     from assay.curation.readers.files import size_of
     from assay.curation.readers.units import Unit
 
+    if reader.unit_bytes == 0:
+        return [Unit(path)]
     try:
         size = size_of(os.fsdecode(path) if isinstance(path, bytes) else path)
     except Exception:
