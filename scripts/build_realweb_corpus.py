@@ -72,6 +72,8 @@ class Source:
     weak_category: str | None  # the rubric category most of its pages have; None: mixed, rated pages only
     quota: int  # pages taken (a fixed pseudo-random choice)
     language: str = "en"
+    commit: str | None = None  # read at this commit when the clone's HEAD no longer has the file
+    truncated: bool = False  # the stored file was cut off: its last article is incomplete and left out
 
 
 MERGED = "j-szulc/html-cleaning-dataset-merged"
@@ -95,6 +97,11 @@ SOURCES = [
            "CC-BY-NC-SA-4.0", "train", "explainer", 60),
     Source("wikitext-2-valid", "pytorch/examples", "word_language_model/data/wikitext-2/valid.txt", "wikitext",
            "CC-BY-SA-3.0 (WikiText, Wikipedia)", "train", "explainer", 50),
+    # the head of WikiText-103's train file (151 articles, cut at 2.5 MiB; a later commit removed it): Wikipedia's
+    # good and featured articles, much of them games, songs, storms and battles (disjoint from WikiText's test split)
+    Source("wikitext-103-train", "Hongcheng-Gao/RobTest-Demo", "data/wikitext-103/wiki.train.tokens", "wikitext",
+           "CC-BY-SA-3.0 (WikiText, Wikipedia)", "train", None, 150,
+           commit="37688d9e4800aa969050bd01f09033221aa5834e", truncated=True),
     Source("mini-newsgroups", "vaishnavivisweswaraiah/IR_TextMining", "mini_newsgroups", "usenet",
            "20 Newsgroups (research use)", "train", "forum", 150),
     # ------------------------------------------------------------ eval: held out, never trained or tuned on
@@ -127,21 +134,21 @@ def record_id(source: Source, path: str) -> str:
 class Clone:
     """A local clone read through git (a bare mirror or a work tree), at its HEAD commit."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, commit: str | None = None):
         self.root = root
         git_dir = root / "repo" if (root / "repo").is_dir() else root
         self.git = ["git", "--git-dir", str(git_dir / ".git" if (git_dir / ".git").exists() else git_dir)]
-        self.commit = self._run("rev-parse", "HEAD").decode().strip()
+        self.commit = self._run("rev-parse", commit or "HEAD").decode().strip()
 
     def _run(self, *args: str) -> bytes:
         return subprocess.run(self.git + list(args), check=True, capture_output=True).stdout
 
     def files(self, folder: str) -> list[str]:
-        out = self._run("ls-tree", "-r", "--name-only", "HEAD", "--", folder).decode("utf-8", "surrogateescape")
+        out = self._run("ls-tree", "-r", "--name-only", self.commit, "--", folder).decode("utf-8", "surrogateescape")
         return [line for line in out.splitlines() if line]
 
     def read(self, path: str) -> bytes:
-        return self._run("show", f"HEAD:{path}")
+        return self._run("show", f"{self.commit}:{path}")
 
 
 def stable_pick(items: list[str], count: int, salt: str) -> list[str]:
@@ -255,6 +262,8 @@ def read_wikitext(clone: Clone, source: Source) -> list[RawPage]:
             for a, b in _WIKI_FIXES:
                 text = text.replace(a, b)
             articles[-1][1].append(text.strip(" ="))
+    if source.truncated:
+        articles = articles[:-1]
     by_title = {f"{source.folder}#{t}": (t, body) for t, body in articles}
     pages = []
     for key in stable_pick(list(by_title), source.quota, source.name):
@@ -337,7 +346,7 @@ def build(clones: Path, out: Path, label_batches: int = 0, batch_dir: Path | Non
         clone_dir = clones / source.repo.replace("/", "+")
         if not clone_dir.exists():
             raise FileNotFoundError(f"{clone_dir}: no clone of {source.repo}; fetch it first (see the docstring)")
-        clone = Clone(clone_dir)
+        clone = Clone(clone_dir, source.commit)
         pages = READERS[source.kind](clone, source)
         binary = [p for p in pages if b"\x00" in p.body]
         if binary:  # `assay run` quarantines such records as binary_content: nothing for the text filters to judge

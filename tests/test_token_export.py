@@ -1,6 +1,7 @@
-"""`assay mix --format megatron --format nanogpt`: the mix's tokens read back by megatron-core's own
+"""`assay mix --format megatron --format nanogpt --format litdata`: the mix's tokens read back by megatron-core's own
 IndexedDataset, by a reader of the MMIDIDX v1 index written here from the published layout, and by
-numpy.memmap as nanoGPT reads train.bin / val.bin; plus the dataset card and held-out Parquet of a mix
+numpy.memmap as nanoGPT reads train.bin / val.bin, by litdata's StreamingDataset + TokensLoader as LitGPT
+reads them; plus the dataset card and held-out Parquet of a mix
 loaded with the real `datasets` library."""
 import importlib.util
 import json
@@ -66,7 +67,7 @@ def mix(tmp_path_factory):
     _pool(root)
     (root / "recipe.toml").write_text(RECIPE.format(root=root))
     result = CliRunner().invoke(app, ["mix", str(root / "recipe.toml"), "-o", str(root / "mix"), "-q",
-                                      "--format", "megatron", "--format", "nanogpt"])
+                                      "--format", "megatron", "--format", "nanogpt", "--format", "litdata"])
     assert result.exit_code == 0, result.output
     return root / "mix"
 
@@ -161,6 +162,51 @@ def test_nanogpt_files_are_the_packed_stream_and_the_tokenized_heldout(mix):
     assert pickle.loads((mix / "nanogpt" / "meta.pkl").read_bytes()) == {"vocab_size": reader.vocab_size}
 
 
+NO_LITDATA = "litdata is not installed (pip install --no-deps 'litdata>=0.2.76,<0.3', as `make install` does)"
+
+
+def _litdata_blocks(folder, block_size: int) -> list[list[int]]:
+    """What LitGPT's training loop gets: litdata's StreamingDataset over the folder, TokensLoader blocks."""
+    from litdata import StreamingDataset
+    from litdata.streaming.item_loader import TokensLoader
+
+    ds = StreamingDataset(str(folder), item_loader=TokensLoader(block_size=block_size), shuffle=False)
+    return [ds[i].tolist() for i in range(len(ds))], ds[0].dtype
+
+
+def test_litdata_reads_each_phase_as_litgpt_does(mix):
+    pytest.importorskip("litdata", reason=NO_LITDATA)
+    import torch
+
+    reader = TokenShardReader(str(mix))
+    eos = int(reader.manifest["eos_id"])
+    seq_len = int(reader.manifest["seq_len"])
+    for phase_id, phase in enumerate(reader.manifest["phases"]):
+        stream = _packed_stream(reader, phase_id)
+        blocks, dtype = _litdata_blocks(mix / "litdata" / phase["name"], seq_len + 1)  # LitGPT's block size
+        assert dtype == torch.uint16 and blocks and all(len(b) == seq_len + 1 for b in blocks)
+        n = len(blocks) * (seq_len + 1)
+        assert len(stream) - n < seq_len + 1  # only the tail that fills no block is left out
+        assert np.concatenate(blocks).tolist() == stream[:n].tolist()  # the phase's tokens, in packing order
+        index = json.loads((mix / "litdata" / phase["name"] / "index.json").read_text())
+        documents = sum(c["chunk_size"] for c in index["chunks"])
+        assert documents == int((stream == eos).sum()) + (stream[-1] != eos)  # one item per document
+
+
+def test_litdata_uses_int32_for_large_vocabularies(tmp_path):
+    pytest.importorskip("litdata", reason=NO_LITDATA)
+    import torch
+
+    from assay.trainer.token_export import write_litdata
+
+    docs = [np.array([70_000, 5, 0]), np.array([65_536, 0]), np.array([1, 2, 3, 69_999])]
+    files = write_litdata(str(tmp_path / "big"), docs, vocab_size=70_001)
+    assert {f.rsplit("/", 1)[1] for f in files} >= {"index.json"}
+    blocks, dtype = _litdata_blocks(tmp_path / "big", 3)
+    assert dtype == torch.int32 and sum(blocks, []) == np.concatenate(docs)[:9].tolist()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".litdata-")]  # no temporary folder left
+
+
 def test_mix_card_and_heldout_load_with_datasets(mix, tmp_path):
     import datasets
 
@@ -169,7 +215,7 @@ def test_mix_card_and_heldout_load_with_datasets(mix, tmp_path):
     meta = read_front_matter((mix / "README.md").read_text())
     assert meta["license"] == "cc-by-4.0"
     assert meta["assay"]["fingerprint"] == TokenShardReader(str(mix)).fingerprint
-    assert set(meta["assay"]["exports"]) == {"megatron", "nanogpt"}
+    assert set(meta["assay"]["exports"]) == {"megatron", "nanogpt", "litdata"}
     assert all((mix / f).is_file() for e in meta["assay"]["exports"].values() for f in e["files"])
     web = datasets.load_dataset("parquet", data_files=str(mix / "heldout" / "web.parquet"), split="train")
     assert web["text"] == read_heldout(str(mix / "heldout" / "web.parquet"))

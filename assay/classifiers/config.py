@@ -4,22 +4,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-#: Label tasks: "binary" targets are 0/1 (reference vs web, or a rubric score cut at `positive_at`);
-#: "regression" targets are rubric scores on 0..5.
-#: what a classifier learns: a yes/no label, or the score itself
+#: what a classifier learns: "binary" targets are 0/1 (reference vs web, or a rubric score cut at `positive_at`);
+#: "regression" targets are the rubric scores themselves (0..5)
 Task = Literal["binary", "regression"]
 TASKS = get_args(Task)
 #: how a threshold is chosen on the validation split
 ThresholdKind = Literal["best_f1", "target_precision", "target_recall"]
+#: a rubric score at or above this counts as positive: FineWeb-Edu's cut of its 0-5 scale (its classifier keeps
+#: pages scored >= 3)
+POSITIVE_AT = 3.0
 
 
 @dataclass
 class SplitConfig:
     """Fractions of groups (content hashes, or a dedup cluster column) per split; the rest is test."""
 
-    train: float = 0.8
-    valid: float = 0.1
-    seed: str = "assay-labels-v1"
+    train: float = 0.8  # share of groups in the training split
+    valid: float = 0.1  # share of groups in the validation split (thresholds are chosen there)
+    seed: str = "assay-labels-v1"  # hashed with each group to place it: the same split on every run
 
     def __post_init__(self) -> None:
         if not (0 < self.train < 1 and 0 <= self.valid < 1 and self.train + self.valid < 1):
@@ -31,31 +33,31 @@ class SplitConfig:
 class FastTextConfig:
     """fastText supervised settings. Small `bucket` x `dim` keeps model files small (bytes = 4*dim*(bucket+vocab))."""
 
-    epoch: int = 25
-    lr: float = 0.5
-    dim: int = 32
-    word_ngrams: int = 2
-    min_count: int = 1
-    bucket: int = 200_000
+    epoch: int = 25  # passes over the training split
+    lr: float = 0.5  # fastText learning rate
+    dim: int = 32  # size of word and n-gram vectors
+    word_ngrams: int = 2  # longest word n-gram used as a feature
+    min_count: int = 1  # words seen fewer times are left out of the vocabulary
+    bucket: int = 200_000  # hash buckets for word n-grams
     threads: int = 1  # 1 = reproducible training; raise it for large label sets
-    seed: int = 0
+    seed: int = 0  # fastText's random seed (reproducible with threads = 1)
     max_chars: int = 20_000  # text beyond this is not read (long pages add little signal)
     split_punctuation: bool = False  # True: "end." -> "end ." (better on tiny label sets, ~4x slower to prepare)
     #: product-quantise the trained model (fastText's .ftz form, kept as model.bin): ~20-50x smaller files for
     #: shipping, scores within about 1e-2; `quantize_cutoff` > 0 also keeps only that many words and n-grams
     quantize: bool = False
-    quantize_cutoff: int = 0
+    quantize_cutoff: int = 0  # with quantize: words and n-grams kept (0: all)
 
 
 @dataclass
 class EncoderConfig:
     """Frozen sentence encoder + linear head. `encoder_dir` None = the all-MiniLM-L6-v2 package."""
 
-    encoder_dir: str | None = None
-    max_tokens: int = 256
-    batch_size: int = 32
+    encoder_dir: str | None = None  # a sentence-transformers folder; None: the all-MiniLM-L6-v2 package
+    max_tokens: int = 256  # encoder tokens read per document (the rest is cut)
+    batch_size: int = 32  # documents per encoder forward pass
     head_c: float = 1.0  # inverse regularisation of the logistic head
-    ridge_alpha: float = 1.0
+    ridge_alpha: float = 1.0  # regularisation of the ridge head (regression task)
     threads: int | None = None  # torch threads when the encoder loads (process-wide); None = torch's default
 
 
@@ -64,9 +66,9 @@ class ThresholdPolicy:
     """How eval picks the operating threshold: the best F1, the lowest threshold reaching a precision, or the
     highest threshold keeping a recall (a filter whose job is not to lose good pages)."""
 
-    kind: ThresholdKind = "best_f1"
-    target_precision: float = 0.9
-    target_recall: float = 0.95
+    kind: ThresholdKind = "best_f1"  # which of the three rules picks the threshold
+    target_precision: float = 0.9  # kind "target_precision": the precision to reach
+    target_recall: float = 0.95  # kind "target_recall": the recall to keep
 
     def __post_init__(self) -> None:
         if self.kind not in get_args(ThresholdKind):
@@ -97,11 +99,11 @@ class ThresholdPolicy:
 class ClassifierTrainConfig:
     """What `assay classify train` fits: the kind, its task, and each kind's settings."""
 
-    kind: str = "fasttext"  # or "encoder"
-    task: Task = "binary"
-    positive_at: float = 3.0  # rubric score at or above which a document counts as positive
-    fasttext: FastTextConfig = field(default_factory=FastTextConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    kind: str = "fasttext"  # "fasttext" or "encoder" (assay/classifiers/kinds.py)
+    task: Task = "binary"  # what it learns (Task above)
+    positive_at: float = POSITIVE_AT  # rubric score at or above which a document counts as positive
+    fasttext: FastTextConfig = field(default_factory=FastTextConfig)  # settings when kind = "fasttext"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)  # settings when kind = "encoder"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

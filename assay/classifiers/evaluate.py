@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from assay.classifiers.artifact import load_model, update_metadata
-from assay.classifiers.config import ThresholdPolicy
+from assay.classifiers.config import POSITIVE_AT, ThresholdPolicy
 from assay.classifiers.labels import read_labels
 from assay.classifiers.metrics import evaluate_scores
 from assay.classifiers.plots import write_plots
@@ -21,13 +21,17 @@ from assay.classifiers.threshold import choose_threshold
 from assay.classifiers.train import truth_for
 from assay.groundwork.atomic import write_bytes_atomic
 
+#: the threshold split decides only with at least this many rows and both classes present; otherwise the
+#: threshold is chosen on the evaluated split (a handful of rows gives a threshold that is noise)
+MIN_THRESHOLD_ROWS = 10
+
 
 def evaluate(model_dir: str, label_dir: str, policy: ThresholdPolicy | None = None, split: str = "test",
              threshold_split: str = "valid", report_dir: str | None = None) -> dict[str, Any]:
     policy = policy or ThresholdPolicy()
     clf, metadata = load_model(model_dir)
     source = metadata["label_source"]
-    positive_at = float(source.get("positive_at", 3.0))
+    positive_at = float(source.get("positive_at", POSITIVE_AT))
     rows, summary = read_labels(label_dir, split)
     if not rows:
         raise ValueError(f"split {split!r} of {label_dir!r} is empty: use more labelled data or another --split")
@@ -37,7 +41,7 @@ def evaluate(model_dir: str, label_dir: str, policy: ThresholdPolicy | None = No
 
     pick_rows, _ = read_labels(label_dir, threshold_split)
     pick_truth = truth_for(pick_rows, kind, positive_at) if pick_rows else np.zeros(0)
-    if len(pick_truth) >= 10 and pick_truth.min() != pick_truth.max():
+    if len(pick_truth) >= MIN_THRESHOLD_ROWS and pick_truth.min() != pick_truth.max():
         choice = choose_threshold(pick_truth, clf.score([r["text"] for r in pick_rows]), policy)
         choice["chosen_on"] = threshold_split
     else:

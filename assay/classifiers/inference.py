@@ -20,6 +20,8 @@ class DocumentScoreHandler(ModelHandler[Document, PredictionResult, TextClassifi
     """Loads a model directory (verified by its content hash) and scores batches of Documents."""
 
     kind = ""
+    #: documents per model call at most (RunInference's max_batch_size) unless a stage sets max_batch_size; a
+    #: bound on memory, not a measured optimum (docs/classifiers.md)
     default_max_batch = 256
 
     def __init__(self, model_dir: str, min_batch_size: int = 1, max_batch_size: int | None = None):
@@ -56,12 +58,12 @@ class DocumentScoreHandler(ModelHandler[Document, PredictionResult, TextClassifi
 
 class FastTextModelHandler(DocumentScoreHandler):
     kind = "fasttext"
-    default_max_batch = 1024
+    default_max_batch = 1024  # fastText holds no per-document activations: large batches cost little memory
 
 
 class EncoderModelHandler(DocumentScoreHandler):
     kind = "encoder"
-    default_max_batch = 64
+    default_max_batch = 64  # an encoder batch holds max_tokens x hidden activations per document
 
 
 HANDLERS = {h.kind: h for h in (FastTextModelHandler, EncoderModelHandler)}

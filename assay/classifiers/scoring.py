@@ -22,10 +22,12 @@ MODES = get_args(Mode)
 
 @dataclass
 class ClassifierStageConfig:
-    model_dir: str
-    column: str
+    """One `[[classifiers]]` table: a saved model scoring documents as a stage."""
+
+    model_dir: str  # a folder written by `assay classify train` (checked against its metadata)
+    column: str  # the score column it adds (and the stage's name, classify:<column>)
     threshold: float | None = None  # None: the threshold in the model's metadata
-    mode: Mode = "drop"
+    mode: Mode = "drop"  # drop documents below the threshold, or only annotate them
     max_batch_size: int | None = None  # None: the handler's default for the model kind
 
     def __post_init__(self) -> None:

@@ -27,29 +27,35 @@ ID_FIELDS = ("id", "task_id", "question_id", "uid")
 
 @dataclass
 class DecontamConfig:
-    n: int = 13
+    """The `decontam` stage: which evaluation sets, and how much shared text flags a document."""
+
+    n: int = 13  # words per n-gram; 13 as in GPT-3's contamination analysis (Brown et al. 2020, appendix C)
     min_hits: int = 1  # n-grams shared with one item needed to flag a document
     min_words: int = 8  # items shorter than this are too generic to match on
-    mmlu: bool = True
+    mmlu: bool = True  # check MMLU's test questions shipped in data/eval/mmlu.jsonl.gz
     eval_jsonl: list[str] = field(default_factory=list)  # more evaluation sets: one JSON object per line
 
     def __post_init__(self) -> None:
         if self.n < 3:
-            raise ValueError(f"decontam.n must be >= 3 (13 is the usual choice), got {self.n}")
+            raise ValueError(f"decontam.n must be >= 3 ({DecontamConfig.n} is the usual choice), got {self.n}")
         if self.min_hits < 1 or self.min_words < 1:
             raise ValueError("decontam.min_hits and decontam.min_words must be >= 1")
 
 
 @dataclass(frozen=True)
 class EvalItem:
-    benchmark: str
-    item_id: str
-    text: str
+    """One evaluation item to keep out of the corpus."""
+
+    benchmark: str  # the evaluation set's name, e.g. "mmlu"
+    item_id: str  # its id within that set
+    text: str  # the question text that is matched
 
 
 @dataclass(frozen=True)
 class Contamination:
-    item: EvalItem
+    """A document's match with one item."""
+
+    item: EvalItem  # the item matched
     hits: int  # shared n-grams
     item_ngrams: int  # n-grams the item has
     matched: str  # one shared n-gram, normalised

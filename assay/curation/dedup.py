@@ -32,11 +32,11 @@ class MinHashConfig:
     P(candidate) for similarity s is 1 - (1 - s^rows)^bands: ~0.92 at s=0.8, ~0.0002 at s=0.3.
     """
 
-    n_grams: int = 5
-    bands: int = 14
-    rows: int = 8
-    seed: int = 1
-    language: str = "en"
+    n_grams: int = 5  # words per shingle
+    bands: int = 14  # LSH bands (datatrove's num_buckets): two texts sharing one band are candidates
+    rows: int = 8  # hashes per band (datatrove's hashes_per_bucket)
+    seed: int = 1  # seeds the hash functions; every worker must use the same
+    language: str = "en"  # datatrove's word tokenizer for the shingles
 
     def __post_init__(self) -> None:
         for name in ("n_grams", "bands", "rows"):
@@ -58,6 +58,10 @@ class MinHasher:
         if self._sig is None:
             from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
 
+            from assay.curation.fast.word_cache import install_word_split
+
+            install_word_split(self.cfg.language)  # once per worker: datatrove's tokenizer is one per process
+
             dt_cfg = MinhashConfig(n_grams=self.cfg.n_grams, num_buckets=self.cfg.bands,
                                    hashes_per_bucket=self.cfg.rows, seed=self.cfg.seed)
             # the step wants an output folder for its own run(); we only call its signature methods
@@ -69,10 +73,8 @@ class MinHasher:
         import numpy as np
 
         from assay.curation.fast.shingles import shingles, signature
-        from assay.curation.fast.word_cache import install_word_split
 
         signer = self._signer()
-        install_word_split(self.cfg.language)
         hashed = shingles(signer, text)
         if hashed.size == 0:
             return None
@@ -114,14 +116,14 @@ def connected_components(edges: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {node: find(node) for node in list(parent)}
 
 
-def word_shingles(text: str, n: int = 5) -> set[str]:
+def word_shingles(text: str, n: int = MinHashConfig.n_grams) -> set[str]:
     words = normalize_text(text).split()
     if len(words) < n:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def jaccard(a: str, b: str, n: int = 5) -> float:
+def jaccard(a: str, b: str, n: int = MinHashConfig.n_grams) -> float:
     sa, sb = word_shingles(a, n), word_shingles(b, n)
     if not sa and not sb:
         return 1.0

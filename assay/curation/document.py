@@ -43,6 +43,8 @@ LEDGER_SCHEMA = pa.schema(
 
 #: Ledger rows keep at most this much text when asked for the full text; `text_chars` keeps the real length.
 LEDGER_TEXT_LIMIT = 200_000
+#: a ledger row's `detail` (the human-readable why) keeps at most this many characters
+LEDGER_DETAIL_LIMIT = 2000
 #: ...and by default an excerpt of this many characters: enough to see what the page was, without storing the
 #: crawl a second time (the ledger of a web crawl is mostly dropped pages)
 LEDGER_EXCERPT_CHARS = 500
@@ -146,7 +148,7 @@ class Rejection:
             "url": self.url,
             "stage": self.stage,
             "reason": self.reason,
-            "detail": self.detail[:2000],
+            "detail": self.detail[:LEDGER_DETAIL_LIMIT],
             "signals": json.dumps(self.signals, sort_keys=True, default=_json_default),
             "text": None if text is None else text[:text_limit],
             "text_chars": None if text is None else len(text),

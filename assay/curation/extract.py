@@ -36,13 +36,15 @@ from assay.groundwork.config import FieldError, check_choices
 
 @dataclass
 class ExtractConfig:
+    """The `extract` stage: which engine finds a page's main text, and its options."""
+
     #: "resiliparse" (default: keeps the main text of documentation pages that trafilatura cuts, several times
     #: faster; a boilerplate pass and a trafilatura second opinion on doubtful pages; docs/quality.md) or
     #: "trafilatura"
     engine: Literal["resiliparse", "trafilatura"] = "resiliparse"
-    include_tables: bool = True
-    include_comments: bool = False
-    favor_precision: bool = False
+    include_tables: bool = True  # trafilatura: keep tables in the main text
+    include_comments: bool = False  # keep reader comments below the main text
+    favor_precision: bool = False  # trafilatura: cut more of what might be boilerplate
     min_chars: int = 1  # a page with less extracted text than this is rejected as "empty"
     #: seconds one page may take; a slower page goes to the ledger as "timeout" (0 = no limit). Normal pages take
     #: milliseconds, a few MB of generated markup can keep trafilatura busy for minutes.

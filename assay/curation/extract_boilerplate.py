@@ -39,6 +39,9 @@ _TEASER_SECTION = re.compile(
     r"most (popular|read|viewed).*|read next|trending.*|latest (news|posts|stories).*|"
     r"recent (posts|comments|stories)):?$", re.I)
 MAX_TEASER_SECTION_HEADING_WORDS = 6
+#: inside a teaser section, a line at least this share link text, or of at most MAX_TEASER_WORDS words, or a
+#: bulleted line, is a teaser; the first other line ends the section
+TEASER_LINK_SHARE = 0.3
 MAX_TEASER_WORDS = 12
 
 
@@ -89,7 +92,7 @@ def boilerplate_lines(marked_lines: list[str]) -> list[bool]:
             drop.append(True)
             continue
         if in_teasers:
-            if share >= 0.3 or words <= MAX_TEASER_WORDS or plain.startswith("•"):
+            if share >= TEASER_LINK_SHARE or words <= MAX_TEASER_WORDS or plain.startswith("•"):
                 drop.append(True)
                 continue
             in_teasers = False

@@ -13,7 +13,7 @@ import os
 import struct
 
 MAGIC = 793712314  # FASTTEXT_FILEFORMAT_MAGIC_INT32
-MAX_VERSION = 12
+MAX_VERSION = 12  # FASTTEXT_VERSION of fastText 0.9 (src/fasttext.h): the newest file format
 ARGS = struct.Struct("<12id")  # dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate t
 DICT_HEADER = struct.Struct("<iiiqq")  # size nwords nlabels ntokens pruneidx_size
 ENTRY_TAIL = 9  # int64 count, int8 type

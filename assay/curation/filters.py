@@ -47,28 +47,25 @@ class FilterSpec:
 
 
 #: Every per-document filter, in the order the profiles run them. The two profiles:
-#: - "fineweb": FineWeb's filters as datatrove runs them, on the whole extracted text (C4 without its
-#:   terminal-punctuation line rule, as FineWeb ran it), datatrove's own classes. Decisions equal datatrove's
-#:   (tests/test_curation_stages.py).
+#: - "fineweb": FineWeb's filters as datatrove runs them, on the whole extracted text, datatrove's own classes.
+#:   Decisions equal datatrove's (tests/test_curation_stages.py).
 #: - "assay" (the default): the same datatrove filters judging the prose view (code blocks and tables left out:
 #:   their repeated n-grams, symbol-heavy lines and unterminated lines are what documentation is made of) with
-#:   thresholds chosen on the training split of the quality corpus (scripts/tune_filter_thresholds.py, whose
-#:   table is in docs/quality.md):
-#:   * Gopher's "80% of words contain a letter" rule counts words split on whitespace; datatrove's spaCy
-#:     tokenizer also counts every punctuation mark as a word, so technical prose scores ~0.75 there; 0.7.
-#:   * C4's curly-bracket rule drops every page that shows code, which an educational corpus wants.
+#:   arguments chosen on the training split of the quality corpus: for each filter the strictest that keep about
+#:   98% of its English edu pages (scripts/tune_filter_thresholds.py; the measured table and each choice are in
+#:   docs/quality.md, "Why each default", and nowhere else; the comment above each entry says why it differs).
 #:   It runs assay's own page filters first (assay/curation/page_filters.py): release notes by their title, and
 #:   link-heavy pages (menus, indexes, landing pages), which datatrove has no filter for. Gopher repetition,
 #:   Gopher quality and C4 compute their statistics with assay's faster code (assay/curation/fast/filters.py), which
 #:   decides as datatrove's classes do on every page of the quality and sample corpora (tests/test_fast_filters.py).
 FILTERS: dict[str, FilterSpec] = {spec.name: spec for spec in (
     FilterSpec("release_notes", "assay.curation.page_filters:ReleaseNotesFilter", profiles={"assay": {}}),
-    # link text share of the main content, or of the whole page when the main text is under 300 words:
-    # drops 55% of train nav pages, 1% of edu pages (assay/curation/page_filters.py)
+    # link text share of the main content, or of the whole page when the main text is under 300 words
+    # (assay/curation/page_filters.py)
     FilterSpec("link_density", "assay.curation.page_filters:LinkDensityFilter",
                profiles={"assay": {"max_link_share": 0.4, "min_words": 300}}),
     # reference pages repeat signatures, option tables and "Parameters:/Returns:" lines: twice datatrove's
-    # n-gram fractions and 0.4 duplicated lines keep 98% of edu pages (defaults: 91%)
+    # n-gram fractions and 0.4 duplicated lines
     FilterSpec("gopher_repetition", "datatrove.pipeline.filters:GopherRepetitionFilter",
                "assay.curation.fast.filters:FastGopherRepetition",
                profiles={"fineweb": {},
@@ -76,14 +73,18 @@ FILTERS: dict[str, FilterSpec] = {spec.name: spec for spec in (
                                    "dup_para_char_frac": 0.4 * 2 / 3,
                                    "dup_n_grams": ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2)),
                                    "top_n_grams": ((2, 0.4), (3, 0.36), (4, 0.32))}}),
+    # Gopher's "80% of words contain a letter" rule counts words split on whitespace; datatrove's spaCy tokenizer
+    # also counts every punctuation mark as a word, so technical prose scores ~0.75 there: 0.7
     FilterSpec("gopher_quality", "datatrove.pipeline.filters:GopherQualityFilter",
                "assay.curation.fast.filters:FastGopherQuality",
                profiles={"fineweb": {}, "assay": {"max_non_alpha_words_ratio": 0.7}}),
+    # C4's curly-bracket rule drops every page that shows code, which an educational corpus wants: off. Its
+    # terminal-punctuation line rule is off in both profiles, as FineWeb ran C4
     FilterSpec("c4_quality", "datatrove.pipeline.filters:C4QualityFilter", "assay.curation.fast.filters:FastC4Quality",
                profiles={"fineweb": {"filter_no_terminal_punct": False},
                          "assay": {"filter_no_terminal_punct": False, "filter_curly_bracket": False}}),
-    # char_duplicates_ratio 0.01 drops a page whose repeated lines ("Note", "Example", "Default: None")
-    # add up to 1% of its characters: 73% of edu pages kept; 0.1 keeps 96%
+    # datatrove's char_duplicates_ratio 0.01 drops a page whose repeated lines ("Note", "Example", "Default:
+    # None") add up to 1% of its characters; 0.1
     FilterSpec("fineweb_quality", "datatrove.pipeline.filters:FineWebQualityFilter",
                profiles={"fineweb": {}, "assay": {"char_duplicates_ratio": 0.1}}),
 )}
@@ -113,15 +114,14 @@ def filter_spec(name: str) -> FilterSpec:
 
 @dataclass
 class FilterConfig:
-    """`profile` picks the filters, their arguments and the text view ("assay" or "fineweb"); `enabled` (empty:
-    the profile's) lists the filters in the order they run; `params` overrides datatrove's arguments; `view`
-    ("": the profile's) is "prose" or "text"; `statistics` ("": the profile's) is "assay" (assay's faster
-    statistics where it has them, same decisions) or "datatrove" (datatrove's classes throughout)."""
+    """The `filters` stage: which filters run, with which arguments, on which text view."""
 
-    profile: FilterProfile = DEFAULT_PROFILE
-    enabled: list[str] = field(default_factory=list)
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    view: TextView | Literal[""] = ""
+    profile: FilterProfile = DEFAULT_PROFILE  # picks the filters, their arguments and the text view (PROFILES)
+    enabled: list[str] = field(default_factory=list)  # the filters in the order they run; empty: the profile's
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # filter -> arguments over the profile's
+    view: TextView | Literal[""] = ""  # "prose" or "text"; "": the profile's
+    #: "assay" (assay's faster statistics where it has them, same decisions) or "datatrove" (datatrove's classes
+    #: throughout); "": the profile's
     statistics: Statistics | Literal[""] = ""
     stats: bool = True  # compute datatrove's doc/word/line statistics as signal columns
     #: whitespace chunks per language and worker process whose spaCy tokens are remembered by assay's word split
@@ -187,13 +187,18 @@ class DatatroveFilter(Stage):
         self.view = view
         self._cls = spec.judge_class(statistics)
         self._by_lang: dict[str, Any] = {}
+        reference = next(c.__name__ for c in self._cls.__mro__ if c.__module__.startswith("datatrove."))
+        ours = "" if reference == self._cls.__name__ else " (assay's statistics)"
+        self._detail = f"datatrove {reference}{ours}"  # the ledger's detail: whose decision it was
 
     def setup(self) -> None:
-        install_word_split("en", self.tokenizer_cache_words)  # the usual language, before the first document
+        self.filter_for("en")  # the usual language, before the first document
 
     def filter_for(self, lang: str | None):
+        """This worker's filter for a document language; its word split is installed when it is first built."""
         key = tokenizer_language(lang)
         if key not in self._by_lang:
+            install_word_split(key, self.tokenizer_cache_words)
             self._by_lang[key] = self._cls(language=key, **self.params)
         return self._by_lang[key]
 
@@ -203,14 +208,11 @@ class DatatroveFilter(Stage):
         judged = doc.view(self.view)
         dt_doc = DtDocument(text=judged, id=doc.id, metadata={})
         dt_filter = self.filter_for(doc.meta.get("language"))
-        install_word_split(dt_filter.language, self.tokenizer_cache_words)
         verdict = dt_filter.filter(dt_doc)
         ok, reason = (verdict, "") if isinstance(verdict, bool) else (verdict[0], verdict[1])
         if not ok:
             view = "" if judged is doc.text else " on the prose view"
-            reference = next(c.__name__ for c in self._cls.__mro__ if c.__module__.startswith("datatrove."))
-            ours = "" if reference == self._cls.__name__ else " (assay's statistics)"
-            return Rejection.of(doc, self.name, reason or "filtered", detail=f"datatrove {reference}{ours}{view}")
+            return Rejection.of(doc, self.name, reason or "filtered", detail=self._detail + view)
         if dt_doc.text != judged:  # C4 drops lines (citations, javascript, policy lines) and keeps the rest
             return _drop_same_lines(doc, judged, dt_doc.text)
         return doc
@@ -247,6 +249,7 @@ class TextStatistics(Stage):
         if self._extractors is None:
             from datatrove.pipeline.stats import DocStats, LineStats, WordStats
 
+            install_word_split("en", self.tokenizer_cache_words)  # WordStats tokenizes as English
             scratch = tempfile.gettempdir()  # stats objects want a folder; extract_stats never writes to it
             self._extractors = [DocStats(scratch), WordStats(scratch), LineStats(scratch)]
 
@@ -260,7 +263,6 @@ class TextStatistics(Stage):
 
         judged = doc.view(self.view)
         dt_doc = DtDocument(text=judged, id=doc.id, metadata={})
-        install_word_split("en", self.tokenizer_cache_words)  # WordStats tokenizes as English
         signals: dict[str, Any] = {}
         for extractor in self._extractors:
             for key, value in extractor.extract_stats(dt_doc).items():

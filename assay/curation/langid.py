@@ -31,8 +31,10 @@ def bundled_lid_model() -> str:
 
 @dataclass
 class LangIdConfig:
+    """The `langid` stage: which languages are kept, and how sure the model must be."""
+
     languages: list[str] = field(default_factory=lambda: ["en"])  # empty list keeps every language
-    threshold: float = 0.65
+    threshold: float = 0.65  # lowest top-language probability kept; FineWeb's (datatrove LanguageFilter)
     model_path: str = ""  # empty: the bundled lid.176.ftz
     max_chars: int = 5000  # the head of the text is enough for the model and keeps it fast
     #: what the model reads: "prose" (the text without code blocks and tables, so an English page full of
@@ -59,7 +61,7 @@ class LanguageIdentifier:
         check_fasttext_file(path)  # a cut file would make fastText read forever
         self.model = fasttext.load_model(path)
 
-    def predict(self, text: str, max_chars: int = 5000) -> tuple[str, float]:
+    def predict(self, text: str, max_chars: int = LangIdConfig.max_chars) -> tuple[str, float]:
         clean = " ".join(text[:max_chars].split())
         if not clean:
             return "und", 0.0

@@ -6,14 +6,14 @@ Both judge what extraction recorded from the HTML (assay/curation/extract.py), n
   good prose to every text filter and to the edu classifier. It is link-heavy when its main content is mostly
   links, or when the whole page is and its main text is short (a menu around an intro paragraph). A real
   article or documentation page of 300 words or more inside a large site menu or sidebar is not dropped for
-  the menu. On the train splits (docs/quality.md): quality corpus, 55% of nav pages and 1% of edu pages
-  dropped (whole-page share alone: 58% and 2%); real-web pages rated 0-1, 19% dropped, rated >= 3, 1% (28%
-  and 2%). 0.4 is the lowest limit that keeps 98% of edu pages, the rule every default threshold follows.
+  the menu. The limits (0.4, 300 words) follow the rule of every default filter argument, the strictest that
+  keeps about 98% of the train split's edu pages; what they drop is measured in docs/quality.md ("Page signals
+  on the main content", "Why each default").
 - **release_notes**: changelogs, "what's new", upgrade notes and release announcements are the ephemeral
   knowledge Phi-3's filter drops (their facts expire with the next version). They name themselves in the
   title or first heading: a changelog / release-notes / what's-new title, a NEWS file, or a release word next
-  to a version number. The word "news" alone is not one: it names news sites and sections. On the train
-  split's English pages this catches 97.6% of ephemeral pages and 0.1% of edu pages.
+  to a version number. The word "news" alone is not one: it names news sites and sections. What it catches
+  on the train split is in docs/quality.md ("Why each default").
 """
 from __future__ import annotations
 

@@ -15,10 +15,12 @@ from assay.curation.stage import Stage
 
 @dataclass
 class PIIConfig:
-    mask_emails: bool = True
-    mask_ips: bool = True
-    only_public_ips: bool = True
-    email_replacement: str = "email@example.com"
+    """The `pii` stage: what datatrove's PIIFormatter masks, and the one replacement for each."""
+
+    mask_emails: bool = True  # replace e-mail addresses
+    mask_ips: bool = True  # replace IP addresses
+    only_public_ips: bool = True  # leave private and reserved addresses (10.x, 127.x, ...) as they are
+    email_replacement: str = "email@example.com"  # example.com: reserved for documentation (RFC 2606)
     ip_replacement: str = "192.0.2.1"  # TEST-NET-1: a documentation address, never a real host
 
 

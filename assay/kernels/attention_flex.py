@@ -12,7 +12,7 @@ import torch
 from assay.kernels.block_tables import allowed_blocks, index_lists
 from assay.kernels.blocksparse_pattern import BlockSparsePattern
 
-FLEX_DENSE_BLOCK_SIZE = 128
+FLEX_DENSE_BLOCK_SIZE = 128  # FlexAttention's default block size (torch's _DEFAULT_SPARSE_BLOCK_SIZE)
 
 
 def pattern_mask_mod(pattern: BlockSparsePattern | None, window: int = 0):

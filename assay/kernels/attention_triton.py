@@ -17,8 +17,8 @@ from assay.kernels.block_tables import MAX_KERNEL_TILE, BlockTables, block_table
 from assay.kernels.blocksparse_pattern import BlockSparsePattern
 from assay.kernels.dispatch import require_triton
 
-LOG2E = 1.4426950408889634
-DENSE_BLOCK_SIZE = 64
+LOG2E = 1.4426950408889634  # log2(e): the kernels use exp2, as Triton's fused-attention tutorial does
+DENSE_BLOCK_SIZE = 64  # dense causal attention (no pattern) runs as blocks of this many tokens
 
 
 @triton.jit
@@ -157,6 +157,7 @@ def tile_cap(head_dim: int) -> int:
 def _launch_params(q: torch.Tensor, head_dim: int) -> dict:
     block_d = max(16, triton.next_power_of_2(head_dim))
     precision = "ieee" if q.dtype == torch.float32 else None
+    # 4 warps up to head dim 64, 8 above: Triton's fused-attention tutorial's choice
     return dict(HEAD_DIM=head_dim, BLOCK_D=block_d, PRECISION=precision, num_warps=4 if block_d <= 64 else 8)
 
 

@@ -26,6 +26,8 @@ class BlockTables:
     q_index: torch.Tensor  # int32 [H, nkb, nqb]
 
 
+#: the Triton attention kernel's largest square tile: a 128-token tile's backward at head dim 128 needs more than an
+#: H100/H200 SM's shared memory (scripts/kernels_cross_compile.py; docs/kernels.md)
 MAX_KERNEL_TILE = 64
 
 
@@ -68,7 +70,7 @@ def index_lists(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 _CACHE: dict[tuple, BlockTables] = {}
-_CACHE_LIMIT = 32
+_CACHE_LIMIT = 32  # block tables kept per process; past it the oldest is dropped
 
 
 def block_tables(pattern: BlockSparsePattern | None, seq_len: int, num_heads: int, block_size: int,

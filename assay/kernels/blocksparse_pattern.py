@@ -14,11 +14,13 @@ import torch
 
 @dataclass(frozen=True)
 class BlockSparsePattern:
-    block_size: int = 64
-    local_blocks: int = 16
-    vertical_stride: int = 8
+    """The pattern's parameters (defaults: Phi-3-small's blocksparse_* settings)."""
+
+    block_size: int = 64  # tokens per block (B)
+    local_blocks: int = 16  # most recent key blocks each query block sees, its own included (L)
+    vertical_stride: int = 8  # a vertical key block every this many blocks (S)
     num_heads: int = 32  # number of QUERY heads: the pattern is indexed by query head
-    homogeneous: bool = False
+    homogeneous: bool = False  # every head the same vertical blocks (no per-head offset)
 
     def __post_init__(self) -> None:
         for name in ("block_size", "local_blocks", "vertical_stride", "num_heads"):

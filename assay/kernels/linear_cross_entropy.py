@@ -13,8 +13,10 @@ import torch
 
 @dataclass(frozen=True)
 class LinearCrossEntropyConfig:
-    chunk_rows: int = 1024
-    ignore_index: int = -100
+    """How the fused loss walks its rows and which targets it counts."""
+
+    chunk_rows: int = 1024  # rows whose [chunk_rows, V] logits exist at once (the memory the fusion saves)
+    ignore_index: int = -100  # targets with this id add no loss (torch's cross_entropy default)
     logit_scale: float = 1.0  # logits = (hidden @ weight.T) * logit_scale (muP divides by the width multiplier)
     reduction: str = "mean"  # "mean" over non-ignored targets, or "sum"
 

@@ -15,9 +15,9 @@ class ExpertAlignment:
     sorted_pairs: torch.Tensor  # int32 [padded]: pair id (token * top_k + choice) or num_pairs for padding
     block_expert: torch.Tensor  # int32 [padded // block_m]: the expert of each row block
     expert_offsets: torch.Tensor  # int32 [E + 1]: start of each expert's padded run
-    num_pairs: int
-    top_k: int
-    block_m: int
+    num_pairs: int  # token x choice pairs routed (N * top_k)
+    top_k: int  # experts per token
+    block_m: int  # row-block size each expert's run is padded to
 
     @property
     def padded_rows(self) -> int:

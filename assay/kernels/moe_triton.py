@@ -20,10 +20,10 @@ from assay.kernels.moe_align import ExpertAlignment, align_by_expert
 class MoEKernelConfig:
     """Tile sizes (powers of two >= 16). block_m is also the per-expert row padding."""
 
-    block_m: int = 64
-    block_n: int = 64
-    block_k: int = 32
-    num_warps: int = 4
+    block_m: int = 64  # rows (token x choice pairs) per tile
+    block_n: int = 64  # output columns per tile
+    block_k: int = 32  # reduction depth per step
+    num_warps: int = 4  # Triton warps per program
 
     def __post_init__(self) -> None:
         for name in ("block_m", "block_n", "block_k"):

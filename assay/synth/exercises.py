@@ -22,14 +22,14 @@ from typing import Literal, get_args
 
 from assay.curation.document import Document, Rejection, stable_id
 from assay.synth.config import SandboxLimits
-from assay.synth.items import Answer, PromptItem, to_document
+from assay.synth.items import Answer, PromptItem, generator_stage, rejected, to_document
 from assay.synth.sandbox import run_python
 from assay.synth.seeds import derive_seed
 from assay.synth.templates import get_template
 from assay.synth.typed_outputs import TYPED, BadOutput, parse, same, show
 
 GENERATOR = "exercise"
-STAGE = "synth:exercise"
+STAGE = generator_stage(GENERATOR)
 KINDS = ("arithmetic", "algebra", "word_problem", "code")
 
 
@@ -39,11 +39,13 @@ Verify = Literal["program", "agree"]
 
 @dataclass
 class ExerciseConfig:
-    kinds: list[str] = field(default_factory=lambda: ["arithmetic", "algebra", "word_problem", "code"])
-    per_kind: int = 4
-    verify: Verify = "program"
-    seed: int = 0
-    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    """`assay synth exercises`: which exercises, how many, and how their answers are checked."""
+
+    kinds: list[str] = field(default_factory=lambda: list(KINDS))  # exercise kinds to generate (KINDS)
+    per_kind: int = 4  # exercises per kind
+    verify: Verify = "program"  # how an answer is checked (Verify above)
+    seed: int = 0  # names the exercises: the same seed makes the same problems
+    limits: SandboxLimits = field(default_factory=SandboxLimits)  # of each verifying program run
 
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in KINDS]
@@ -55,11 +57,13 @@ class ExerciseConfig:
 
 @dataclass
 class ExerciseSpec:
-    id: str
-    kind: str
-    problem: str
+    """One generated exercise with the program that knows its answer."""
+
+    id: str  # stable id derived from kind and seed
+    kind: str  # one of KINDS
+    problem: str  # the text the model is asked
     program: str  # prints the answer (math) or the reference outputs as JSON (code)
-    seed: int
+    seed: int  # the seed it was made from
     function: str = ""  # code tasks: the function the model must write
     inputs: list = field(default_factory=list)  # code tasks: argument tuples
 
@@ -181,8 +185,7 @@ def make_specs(cfg: ExerciseConfig) -> list[ExerciseSpec]:
 # --- verification -----------------------------------------------------------------------------------
 
 def _reject(spec_or_item_id: str, reason: str, detail: str, text: str = "", **signals) -> Rejection:
-    return Rejection(stage=STAGE, reason=reason, id=spec_or_item_id, source=f"synth:{GENERATOR}",
-                     detail=detail, text=text, signals=signals)
+    return rejected(GENERATOR, spec_or_item_id, reason, detail, text, signals)
 
 
 def prepare(spec: ExerciseSpec, cfg: ExerciseConfig) -> PromptItem | Rejection:

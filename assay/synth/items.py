@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from assay.curation.document import Document, stable_id
+from assay.curation.document import Document, Rejection, stable_id
 from assay.synth.backends.base import Completion, Messages
 from assay.synth.config import Sampling
 from assay.synth.templates import Template
@@ -44,17 +44,30 @@ SYNTH_COLUMNS: dict[str, pa.DataType] = {
 SOURCE_PREFIX = "synth"
 
 
+def generator_stage(generator: str) -> str:
+    """A generator's name in the funnel, the ledger and its documents' `source`: "synth:<generator>"."""
+    return f"{SOURCE_PREFIX}:{generator}"
+
+
+def rejected(generator: str, item_id: str, reason: str, detail: str, text: str = "",
+             signals: dict[str, Any] | None = None) -> Rejection:
+    """A generator's ledger record of one request or exercise it drops, with the signals behind the decision."""
+    stage = generator_stage(generator)
+    return Rejection(stage=stage, reason=reason, id=item_id, source=stage, detail=detail, text=text,
+                     signals=dict(signals or {}))
+
+
 @dataclass
 class PromptItem:
     """One request. `labels` become document columns; `payload` is private to the generator."""
 
-    id: str
-    generator: str
-    template_id: str
-    template_hash: str
-    messages: Messages
-    seed: int
-    parent_id: str = ""
+    id: str  # stable: a hash of generator, template, seed, parent and messages
+    generator: str  # "textbook", "exercise", "rephrase", ...
+    template_id: str  # the prompt template's id (assay/synth/templates.py)
+    template_hash: str  # its text's hash: a changed template makes new items
+    messages: Messages  # the chat messages sent
+    seed: int  # the sampling seed of this request
+    parent_id: str = ""  # the document or item it was made from, if any
     labels: dict[str, Any] = field(default_factory=dict)
     payload: dict[str, Any] = field(default_factory=dict)
 
@@ -73,13 +86,13 @@ class PromptItem:
 class Answer:
     """A PromptItem with its completion and where the completion came from."""
 
-    item: PromptItem
-    completion: Completion
-    model: str
-    backend: str
-    sampling: Sampling
-    request_key: str
-    cached: bool = False
+    item: PromptItem  # the request
+    completion: Completion  # the model's answer
+    model: str  # the model that answered
+    backend: str  # the backend kind that ran it
+    sampling: Sampling  # the sampling parameters used
+    request_key: str  # the request cache key (assay/synth/cache.py)
+    cached: bool = False  # True when read from the request cache
 
 
 def to_document(answer: Answer, text: str, **extra: Any) -> Document:

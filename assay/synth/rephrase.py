@@ -5,22 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from assay.curation.document import Document, Rejection
-from assay.synth.items import Answer, PromptItem, to_document
+from assay.synth.items import Answer, PromptItem, generator_stage, rejected, to_document
 from assay.synth.seeds import derive_seed
 from assay.synth.templates import get_template
 
 GENERATOR = "rephrase"
-STAGE = "synth:rephrase"
+STAGE = generator_stage(GENERATOR)
 MODES = {"encyclopedic": "rephrase.encyclopedic.v1", "qa": "rephrase.qa.v1", "distill": "rephrase.distill.v1",
          "knowledge_list": "rephrase.knowledge_list.v1"}
 
 
 @dataclass
 class RephraseConfig:
-    modes: list[str] = field(default_factory=lambda: ["encyclopedic"])
-    max_input_chars: int = 4000
-    min_chars: int = 20
-    seed: int = 0
+    """`assay synth rephrase`: each page rewritten in each mode."""
+
+    modes: list[str] = field(default_factory=lambda: ["encyclopedic"])  # rewrites per page (MODES)
+    max_input_chars: int = 4000  # a page is cut to this many characters in the prompt
+    min_chars: int = 20  # shorter generations go to the ledger
+    seed: int = 0  # with the page id and mode, derives each request's sampling seed
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modes if m not in MODES]
@@ -42,7 +44,6 @@ def rephrase_items(docs: list[Document], cfg: RephraseConfig) -> list[PromptItem
 def finish(answer: Answer, cfg: RephraseConfig) -> Document | Rejection:
     text = answer.completion.text.strip()
     if len(text) < cfg.min_chars:
-        return Rejection(stage=STAGE, reason="too_short", id=answer.item.id, source=f"synth:{GENERATOR}",
-                         detail=f"{len(text)} chars < min_chars {cfg.min_chars}", text=text,
-                         signals=dict(answer.item.labels, parent_id=answer.item.parent_id))
+        return rejected(GENERATOR, answer.item.id, "too_short", f"{len(text)} chars < min_chars {cfg.min_chars}",
+                        text, dict(answer.item.labels, parent_id=answer.item.parent_id))
     return to_document(answer, text)

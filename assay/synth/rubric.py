@@ -24,7 +24,9 @@ _SCORE_SAMPLING = Sampling(max_new_tokens=1)
 
 @dataclass
 class RubricConfig:
-    rubrics: list[str] = field(default_factory=lambda: ["edu_score"])
+    """`assay synth annotate`: which rubrics score each page."""
+
+    rubrics: list[str] = field(default_factory=lambda: ["edu_score"])  # score columns to write (RUBRICS)
     max_chars: int = 3000  # the page is truncated to this many characters in the prompt
 
     def __post_init__(self) -> None:

@@ -24,7 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DRAIN_LIMIT = 64 * 1024  # a busy (503) connection reads a body up to this size so closing does not reset it
-MAX_LINE = 65536
+MAX_LINE = 65536  # request line and header line length, as http.server bounds them (its readline(65537))
 
 
 class ReadDeadline(Exception):

@@ -14,10 +14,10 @@ import math
 from assay.synth.config import Sampling
 
 ROLES = ("system", "user", "assistant")
-MAX_MESSAGES = 2048
+MAX_MESSAGES = 2048  # messages per request: a bound on parsing work, not a model limit
 MAX_STOP = 16  # stop strings per request
-MAX_STOP_CHARS = 1024
-MAX_TOP_LOGPROBS = 20
+MAX_STOP_CHARS = 1024  # characters per stop string
+MAX_TOP_LOGPROBS = 20  # OpenAI's own maximum for top_logprobs
 SEED_RANGE = (-(2 ** 63), 2 ** 63 - 1)  # int64, as OpenAI documents it (and torch's generators accept)
 # features this server does not have; a request may name them only with a value that asks for nothing
 UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "response_format", "logit_bias",

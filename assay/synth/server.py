@@ -55,14 +55,16 @@ ROUTES = {"/v1/models": "GET", "/models": "GET", "/health": "GET", "/v1/chat/com
 
 @dataclass
 class ServeConfig:
-    host: str = "127.0.0.1"
-    port: int = 8000
+    """`assay serve`: where it listens, how it batches, and the bounds every request is held to."""
+
+    host: str = "127.0.0.1"  # address to bind; any other than loopback is reachable from the network
+    port: int = 8000  # TCP port
     served_model: str | None = None  # default: the model file or directory name
-    batch_wait_s: float = 0.02
-    max_tokens_limit: int = 4096
+    batch_wait_s: float = 0.02  # requests arriving within this long are answered as one batch
+    max_tokens_limit: int = 4096  # a request's max_tokens is capped at this
     max_prompt_tokens: int | None = None  # default: the model's context; longer prompts get 400
     allowed_hosts: list[str] = field(default_factory=list)  # Host names accepted besides the bound address
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_body_bytes: int = 4 * 1024 * 1024  # larger request bodies get 413
     max_concurrent: int = 64  # connections served at once; more get 503 + Retry-After
     socket_timeout_s: float = 30.0  # per socket read/write: a stalled client loses its slot
     read_deadline_s: float = 10.0  # one request's line, headers and body, in total: later gets 408
@@ -343,7 +345,7 @@ def make_server(backend: Backend, cfg: ServeConfig) -> BoundedServer:
                 if body.get("model") not in (None, model_name):
                     raise RequestError(f"model {str(body.get('model'))[:100]!r} is not served here; this server "
                                        f"has {model_name!r}")
-                messages, sampling = parse_chat_request(body, 256, cfg.max_tokens_limit)
+                messages, sampling = parse_chat_request(body, Sampling.max_new_tokens, cfg.max_tokens_limit)
                 scoring = parse_score_request(messages, body) if body.get("continue_final_message") else None
                 sampling = fit_context(backend, cfg, messages, sampling, scoring, asks_max_tokens(body))
             except RequestError as exc:

@@ -13,8 +13,10 @@ from assay.synth.backends.base import Messages
 
 @dataclass(frozen=True)
 class Template:
-    id: str
-    system: str
+    """A versioned prompt: its id names its version (e.g. "textbook.topic.v1")."""
+
+    id: str  # versioned name
+    system: str  # the system message
     user: str  # str.format fields
 
     @property

@@ -7,23 +7,26 @@ import re
 from dataclasses import dataclass, field
 
 from assay.curation.document import Document, Rejection
-from assay.synth.items import Answer, PromptItem, to_document
+from assay.synth.items import Answer, PromptItem, generator_stage, rejected, to_document
 from assay.synth.seeds import derive_seed
 from assay.synth.templates import get_template
 
 GENERATOR = "textbook"
-STAGE = "synth:textbook"
+STAGE = generator_stage(GENERATOR)
 
 
 @dataclass
 class TextbookConfig:
+    """`assay synth textbooks`: topics (or pages) x audiences x styles, one request each."""
+
+    #: readers each section is written for
     audiences: list[str] = field(default_factory=lambda: ["young children", "high school students",
                                                           "college students", "professionals"])
-    styles: list[str] = field(default_factory=lambda: ["textbook chapter", "narrative story", "lecture notes"])
+    styles: list[str] = field(default_factory=lambda: ["textbook chapter", "narrative story", "lecture notes"])  # forms
     outline_sections: int = 0  # 0: one pass; N > 0: an outline of N sections, then one request per section
-    max_page_chars: int = 2000
+    max_page_chars: int = 2000  # a seed page is cut to this many characters in the prompt
     min_chars: int = 20  # shorter generations go to the ledger
-    seed: int = 0
+    seed: int = 0  # with the labels, derives each request's sampling seed
 
 
 def topic_items(topics: list[str], cfg: TextbookConfig) -> list[PromptItem]:
@@ -50,6 +53,8 @@ def page_items(pages: list[Document], cfg: TextbookConfig) -> list[PromptItem]:
     return items
 
 
+#: an outline line longer than this is prose around the outline, not a section title
+MAX_SECTION_TITLE_CHARS = 120
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[IVXivx]+[.)]|#+)\s*")
 
 
@@ -57,7 +62,7 @@ def parse_outline(text: str, limit: int) -> list[str]:
     titles = []
     for line in text.splitlines():
         title = _BULLET.sub("", line).strip().strip("*").strip()
-        if title and len(title) <= 120 and title not in titles:
+        if title and len(title) <= MAX_SECTION_TITLE_CHARS and title not in titles:
             titles.append(title)
     return titles[:limit]
 
@@ -66,9 +71,8 @@ def section_items(outline: Answer, cfg: TextbookConfig) -> list[PromptItem] | Re
     """An answered outline -> one request per section (parent: the outline request), or a ledger record."""
     titles = parse_outline(outline.completion.text, cfg.outline_sections)
     if not titles:
-        return Rejection(stage=STAGE, reason="empty_outline", id=outline.item.id, source=f"synth:{GENERATOR}",
-                         detail="the outline had no usable section title", text=outline.completion.text,
-                         signals=dict(outline.item.labels))
+        return rejected(GENERATOR, outline.item.id, "empty_outline", "the outline had no usable section title",
+                        outline.completion.text, outline.item.labels)
     template = get_template("textbook.section.v1")
     labels = dict(outline.item.labels, sections=len(titles))
     listing = "\n".join(f"- {t}" for t in titles)
@@ -84,7 +88,6 @@ def section_items(outline: Answer, cfg: TextbookConfig) -> list[PromptItem] | Re
 def finish(answer: Answer, cfg: TextbookConfig) -> Document | Rejection:
     text = answer.completion.text.strip()
     if len(text) < cfg.min_chars:
-        return Rejection(stage=STAGE, reason="too_short", id=answer.item.id, source=f"synth:{GENERATOR}",
-                         detail=f"{len(text)} chars < min_chars {cfg.min_chars}", text=text,
-                         signals=dict(answer.item.labels, request_key=answer.request_key))
+        return rejected(GENERATOR, answer.item.id, "too_short", f"{len(text)} chars < min_chars {cfg.min_chars}",
+                        text, dict(answer.item.labels, request_key=answer.request_key))
     return to_document(answer, text)

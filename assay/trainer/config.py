@@ -15,60 +15,61 @@ from assay.groundwork.config import ConfigError, FieldError, check_choices
 class ModelConfig:
     """One decoder family: phi-3-mini (Llama block), phi-3-small (GQA, GEGLU, muP, blocksparse) or phi-3.5-MoE."""
 
-    vocab_size: int = 512
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    n_kv_heads: int = 4
-    ffn_dim: int = 172
-    max_seq_len: int = 256
+    vocab_size: int = 512  # token ids 0..vocab_size-1 (the tokenizer's size, from a token-shard folder)
+    d_model: int = 64  # width of the residual stream
+    n_layers: int = 2  # decoder blocks
+    n_heads: int = 4  # query heads; head_dim = d_model / n_heads
+    n_kv_heads: int = 4  # key/value heads (grouped-query attention when fewer than n_heads)
+    ffn_dim: int = 172  # hidden width of the MLP (of each expert under MoE)
+    max_seq_len: int = 256  # longest sequence the positions are built for
     #: sliding attention window (Phi-3-mini: 2047): token i attends to keys j with i - j < sliding_window,
     #: as transformers' Phi3 defines it (0 = full causal attention)
     sliding_window: int = 0
-    rope_theta: float = 10000.0
+    rope_theta: float = 10000.0  # RoPE base frequency
     #: LongRoPE (phi-3.5, Phi-3-*-128k), as transformers defines "longrope": per-frequency rescale factors,
     #: `rope_short_factor` for sequences of at most `rope_original_max_seq_len` tokens and `rope_long_factor`
     #: beyond it (head_dim / 2 values each), and cos/sin times `rope_attention_factor` (0 = the paper's
     #: sqrt(1 + ln(s) / ln(original)), s = max_seq_len / original). Empty factor lists = plain RoPE.
-    rope_short_factor: list[float] = field(default_factory=list)
-    rope_long_factor: list[float] = field(default_factory=list)
-    rope_original_max_seq_len: int = 0
-    rope_attention_factor: float = 0.0
+    rope_short_factor: list[float] = field(default_factory=list)  # rescale factors up to the original length
+    rope_long_factor: list[float] = field(default_factory=list)  # rescale factors beyond it
+    rope_original_max_seq_len: int = 0  # the length the model was pre-trained at
+    rope_attention_factor: float = 0.0  # cos/sin multiplier (0: the paper's formula above)
     #: PhiMoE's LongRoPE (phi-3.5-MoE) scales cos/sin by its own short_mscale / long_mscale (by sequence
     #: length) instead of the attention factor; 0 = the attention factor
-    rope_short_mscale: float = 0.0
-    rope_long_mscale: float = 0.0
-    norm: Literal["rms", "layer"] = "rms"
-    norm_eps: float = 1e-5
+    rope_short_mscale: float = 0.0  # up to the original length
+    rope_long_mscale: float = 0.0  # beyond it
+    norm: Literal["rms", "layer"] = "rms"  # RMSNorm (phi-3-mini, MoE) or LayerNorm (phi-3-small)
+    norm_eps: float = 1e-5  # epsilon of the norms
     mlp: Literal["swiglu", "geglu"] = "swiglu"  # (phi-3-small: interleaved up-projection, quick-GELU, clamp)
-    geglu_limit: float = 20.0
+    geglu_limit: float = 20.0  # GEGLU clamps its gate above and its linear half to +-limit (phi-3-small gegelu_limit)
     bias: bool = False  # biases on qkv, attention output and MLP projections
-    lm_head_bias: bool = False
-    tie_embeddings: bool = False
+    lm_head_bias: bool = False  # a bias on the output projection
+    tie_embeddings: bool = False  # the output projection shares the embedding matrix
     # muP multipliers (phi-3-small): embeddings * embedding_multiplier; attention scale attn_multiplier / d
     # when mup_attention is set (1/sqrt(d) otherwise); logits / logit_divisor.
-    embedding_multiplier: float = 1.0
-    mup_attention: bool = False
-    attn_multiplier: float = 1.0
-    logit_divisor: float = 1.0
+    embedding_multiplier: float = 1.0  # muP: embeddings are multiplied by this
+    mup_attention: bool = False  # muP attention scale attn_multiplier / head_dim instead of 1 / sqrt(head_dim)
+    attn_multiplier: float = 1.0  # muP: numerator of the attention scale (with mup_attention)
+    logit_divisor: float = 1.0  # muP: logits are divided by this
     # blocksparse attention (phi-3-small): layers with (i + 1) % dense_every != 0 are blocksparse;
     # dense_every = 0 makes every layer dense.
-    dense_every: int = 0
-    block_size: int = 64
-    local_blocks: int = 16
-    vertical_stride: int = 8
-    homogeneous_heads: bool = False
+    dense_every: int = 0  # layer i is dense when (i + 1) % dense_every == 0, else blocksparse; 0: all dense
+    block_size: int = 64  # blocksparse: tokens per block
+    local_blocks: int = 16  # blocksparse: most recent key blocks each query block sees (its own included)
+    vertical_stride: int = 8  # blocksparse: a remote "vertical" key block every this many blocks
+    homogeneous_heads: bool = False  # blocksparse: every head the same vertical blocks (no per-head offset)
     # mixture of experts (phi-3.5-MoE): n_experts = 0 means a dense MLP
-    n_experts: int = 0
-    top_k: int = 2
-    router: Literal["sparsemixer", "softmax"] = "sparsemixer"
-    router_jitter: float = 0.01
-    input_jitter: float = 0.0
-    aux_loss_coef: float = 0.0
+    n_experts: int = 0  # experts per MoE layer; 0: a dense MLP
+    top_k: int = 2  # experts each token is routed to (sparsemixer: 2)
+    router: Literal["sparsemixer", "softmax"] = "sparsemixer"  # PhiMoE's SparseMixer top-2, or softmax top-k
+    router_jitter: float = 0.01  # SparseMixer's jitter epsilon (PhiMoE's router_jitter_noise)
+    input_jitter: float = 0.0  # in training, router inputs times uniform(1 - x, 1 + x) (PhiMoE's input_jitter_noise)
+    aux_loss_coef: float = 0.0  # weight of the Switch-style load-balance loss added to training loss; 0: none
+    #: attention implementation (assay/kernels/attention.py); "auto" picks by device and pattern
     attn_backend: Literal["auto", "reference", "sdpa", "flex", "triton"] = "auto"
-    moe_backend: Literal["auto", "reference", "triton"] = "auto"
+    moe_backend: Literal["auto", "reference", "triton"] = "auto"  # expert MLP implementation (assay/kernels/moe.py)
     fused_loss: bool = True  # training loss through kernels' chunked linear cross-entropy (no [N, V] logits kept)
-    init_std: float = 0.02
+    init_std: float = 0.02  # weights start Normal(0, init_std); biases zero, norm gains one
 
     def __post_init__(self) -> None:
         try:
@@ -112,35 +113,35 @@ class TrainConfig:
     """The optimisation loop: data, schedule, batch, checkpoints, metrics, parallelism."""
 
     data: str = ""  # a token-shard directory (`assay mix` output); "synthetic" for a random token stream
-    out_dir: str = "out/train"
-    seed: int = 0
+    out_dir: str = "out/train"  # checkpoints, metrics and evaluation go here
+    seed: int = 0  # initial weights, per-rank random state and the synthetic token stream
     micro_batch: int = 8  # sequences per forward/backward on one process
-    grad_accum: int = 1
-    max_steps: int = 100
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 10
-    schedule: Literal["cosine", "wsd", "constant"] = "cosine"
-    wsd_decay_fraction: float = 0.2
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    grad_clip: float = 1.0
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_steps: int = 100  # optimizer steps of the whole run
+    lr: float = 3e-3  # peak learning rate (AdamW)
+    min_lr_ratio: float = 0.1  # the schedule ends at lr * min_lr_ratio (assay/trainer/schedule.py)
+    warmup_steps: int = 10  # linear warm-up from 0 to lr
+    schedule: Literal["cosine", "wsd", "constant"] = "cosine"  # learning-rate shape after warm-up
+    wsd_decay_fraction: float = 0.2  # wsd: share of the steps spent decaying at the end
+    weight_decay: float = 0.1  # AdamW weight decay
+    beta1: float = 0.9  # AdamW beta1
+    beta2: float = 0.95  # AdamW beta2
+    eps: float = 1e-8  # AdamW epsilon
+    grad_clip: float = 1.0  # gradient norm clipped to this
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # "auto": bf16 autocast on GPU, fp32 on CPU
     #: torch.compile the model: true, false, or "auto" (on for CPU runs of at least
     #: assay.trainer.compile_policy.AUTO_MIN_STEPS steps, where the ~1.3x speed-up repays the cold compile)
     compile: bool | Literal["auto"] = "auto"
     parallel: Literal["ddp", "fsdp2"] = "ddp"  # under torchrun: "ddp" (replicated) or "fsdp2" (sharded parameters)
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 2
-    log_every: int = 1
+    checkpoint_every: int = 50  # save a checkpoint every this many steps (and at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept; older ones are deleted
+    log_every: int = 1  # write a metrics line every this many steps
     eval_every: int = 0  # 0: evaluate only at the end
-    progress: bool = True
+    progress: bool = True  # a progress bar on the main process
     peak_flops: float = 0.0  # per device; 0 = measure a matmul peak at start
     stop_after: int = 0  # stop (as if killed) after this many steps of this invocation; 0 = run to max_steps
-    synthetic_sequences: int = 256
-    synthetic_seq_len: int = 64
+    synthetic_sequences: int = 256  # data = "synthetic": sequences in the random token stream
+    synthetic_seq_len: int = 64  # data = "synthetic": tokens per sequence
     #: a transformers folder (Phi3 / PhiMoE / Llama, e.g. from `assay export`) whose weights a fresh run starts
     #: from; its architecture must equal [model]; ignored when the output folder has a checkpoint to resume
     init_from: str = ""
@@ -162,14 +163,16 @@ class EvalConfig:
     """What `assay eval` and the end-of-training evaluation run."""
 
     heldout: bool = True  # per-pool loss and bits-per-byte on <data>/heldout/*.parquet
-    heldout_max_docs: int = 200
+    heldout_max_docs: int = 200  # held-out documents scored per pool
     tasks: list[str] = field(default_factory=list)  # cloze JSONL files, or "mmlu" for data/eval/mmlu.jsonl.gz
     task_limit: int = 0  # 0 = every item
-    batch_size: int = 8
+    batch_size: int = 8  # sequences per forward pass of the evaluation
 
 
 @dataclass
 class RunConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    """A run config file: its three tables."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)  # [model]
+    train: TrainConfig = field(default_factory=TrainConfig)  # [train]
+    eval: EvalConfig = field(default_factory=EvalConfig)  # [eval]

@@ -17,10 +17,12 @@ import torch.distributed as dist
 
 @dataclass
 class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: str = "cpu"
+    """Where this process stands in a (possibly one-process) run."""
+
+    rank: int = 0  # this process among all (RANK)
+    world_size: int = 1  # processes in the run (WORLD_SIZE)
+    local_rank: int = 0  # this process on its machine (LOCAL_RANK): picks its GPU
+    device: str = "cpu"  # the torch device it computes on
     launched: bool = False  # under torchrun, in its process group (even of one process)
 
     @property

@@ -33,17 +33,21 @@ MMLU_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path
 
 @dataclass
 class ClozeItem:
-    context: str
-    choices: list[str]
-    gold: int
-    id: str = ""
+    """One multiple-choice item scored by the likelihood of each continuation."""
+
+    context: str  # the prompt every choice continues
+    choices: list[str]  # the continuations
+    gold: int  # index of the right one
+    id: str = ""  # the item's id in its file
     delimiter: str = ""  # put before each choice when scoring, not counted in acc_norm's length (target_delimiter)
 
 
 @dataclass
 class ClozeTask:
-    name: str
-    items: list[ClozeItem]
+    """The items of one task file."""
+
+    name: str  # the task's name (its file name, or "mmlu")
+    items: list[ClozeItem]  # the items read
     skipped: list[str] = field(default_factory=list)  # "line N: reason"
 
 

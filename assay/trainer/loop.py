@@ -46,12 +46,14 @@ from assay.trainer.schedule import make_scheduler
 
 @dataclass
 class TrainResult:
-    out_dir: str
+    """What a `train` call did."""
+
+    out_dir: str  # where checkpoints and metrics went
     step: int  # optimizer steps completed (in total, across resumes)
-    total_steps: int
+    total_steps: int  # the run's max_steps
     losses: dict[int, float] = field(default_factory=dict)  # this invocation's steps
-    checkpoint: str | None = None
-    evaluation: dict[str, Any] | None = None
+    checkpoint: str | None = None  # the last checkpoint written, if any
+    evaluation: dict[str, Any] | None = None  # the end-of-training evaluation, if it ran
 
 
 def open_data(run: RunConfig, info: DistInfo):

@@ -1,5 +1,5 @@
-"""A finished token-shard folder in the formats other trainers read: Megatron-LM / NeMo indexed datasets and
-nanoGPT-style flat token files.
+"""A finished token-shard folder in the formats other trainers read: Megatron-LM / NeMo indexed datasets,
+nanoGPT-style flat token files and litdata optimized datasets (LitGPT).
 
 Both are written from the mix's own shards (assay/trainer/token_shards.py), so they hold exactly the mix's tokens:
 
@@ -17,6 +17,12 @@ Both are written from the mix's own shards (assay/trainer/token_shards.py), so t
   name, then id) tokenized as the mix tokenizes, each followed by EOS; raw little-endian uint16 when the
   vocabulary fits in 16 bits (nanoGPT's `np.memmap(..., dtype=np.uint16)`), else uint32 (change that dtype in
   nanoGPT's train.py). meta.pkl holds {"vocab_size": V}, which nanoGPT's train.py reads.
+- litdata (`litdata/<phase>/`: index.json and chunk-*.bin, written with litdata's own BinaryWriter and
+  TokensLoader, as LitGPT's data preparation writes them): one item per document (the Megatron export's
+  documents, each ending with its EOS), uint16 tokens when the vocabulary fits, else int32. LitGPT reads a
+  phase with `StreamingDataset(dir, item_loader=TokensLoader(block_size=seq_len + 1))`, which cuts the phase's
+  concatenated tokens into blocks across document boundaries. Needs the `litdata` package (`make install` adds it
+  with --no-deps: its declared torchvision is not needed to write or read tokens).
 """
 from __future__ import annotations
 
@@ -30,9 +36,10 @@ import numpy as np
 from assay.groundwork.atomic import atomic_path, write_bytes_atomic
 from assay.trainer.token_shards import TokenShardReader, heldout_pools, read_heldout, token_dtype
 
-FORMATS = ("megatron", "nanogpt")
+FORMATS = ("megatron", "nanogpt", "litdata")
 MEGATRON_DIR = "megatron"
 NANOGPT_DIR = "nanogpt"
+LITDATA_DIR = "litdata"
 MEGATRON_HEADER = b"MMIDIDX\x00\x00"
 MEGATRON_VERSION = 1
 #: megatron.core.datasets.indexed_dataset.DType codes of the two token types written here
@@ -77,6 +84,37 @@ def write_megatron(prefix: str, documents: list[np.ndarray], vocab_size: int) ->
               + struct.pack("<Q", len(documents)) + struct.pack("<Q", len(document_indices)))
     write_bytes_atomic(header + lengths.tobytes() + pointers.tobytes() + document_indices.tobytes(), prefix + ".idx")
     return [prefix + ".bin", prefix + ".idx"]
+
+
+def write_litdata(folder: str, documents: list[np.ndarray], vocab_size: int) -> list[str]:
+    """A litdata optimized dataset in `folder` (index.json + chunk files), one item per document, written into a
+    temporary folder beside it and renamed into place; returns the files written."""
+    import shutil
+    import tempfile
+
+    try:
+        import torch
+        from litdata.streaming.item_loader import TokensLoader
+        from litdata.streaming.writer import BinaryWriter
+    except ImportError as exc:
+        raise RuntimeError(f"--format litdata needs the litdata package ({exc}): pip install --no-deps "
+                           "'litdata>=0.2.76,<0.3' lightning-utilities (`make install` does)") from None
+    dtype = torch.uint16 if vocab_size <= 2**16 else torch.int32
+    parent = os.path.dirname(folder)
+    tmp = tempfile.mkdtemp(prefix=".litdata-", dir=parent)
+    try:
+        writer = BinaryWriter(tmp, chunk_bytes="64MB", item_loader=TokensLoader())
+        for i, doc in enumerate(documents):
+            writer.add_item(i, torch.from_numpy(np.asarray(doc, dtype=np.int64)).to(dtype))
+        writer.done()
+        writer.merge()
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder))
 
 
 def write_flat(path: str, arrays: list[np.ndarray], vocab_size: int) -> str:
@@ -125,6 +163,15 @@ def export_tokens(directory: str, formats: list[str] | tuple[str, ...]) -> dict[
             files += write_megatron(os.path.join(directory, MEGATRON_DIR, f"{name}_text_document"), documents, vocab)
         done["megatron"] = {"files": [os.path.relpath(f, directory) for f in files], "documents": docs,
                             "dtype": megatron_dtype(vocab).name}
+    if "litdata" in formats:
+        os.makedirs(os.path.join(directory, LITDATA_DIR), exist_ok=True)
+        files, docs = [], {}
+        for name, stream in streams:
+            documents = split_documents(stream, eos)
+            docs[name] = len(documents)
+            files += write_litdata(os.path.join(directory, LITDATA_DIR, name), documents, vocab)
+        done["litdata"] = {"files": [os.path.relpath(f, directory) for f in files], "documents": docs,
+                           "dtype": "uint16" if vocab <= 2**16 else "int32"}
     if "nanogpt" in formats:
         folder = os.path.join(directory, NANOGPT_DIR)
         os.makedirs(folder, exist_ok=True)

@@ -61,7 +61,8 @@ def _fast_split(tokenizer, original, max_words: int):
 
 def install_word_split(language: str, max_words: int = DEFAULT_MAX_WORDS) -> bool:
     """Make datatrove's tokenizer for `language` split words as above (remembering up to `max_words` chunks;
-    0 puts datatrove's own method back); True when installed. Idempotent: call it before each use."""
+    0 puts datatrove's own method back); True when installed. Idempotent; datatrove keeps one tokenizer per
+    language and process, so a stage calls it once per language when it sets up (not per document)."""
     tokenizer = _datatrove_tokenizer(language)
     if tokenizer is None:
         return False

@@ -11,7 +11,8 @@ MIX_HELP = (
     "pools by weight, repeating a pool at most `max_repeats` times. Writes memory-mappable shards, an index, "
     "tokenizer.json, held-out documents, manifest.json and README.md, the dataset card (see docs/mix.md). "
     "`--format megatron` / `--format nanogpt` add the same tokens as Megatron-LM/NeMo indexed datasets "
-    "(megatron/PHASE_text_document.bin/.idx) and nanoGPT files (nanogpt/train.bin, val.bin, meta.pkl).\n\n"
+    "(megatron/PHASE_text_document.bin/.idx) and nanoGPT files (nanogpt/train.bin, val.bin, meta.pkl); "
+    "`--format litdata` a litdata optimized dataset per phase for LitGPT (litdata/PHASE/).\n\n"
     "Example: `assay mix recipes/sample.toml --dry-run`, then "
     "`assay mix recipes/sample.toml --output out/mix --format megatron --format nanogpt`."
 )
@@ -28,7 +29,9 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
         formats: list[str] = typer.Option([], "--format", "-f", help="Also write the tokens for another trainer: "
                                           "megatron (Megatron-LM/NeMo .bin/.idx per phase) or nanogpt (flat "
-                                          "uint16/uint32 train.bin and val.bin); repeat for both. See docs/mix.md."),
+                                          "uint16/uint32 train.bin and val.bin) or litdata (LitGPT's "
+                                          "StreamingDataset + TokensLoader, litdata/PHASE/); repeatable. "
+                                          "See docs/mix.md."),
     ) -> None:
         """Mix curated pools into token shards (help text: MIX_HELP)."""
         from rich.console import Console
@@ -43,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
         unknown = [f for f in formats if f not in FORMATS]
         if unknown:
-            raise typer.BadParameter(f"unknown format(s) {unknown}; use megatron and/or nanogpt", param_hint="--format")
+            raise typer.BadParameter(f"unknown format(s) {unknown}; use any of {list(FORMATS)}", param_hint="--format")
         with known_errors(ConfigError, BudgetError, TokenizerError, TokenShardError, FileExistsError):
             cfg = load_recipe(recipe)
             report = run_mix(cfg, output=output, dry_run=dry_run, progress=not quiet, console=console,

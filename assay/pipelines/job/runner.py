@@ -108,7 +108,7 @@ def _MODE_WARNING(record: logging.LogRecord) -> bool:
 def build_options(cfg: RunnerConfig, beam_args: list[str] | None = None):
     """(runner object or None, PipelineOptions). None means: let Beam pick the runner named in the options.
     `beam_args` replaces cfg.beam_args (the job adds what it must, e.g. a local cluster's address)."""
-    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions, WorkerOptions
 
     args = list(cfg.beam_args if beam_args is None else beam_args)
     if cfg.runner in LOCAL_NAMES:
@@ -139,8 +139,12 @@ def build_options(cfg: RunnerConfig, beam_args: list[str] | None = None):
     if options.view_as(StandardOptions).runner in (None, "DirectRunner", "PrismRunner"):
         raise ValueError(f"runner {cfg.runner!r} would download Prism; use runner = 'local' for local runs")
     setup = options.view_as(SetupOptions)
-    if cfg.runner == "DataflowRunner" and not (setup.setup_file or setup.requirements_file):
-        # remote workers need assay itself: ship this checkout as a package
+    image = options.view_as(WorkerOptions).sdk_container_image
+    if cfg.runner == "DataflowRunner" and not (image or setup.setup_file or setup.requirements_file):
+        # remote workers need assay itself: ship this checkout as a package. With --sdk_container_image
+        # (docker/dataflow/Dockerfile: assay and its worker set are in the image, installed offline in two steps,
+        # assay/pipelines/job/worker_env.py) nothing is shipped: a setup file would reinstall assay from PyPI
+        # with its declared dependencies, torch among them, on every worker.
         setup.setup_file = str(Path(__file__).resolve().parents[3] / "setup.py")
     return None, options
 

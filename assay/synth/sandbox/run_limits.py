@@ -29,7 +29,7 @@ from assay.synth.config import SandboxLimits
 CGROUP_V1, CGROUP_V2, RLIMIT_TOTAL = "cgroup_v1", "cgroup_v2", "rlimit_total"
 NEEDED = ("memory", "pids")  # without both there is no bound on the run's total: fall back to rlimits
 OPTIONAL = ("cpu",)
-CPU_PERIOD_US = 100_000
+CPU_PERIOD_US = 100_000  # cgroup cpu quota period: the kernel's default (cpu.max "max 100000")
 PREFIX = "assay-run-"
 
 
