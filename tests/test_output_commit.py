@@ -252,30 +252,45 @@ def test_a_rerun_replaces_the_previous_run_whole(finished, tmp_path):
     assert record["counts"] == result.counts and result.counts["kept"] + result.counts["rejected"] == 5
 
 
-def test_a_rerun_after_sigkill_reuses_the_finished_files_and_gives_identical_output(tmp_path, capfd):
+def test_a_rerun_after_sigkill_reuses_the_finished_units_and_gives_identical_output(tmp_path, capfd):
+    """Small files are one work unit each, the large ones several byte ranges (reader.unit_bytes); the run is
+    SIGKILLed once some units are saved, and the rerun reads only the others."""
+    from assay.curation.readers import ReaderConfig
+    from assay.pipelines.job.resume import unit_key
+    from assay.pipelines.job.sources import plan_file
+
     files = []
     for i, n in enumerate((10, 700, 10, 700)):  # small and large input files: the run is killed part-way
         pages_jsonl(tmp_path / f"in{i}.jsonl", n, tag=f"f{i}")
         files.append(str(tmp_path / f"in{i}.jsonl"))
-    reference = run_curation(config(files, str(tmp_path / "reference")))
+    unit_bytes = os.path.getsize(files[1]) // 4
+    units = [u for f in files for u in plan_file(f, ReaderConfig(unit_bytes=unit_bytes))]
+    ranges = {unit_key(u) + ".unit" for u in units if not u.whole}
+    assert len(units) >= 8 and len(ranges) >= 6
+    cfg = config(files, str(tmp_path / "reference"))
+    cfg.input.reader.unit_bytes = unit_bytes
+    reference = run_curation(cfg)
     cfg_file = tmp_path / "run.toml"
     cfg_file.write_text(f'stages = ["langid", "filters"]\n[input]\npaths = {json.dumps(files)}\n'
-                        '[output]\nhistograms = false\n[runner]\nworkers = 1\nmode = "in_memory"\nprogress = false\n')
+                        f'[input.reader]\nunit_bytes = {unit_bytes}\n[output]\nhistograms = false\n'
+                        '[runner]\nworkers = 1\nmode = "in_memory"\nprogress = false\n')
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "assay.pipelines.cli", "run", str(cfg_file), "-o", str(out)],
                             cwd=Path(__file__).parents[1], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
-    while time.time() < deadline and not list(out.glob(".resume/*/*.unit")):
-        time.sleep(0.05)
+    while time.time() < deadline and not ranges & {p.name for p in out.glob(".resume/*/*.unit")}:
+        time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    saved = len(list(out.glob(".resume/*/*.unit")))
-    assert 1 <= saved < len(files) and not (out / "docs").exists()
+    saved = {p.name for p in out.glob(".resume/*/*.unit")}
+    assert ranges & saved and len(saved) < len(units) and not (out / "docs").exists()  # a range of a file saved
     capfd.readouterr()
-    result = run_curation(config(files, str(out)))
-    assert f"resuming: {saved} input file(s) finished by an interrupted run" in capfd.readouterr().err
+    cfg.output.path = str(out)
+    result = run_curation(cfg)
+    assert (f"resuming: {len(saved)} work unit(s) (input files or ranges of one) finished by an interrupted run"
+            in capfd.readouterr().err)
     for sub in ("docs", "rejected"):
         assert {p.name: p.read_bytes() for p in (out / sub).iterdir()} == {
             p.name: p.read_bytes() for p in (tmp_path / "reference" / sub).iterdir()}

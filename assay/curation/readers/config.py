@@ -37,12 +37,18 @@ class ReaderConfig:
     #: (save_to_disk's DatasetDict, `train/0000.parquet`) or named after it (`data/train-00000-of-00002.parquet`,
     #: `test.jsonl`); "" reads every file
     split: str = ""
+    #: a file larger than this is read as several work units of about this many bytes (JSONL lines, WARC records,
+    #: Parquet row groups, Arrow batches), so the workers share one big file; ids and output do not change.
+    #: 0: every file is one unit
+    unit_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"reader.format: unknown format {self.format!r}; use one of {list(FORMATS)}")
         if self.max_record_bytes <= 0:
             raise ValueError(f"reader.max_record_bytes must be positive, got {self.max_record_bytes}")
+        if self.unit_bytes < 0:
+            raise ValueError(f"reader.unit_bytes must be positive (or 0: do not split files), got {self.unit_bytes}")
         if self.parquet_batch_rows <= 0:
             raise ValueError(f"reader.parquet_batch_rows must be positive, got {self.parquet_batch_rows}")
         if not 0.0 <= self.max_invalid_utf8_fraction < 1.0:

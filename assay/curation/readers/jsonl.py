@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 
 from assay.curation.document import Document, Rejection, stable_id
 from assay.curation.readers.config import ReaderConfig
+from assay.curation.readers.files import open_binary
 from assay.curation.readers.quarantine import rejected
 from assay.curation.readers.streams import open_decompressed, stream_error_reason
 
@@ -66,15 +67,24 @@ def parse_line(line: bytes, path: str, lineno: int, cfg: ReaderConfig) -> Docume
                     mime="text/plain")
 
 
-def read_jsonl(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
+def read_jsonl(path: str, cfg: ReaderConfig, start: int = 0, end: int | None = None,
+               before: int = 0) -> Iterator[Document | Rejection]:
+    """The lines of `path`, or (a work unit of a plain file: assay/curation/readers/units.py) the lines that start
+    in bytes [start, end), `before` lines coming before `start`; line numbers count from the file's start."""
     limit = cfg.max_record_bytes
-    lineno = 0
+    lineno = before
     try:
-        with open_decompressed(path) as fh:
-            while line := fh.readline(limit + 1):
+        with (open_decompressed(path) if start == 0 and end is None else open_binary(path)) as fh:
+            if start:
+                fh.seek(start)
+            pos = start
+            while (end is None or pos < end) and (line := fh.readline(limit + 1)):
                 lineno += 1
+                pos += len(line)
                 if len(line) > limit and not line.endswith(b"\n"):
-                    size = len(line) + _skip_rest_of_line(fh)
+                    skipped = _skip_rest_of_line(fh)
+                    pos += skipped
+                    size = len(line) + skipped
                     yield rejected("too_large", path, f"line {lineno} has {size} bytes, over reader.max_record_bytes"
                                    f"={limit}", id=stable_id(path, str(lineno)), line=lineno, bytes=size)
                 elif line.strip():

@@ -47,16 +47,22 @@ def row_document(values: dict, path: str, row: int, cfg: ReaderConfig, column_ty
                     mime="text/plain")
 
 
-def read_parquet(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
+def read_parquet(path: str, cfg: ReaderConfig, start: int = 0, end: int | None = None,
+                 before: int = 0) -> Iterator[Document | Rejection]:
+    """The rows of `path`, or (a work unit: assay/curation/readers/units.py) those of row groups [start, end),
+    `before` rows coming before them; row numbers count from the file's start."""
     with open_binary(path) as fh:
-        yield from _read(pq.ParquetFile(fh), path, cfg)
+        yield from _read(pq.ParquetFile(fh), path, cfg, start, end, before)
 
 
-def _read(pf: pq.ParquetFile, path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
+def _read(pf: pq.ParquetFile, path: str, cfg: ReaderConfig, start: int = 0, end: int | None = None,
+          before: int = 0) -> Iterator[Document | Rejection]:
     names = pf.schema_arrow.names
-    batches = (pf.iter_batches(batch_size=cfg.parquet_batch_rows, columns=table_columns(names, cfg))
+    groups = None if start == 0 and end is None else list(range(start, pf.num_row_groups if end is None else end))
+    batches = (pf.iter_batches(batch_size=cfg.parquet_batch_rows, row_groups=groups,
+                               columns=table_columns(names, cfg))
                if cfg.text_field in names else iter(()))
-    yield from batch_documents(names, batches, path, cfg, rows=pf.metadata.num_rows)
+    yield from batch_documents(names, batches, path, cfg, rows=pf.metadata.num_rows, first_row=before)
 
 
 def table_columns(names: list[str], cfg: ReaderConfig) -> list[str]:
@@ -65,9 +71,10 @@ def table_columns(names: list[str], cfg: ReaderConfig) -> list[str]:
 
 
 def batch_documents(names: list[str], batches: Iterable, path: str, cfg: ReaderConfig,
-                    rows: int | None = None) -> Iterator[Document | Rejection]:
-    """Documents of a table's record batches (Parquet, Arrow), row by row; a table without the text column is one
-    "missing_text_field" Rejection for the file (`rows`: its row count, where known)."""
+                    rows: int | None = None, first_row: int = 0) -> Iterator[Document | Rejection]:
+    """Documents of a table's record batches (Parquet, Arrow), row by row, the first being row `first_row` of the
+    file; a table without the text column is one "missing_text_field" Rejection for the file (`rows`: its row
+    count, where known)."""
     if cfg.text_field not in names:
         yield rejected("missing_text_field", path,
                        f"no column {cfg.text_field!r}; columns: {names[:30]} "
@@ -75,7 +82,7 @@ def batch_documents(names: list[str], batches: Iterable, path: str, cfg: ReaderC
                        id=stable_id(path, "file"), **({"rows": rows} if rows is not None else {}))
         return
     wanted = table_columns(names, cfg)
-    row = 0
+    row = first_row
     for batch in batches:
         columns = {name: batch.column(name).to_pylist() for name in wanted}
         column_type = str(batch.schema.field(cfg.text_field).type)  # named in a type error

@@ -150,11 +150,16 @@ class _Pass:
         _bound_lines(self.it.reader)
         self.path, self.cfg, self.gz = path, cfg, gz
 
-    def records(self, skip: int = 0) -> Iterator[tuple[int, Document | Rejection | None]]:
-        """(record offset, output) per record, output None for the first `skip`; warcio's parse errors propagate."""
+    def records(self, skip: int = 0, stop: int | None = None) -> Iterator[tuple[int, Document | Rejection | None]]:
+        """(record offset, output) per record, output None for the first `skip`, up to the first record at or after
+        `stop` (then `reached_stop` is set); warcio's parse errors propagate."""
         it, path = self.it, self.path
+        self.reached_stop = False
         for n, record in enumerate(it):
             offset = it.offset
+            if stop is not None and offset >= stop:  # the next work unit's first record
+                self.reached_stop = True
+                return
             if record.length is None:  # without a length warcio would read on into the next records
                 raise _BadRecord(f"record at offset {offset} has no valid Content-Length header")
             try:
@@ -176,7 +181,10 @@ class _Pass:
             yield offset, out
 
 
-def read_warc(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
+def read_warc(path: str, cfg: ReaderConfig, start: int = 0, end: int | None = None,
+              before: int = 0) -> Iterator[Document | Rejection]:
+    """The records of `path`, or (a work unit: assay/curation/readers/units.py) those that start in bytes
+    [start, end), both record starts; damage inside the unit is handled as in a whole file."""
     compression = sniff_compression(path)
     if compression == "zstd":
         yield rejected("unreadable_file", path, "zstd-compressed WARC is not supported by warcio; "
@@ -185,13 +193,14 @@ def read_warc(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
         return
     gz = compression == "gzip"
     size = size_of(path)
-    pos, bad_since, bad_error, seen, last = 0, None, None, 0, 0
+    stop = size if end is None else min(end, size)  # where this unit's records end
+    pos, bad_since, bad_error, seen, last = start, None, None, 0, 0
     with open_binary(path) as fh:
-        while pos < size:
+        while pos < stop:
             one = _Pass(fh, path, cfg, gz, pos)
             seen_before = seen
             try:
-                for offset, out in one.records():
+                for offset, out in one.records(stop=None if end is None else stop):
                     if bad_since is not None:
                         yield _bad_range(path, bad_since, offset, bad_error)
                         bad_since = None
@@ -204,22 +213,26 @@ def read_warc(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
                     else None)  # the failure is inside the member of a record this pass read whole
                 if junk_after is not None:
                     nxt = _next_record_start(fh, junk_after + 1, gz)
-                    end = size if nxt is None else nxt
+                    skipped_to = size if nxt is None else nxt
                     what = (f"a line of more than {MAX_LINE_BYTES} bytes" if isinstance(exc, _JunkAfterRecord)
                             else f"data that is no WARC record ({type(exc).__name__}: {str(exc)[:200]})")
                     yield rejected("bad_warc_record", path,
                                    f"the record at offset {junk_after} (read) is followed "
                                    f"{'in its gzip member' if gz else 'before the next record'} by {what}: what "
-                                   f"follows it, up to offset {end}, was skipped",
-                                   id=stable_id(path, f"after:{junk_after}"), offset=junk_after, skipped_to=end)
+                                   f"follows it, up to offset {skipped_to}, was skipped",
+                                   id=stable_id(path, f"after:{junk_after}"), offset=junk_after,
+                                   skipped_to=skipped_to)
                     if nxt is None:
                         break
                     pos = nxt
                     continue
-                if "non-chunked gzip" in str(exc):  # one gzip stream over the whole file: read it sequentially
+                if "non-chunked gzip" in str(exc) and start == 0 and end is None:  # one gzip stream over the
+                    # whole file: read it sequentially (a file planned into units has one record per member)
                     yield from _read_whole_gzip(path, cfg, skip_records=seen)
                     return
                 failed_at = max(one.it.offset, pos)  # warcio's offset can go wrong on a mangled stream
+                if end is not None and failed_at >= stop:  # the next unit's first record: that unit reports it
+                    break
                 if bad_since is None:
                     bad_since, bad_error = failed_at, exc
                 nxt = _next_record_start(fh, failed_at + 1, gz)
@@ -227,6 +240,8 @@ def read_warc(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
                     break
                 pos = nxt
                 continue
+            if one.reached_stop or (end is not None and one.it.offset >= stop):  # the rest belongs to the next unit
+                break
             if bad_since is None and one.it.offset < size:
                 yield _tail(path, fh, one.it.offset, size, gz)
             elif bad_since is None and gz and seen and not _gzip_member_complete(fh, last, size):
@@ -234,8 +249,8 @@ def read_warc(path: str, cfg: ReaderConfig) -> Iterator[Document | Rejection]:
                                "trailer: the file was cut after that record, and whatever followed is lost",
                                id=stable_id(path, f"cut:{size}"), offset=last, bytes=size - last)
             break
-        if bad_since is not None:
-            yield _bad_range(path, bad_since, size, bad_error, tail=True)
+        if bad_since is not None:  # up to the next unit's first record, or to the end of the file
+            yield _bad_range(path, bad_since, stop, bad_error, tail=stop >= size)
 
 
 def _gzip_member_complete(fh: BinaryIO, start: int, end: int) -> bool:

@@ -20,10 +20,10 @@ from assay.pipelines.job.sources import InputFiles
 
 
 def curation_job(cfg: CurateConfig, output: str | None = None) -> ShardJob:
-    return ShardJob("curate", InputFiles(cfg.input.paths, cfg.input.reader), cfg.steps(), output or cfg.output.path,
-                    cfg.runner, settings=to_dict(cfg), docs_per_shard=cfg.output.docs_per_shard,
-                    ledger_per_shard=cfg.output.ledger_per_shard, histograms=cfg.output.histograms,
-                    ledger_full_text=cfg.output.ledger_full_text)
+    return ShardJob("curate", InputFiles(cfg.input.paths, cfg.input.reader, workers=cfg.runner.workers), cfg.steps(),
+                    output or cfg.output.path, cfg.runner, settings=to_dict(cfg),
+                    docs_per_shard=cfg.output.docs_per_shard, ledger_per_shard=cfg.output.ledger_per_shard,
+                    histograms=cfg.output.histograms, ledger_full_text=cfg.output.ledger_full_text)
 
 
 def run_curation(cfg: CurateConfig, output: str | None = None, show_progress: bool | None = None) -> JobResult:

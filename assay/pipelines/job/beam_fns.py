@@ -170,7 +170,8 @@ class StageChainFn(beam.DoFn):
 
 
 class ReadFn(beam.DoFn):
-    """Reads one input unit (a file) into Documents and read-stage Rejections."""
+    """Reads one input unit (a file, or a range of one: assay/curation/readers/units.py) into Documents and
+    read-stage Rejections."""
 
     def __init__(self, reader_cfg, progress_dir: str | None = None):
         self.reader_cfg = reader_cfg
@@ -180,15 +181,16 @@ class ReadFn(beam.DoFn):
         self.counters = Counters(READ_STAGE)
         self.progress = Progress(self.progress_dir, READ_STAGE)
 
-    def process(self, path: str | bytes):
-        from assay.curation.readers import read_input
+    def process(self, element):
+        from assay.curation.readers import Unit, read_input
         from assay.curation.readers.files import shown_name
 
-        if isinstance(path, bytes):  # a local name as its bytes (InputFiles): any bytes, not only UTF-8
-            path = os.fsdecode(path)
+        unit = element if isinstance(element, Unit) else Unit(element)
+        path = unit.name  # a local name may travel as its bytes (InputFiles): any bytes, not only UTF-8
+        where = "" if unit.whole else f"@{unit.start}"
         c = self.counters
         try:
-            for item in read_input(path, self.reader_cfg):
+            for item in read_input(unit, self.reader_cfg):
                 if isinstance(item, Rejection):
                     size = item.signals.get("bytes") if isinstance(item.signals.get("bytes"),
                                                                    int) else utf8_len(item.text)
@@ -204,7 +206,7 @@ class ReadFn(beam.DoFn):
             c.seen()
             c.rejected("unreadable_file", 0)
             yield TaggedOutput(REJECTED, Rejection(stage=READ_STAGE, reason="unreadable_file", source=shown_name(path),
-                                                   id=f"file:{shown_name(path)}",
+                                                   id=f"file:{shown_name(path)}{where}",
                                                    detail=shown_name(f"{type(exc).__name__}: {exc}")))
 
     def teardown(self) -> None:

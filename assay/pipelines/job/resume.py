@@ -1,12 +1,14 @@
-"""Resume after a kill: each input file (a work unit) is read and run through the job's leading per-document
-stages in one DoFn, and what came out of it (documents, ledger records, and the funnel counters they moved)
-is saved to OUT/.resume/<job fingerprint>/ the moment the file is done. A rerun of the same job on the same
-files replays the saved units instead of reading them again, so a kill costs at most the units in flight;
-the whole-collection steps (dedup, classifiers) then run on the same documents, and the output is
-byte-identical to an uninterrupted run. The store is removed when the run publishes.
+"""Resume after a kill: each work unit (an input file, or a range of a large one: assay/curation/readers/units.py)
+is read and run through the job's leading per-document stages in one DoFn, and what came out of it (documents,
+ledger records, and the funnel counters they moved) is saved to OUT/.resume/<job fingerprint>/ the moment the
+unit is done. A rerun of the same job on the same files replays the saved units instead of reading them again,
+so a kill costs at most the units in flight; the whole-collection steps (dedup, classifiers) then run on the
+same documents, and the output is byte-identical to an uninterrupted run. The store is removed when the run
+publishes.
 
-A unit is known by its path, size and modification time; the fingerprint covers the job's name and settings
-(not where or on how many workers it runs), so a changed config or a changed file is never replayed.
+A unit is known by its file's path, size and modification time and its range; the fingerprint covers the job's
+name and settings (not where or on how many workers it runs), so a changed config or a changed file is never
+replayed.
 """
 from __future__ import annotations
 
@@ -56,8 +58,8 @@ def prepare_store(out: str, job_fingerprint: str, say) -> str:
             os.remove(os.path.join(folder, name))
     done = [n for n in os.listdir(folder) if n.endswith(".unit")]
     if done:
-        say(f"resuming: {len(done)} input file(s) finished by an interrupted run are reused from {folder}; "
-            "the others are read again")
+        say(f"resuming: {len(done)} work unit(s) (input files or ranges of one) finished by an interrupted run "
+            f"are reused from {folder}; the others are read again")
     return folder
 
 
@@ -65,13 +67,20 @@ def remove_store(out: str) -> None:
     shutil.rmtree(os.path.join(out, RESUME_DIR), ignore_errors=True)
 
 
-def unit_key(path: str) -> str:
-    """A unit's name in the store: its path, size and modification time (a changed file is read again)."""
+def unit_key(unit) -> str:
+    """A unit's name in the store: its file's path, size and modification time (a changed file is read again),
+    and for a range of a file (assay/curation/readers/units.py) the range."""
+    from assay.curation.readers.units import Unit
+
+    unit = unit if isinstance(unit, Unit) else Unit(unit)
+    path = unit.name
     try:
         st = os.stat(path)
         ident = [os.fsencode(path).hex(), st.st_size, st.st_mtime_ns]
     except OSError:
         ident = [os.fsencode(path).hex(), None, None]  # unreadable now: the reader reports it each time
+    if not unit.whole:
+        ident += [unit.start, unit.end, unit.before]
     return hashlib.blake2b(json.dumps(ident).encode(), digest_size=16).hexdigest()
 
 
@@ -112,9 +121,9 @@ def unit_is_whole(final: str) -> bool:
 
 
 class UnitFn(beam.DoFn):
-    """One input file: replayed from the store when an earlier run finished it, else read and run through the
+    """One work unit: replayed from the store when an earlier run finished it, else read and run through the
     leading per-document stages (ReadFn then StageChainFn, as the pipeline without resume runs them), with
-    its outputs streamed to a temporary file that is renamed into the store when the file is done."""
+    its outputs streamed to a temporary file that is renamed into the store when the unit is done."""
 
     def __init__(self, read_fn, chain_fn, folder: str, namespace: str):
         self.read_fn, self.chain_fn, self.folder, self.namespace = read_fn, chain_fn, folder, namespace
@@ -124,23 +133,22 @@ class UnitFn(beam.DoFn):
         if self.chain_fn is not None:
             self.chain_fn.setup()
 
-    def _outputs(self, path):
-        for item in self.read_fn.process(path):
+    def _outputs(self, unit):
+        for item in self.read_fn.process(unit):
             if isinstance(item, TaggedOutput) or self.chain_fn is None:
                 yield item
             else:
                 yield from self.chain_fn.process(item)
 
-    def process(self, path):
-        name = os.fsdecode(path) if isinstance(path, bytes) else path
-        final = os.path.join(self.folder, unit_key(name) + ".unit")
+    def process(self, unit):
+        final = os.path.join(self.folder, unit_key(unit) + ".unit")
         if os.path.exists(final) and unit_is_whole(final):
             yield from self._replay(final)
             return
         tmp = f"{final}.tmp-{os.getpid()}-{threading.get_ident()}"
         with recording() as deltas, open(tmp, "wb") as raw:
             writer = zstandard.ZstdCompressor(level=3).stream_writer(raw)
-            for out in self._outputs(path):
+            for out in self._outputs(unit):
                 tagged = isinstance(out, TaggedOutput)
                 pickle.dump((tagged, out.value if tagged else out), writer, protocol=pickle.HIGHEST_PROTOCOL)
                 yield out

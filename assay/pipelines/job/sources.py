@@ -37,40 +37,74 @@ class Source(ABC):
 
 @dataclass
 class InputFiles(Source):
-    """Files, folders and globs (local or remote) read by curation's readers, one input file per work unit;
-    unreadable records go to the ledger with stage "read"."""
+    """Files, folders and globs (local or remote) read by curation's readers as work units: a file, or a range of
+    a large one (assay/curation/readers/units.py), so one big file keeps every worker busy; unreadable records go
+    to the ledger with stage "read"."""
 
     paths: list[str]
     reader: ReaderConfig = field(default_factory=ReaderConfig)
+    #: worker processes: a file gets at least 4 units per worker when that keeps units over MIN_UNIT_BYTES
+    workers: int = 1
     ids_per_file: ClassVar[bool] = True
 
-    def expand(self, p, ctx: StepContext):
+    def units(self, p):
+        """The work units, spread over the workers: files are listed on the driver, planned into units on the
+        workers (a plan reads a large JSONL or WARC.gz once), and the units spread again."""
         from assay.curation.readers import expand_inputs
 
-        read = (p
+        return (p
                 | "inputs" >> beam.Create([_as_element(f) for f in expand_inputs(self.paths, self.reader)])
-                | "spread" >> beam.Reshuffle()
+                | "inputs:spread" >> beam.Reshuffle()
+                | "units" >> beam.FlatMap(plan_file, self.reader, self.workers)
+                | "spread" >> beam.Reshuffle())
+
+    def expand(self, p, ctx: StepContext):
+        read = (self.units(p)
                 | "read" >> beam.ParDo(ReadFn(self.reader, ctx.progress_dir)).with_outputs(REJECTED, main="docs"))
         docs, rejected = split_outputs(read, "read", main="docs")
         return docs, [rejected]
 
     def expand_units(self, p, ctx: StepContext, chain, folder: str):
-        """Like `expand` followed by the PerDocument step `chain` (or None), as resumable work units: each input
-        file read and run through the chain in one DoFn whose outputs are saved in `folder` when the file is
-        done (assay/pipelines/job/resume.py)."""
-        from assay.curation.readers import expand_inputs
+        """Like `expand` followed by the PerDocument step `chain` (or None), as resumable work units: each unit
+        read and run through the chain in one DoFn whose outputs are saved in `folder` when the unit is done
+        (assay/pipelines/job/resume.py)."""
         from assay.pipelines.job.beam_fns import NAMESPACE, StageChainFn
         from assay.pipelines.job.resume import UnitFn
 
         chain_fn = StageChainFn(chain.stages, ctx.progress_dir, ctx.stage_timeout_s) if chain else None
         label = "read" + ("+stages:" + "+".join(chain.names) if chain else "")
-        out = (p
-               | "inputs" >> beam.Create([_as_element(f) for f in expand_inputs(self.paths, self.reader)])
-               | "spread" >> beam.Reshuffle()
+        out = (self.units(p)
                | label >> beam.ParDo(UnitFn(ReadFn(self.reader, ctx.progress_dir), chain_fn, folder, NAMESPACE))
                .with_outputs(REJECTED, main="docs"))
         docs, rejected = split_outputs(out, label, main="docs")
         return docs, [rejected]
+
+
+#: the smallest unit the per-worker sizing makes (reader.unit_bytes is the largest)
+MIN_UNIT_BYTES = 1 << 20
+
+
+def unit_size(file_bytes: int, reader: ReaderConfig, workers: int) -> int:
+    """The unit size for a file: reader.unit_bytes, smaller when that would give a file fewer than 4 units per
+    worker, but not under MIN_UNIT_BYTES; 0 (reader.unit_bytes = 0): files are not split."""
+    if reader.unit_bytes == 0:
+        return 0
+    return min(reader.unit_bytes, max(MIN_UNIT_BYTES, -(-file_bytes // (4 * max(1, workers)))))
+
+
+def plan_file(path, reader: ReaderConfig, workers: int = 1):
+    """One input file -> its work units (a file whose size cannot be read is one unit: its reader reports it)."""
+    from assay.curation.readers import plan_units
+    from assay.curation.readers.files import size_of
+    from assay.curation.readers.units import Unit
+
+    if reader.unit_bytes == 0:
+        return [Unit(path)]
+    try:
+        size = size_of(os.fsdecode(path) if isinstance(path, bytes) else path)
+    except Exception:
+        return [Unit(path)]
+    return plan_units(path, reader, unit_size(size, reader, workers))
 
 
 class QualifyIds(beam.PTransform):
