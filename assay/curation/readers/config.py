@@ -15,9 +15,9 @@ class ReaderConfig:
     format: str = "auto"
     #: JSONL / Parquet fields (columns) holding the text, the document id, the URL and the date
     text_field: str = "text"
-    id_field: str = "id"
-    url_field: str = "url"
-    date_field: str = "date"
+    id_field: str = "id"  # a missing or empty id gets one made from the file and its line or row number
+    url_field: str = "url"  # kept in the output's `url` column
+    date_field: str = "date"  # kept in the output's `date` column
     #: a record (WARC payload, HTML file, JSONL line, Parquet cell) larger than this is quarantined as "too_large"
     max_record_bytes: int = 10 * 1024 * 1024
     #: glob patterns on file names: in a directory, read only the matching files ([] = every known format)

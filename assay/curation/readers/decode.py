@@ -24,6 +24,8 @@ _META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([\w.:-]+)
 _XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]{0,100}?encoding\s*=\s*[\"']([\w.:-]+)", re.I)
 #: labels browsers read as windows-1252 (a superset that decodes every byte the same or better)
 _AS_CP1252 = {"iso8859-1", "latin-1", "ascii", "us-ascii", "iso-8859-1"}
+#: the head of a body that charset and binary sniffing look at (browsers' meta prescan reads 1024 bytes; a
+#: little more finds an XML declaration or a magic number after a long doctype)
 _SNIFF_BYTES = 4096
 _NUL = b"\x00"
 

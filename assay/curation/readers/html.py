@@ -18,6 +18,7 @@ from assay.curation.readers.quarantine import rejected
 _LINK_TAG = re.compile(r"<link\b[^>]*>", re.I)
 _REL_CANONICAL = re.compile(r"\brel\s*=\s*[\"']?canonical\b", re.I)
 _HREF = re.compile(r"\bhref\s*=\s*[\"']?([^\"'\s>]+)", re.I)
+#: how far into a page the canonical link is looked for (it belongs in <head>, which this bounds generously)
 _HEAD_CHARS = 32_768
 
 

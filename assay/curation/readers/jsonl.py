@@ -14,6 +14,7 @@ from assay.curation.readers.files import open_binary
 from assay.curation.readers.quarantine import rejected
 from assay.curation.readers.streams import open_decompressed, stream_error_reason
 
+#: bytes read at a time while skipping the rest of an oversized line (memory, not a rule)
 _CHUNK = 1 << 16
 
 

@@ -26,11 +26,12 @@ from assay.curation.readers.config import ReaderConfig
 from assay.curation.readers.files import open_binary, size_of
 from assay.curation.readers.formats import format_of
 from assay.curation.readers.streams import sniff_compression
+from assay.curation.readers.warc import PLAIN_RECORD, WARC_MAGIC
 
+#: bytes read (or inflated) at a time while planning units: bounds memory, decides nothing
 _CHUNK = 1 << 20
+#: compressed bytes fed to the inflater at a time while walking a gzip member
 _SCAN = 1 << 16
-_NEXT_RECORD = b"\nWARC/1."
-_WARC_MAGIC = b"WARC/1."
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def _walk_plain_warc(name: str, size: int, unit_bytes: int) -> list[int]:
     with open_binary(name) as fh:
         while pos < size:
             fh.seek(pos)
-            if fh.read(len(_WARC_MAGIC)) != _WARC_MAGIC:
+            if fh.read(len(WARC_MAGIC)) != WARC_MAGIC:
                 break
             fh.seek(pos)
             length, header = None, 0
@@ -139,7 +140,7 @@ def _walk_plain_warc(name: str, size: int, unit_bytes: int) -> list[int]:
             pos = pos + header + length + 4
             if pos >= target and pos < size:
                 fh.seek(pos)
-                if fh.read(len(_WARC_MAGIC)) != _WARC_MAGIC:
+                if fh.read(len(WARC_MAGIC)) != WARC_MAGIC:
                     break
                 starts.append(pos)
                 target = pos + unit_bytes
@@ -179,16 +180,16 @@ def _member_length(fh, cap: int) -> int | None:
             while data and not inflate.eof:
                 piece = inflate.decompress(data, _CHUNK)
                 out += len(piece)
-                if len(head) < len(_WARC_MAGIC):
-                    head = (head + piece)[: len(_WARC_MAGIC)]
+                if len(head) < len(WARC_MAGIC):
+                    head = (head + piece)[: len(WARC_MAGIC)]
                 window = tail + piece
-                if _NEXT_RECORD in window or out > cap:
+                if PLAIN_RECORD in window or out > cap:
                     return None
-                tail = window[-len(_NEXT_RECORD):]
+                tail = window[-len(PLAIN_RECORD):]
                 data = inflate.unconsumed_tail
     except zlib.error:
         return None
-    return used - len(inflate.unused_data) if head == _WARC_MAGIC else None
+    return used - len(inflate.unused_data) if head == WARC_MAGIC else None
 
 
 def _plan_parquet(path, name: str, size: int, unit_bytes: int, cfg: ReaderConfig) -> Iterator[Unit]:

@@ -27,7 +27,11 @@ _DOCUMENT_TYPES = ("response", "resource", "conversion")  # conversion: extracte
 _NOT_DOCUMENTS = ("warcinfo", "request", "metadata", "revisit", "continuation")
 _HTML_TYPES = ("", "text/html", "application/xhtml+xml")
 _GZIP_MEMBER = GZIP_MAGIC + b"\x08"
-_PLAIN_RECORD = b"\nWARC/1."
+#: every WARC record starts with its version line (WARC/1.0 and WARC/1.1, ISO 28500)
+WARC_MAGIC = b"WARC/1."
+#: where a record starts inside a plain WARC file: after the previous record's closing newlines
+PLAIN_RECORD = b"\n" + WARC_MAGIC
+#: bytes read at a time while scanning for the next record or skipping a bloated one (memory, not a rule)
 _SCAN_CHUNK = 1 << 16
 #: compressed bytes warcio inflates at a time: deflate expands at most ~1000x, so this bounds one inflated block
 _BLOCK = 1024
@@ -93,7 +97,7 @@ def _record_to_doc(record, path: str, offset: int, cfg: ReaderConfig, gz: bool) 
 
 def _next_record_start(fh: BinaryIO, start: int, gz: bool) -> int | None:
     """Offset of the next plausible record start at or after `start` (scanned in chunks), or None."""
-    marker = _GZIP_MEMBER if gz else _PLAIN_RECORD
+    marker = _GZIP_MEMBER if gz else PLAIN_RECORD
     skip = 0 if gz else 1  # a plain record starts after the newline that the marker includes
     pos = start
     fh.seek(pos)

@@ -44,11 +44,11 @@ class RunnerConfig:
     """How a job's Beam pipeline runs. `local` is Beam's FnApiRunner (no network, no Prism download); any other
     name goes to Beam as-is, with `beam_args` (e.g. --project, --temp_location) passed through."""
 
-    runner: str = "local"
-    workers: int = 2
+    runner: str = "local"  # "local", "dask", or a Beam runner's name (DataflowRunner, FlinkRunner, SparkRunner...)
+    workers: int = 2  # local runner: worker processes (or threads); each reads whole work units
     mode: LocalMode = "multi_processing"  # local runner only
-    beam_args: list[str] = field(default_factory=list)
-    progress: bool = True
+    beam_args: list[str] = field(default_factory=list)  # passed to Beam as given (--project, --temp_location...)
+    progress: bool = True  # a live progress view of the stages while the pipeline runs (local runner)
     #: seconds one document may spend in one per-document stage (langid, filters, PII, ...); a slower document goes
     #: to the ledger as "timeout" instead of stalling its worker (0 = no limit; extract has its own extract.timeout_s)
     stage_timeout_s: float = 120.0

@@ -25,6 +25,7 @@ from assay.curation.dedup import EXACT_DEDUP, FUZZY_DEDUP, MinHashConfig
 from assay.curation.document import Document, Rejection
 from assay.curation.stage import Stage
 from assay.pipelines.job.beam_fns import REJECTED, Counters, StageChainFn, split_outputs, utf8_len
+from assay.synth.items import generator_stage
 
 
 @dataclass
@@ -160,4 +161,4 @@ def element_identity(element) -> tuple[str, str]:
     if isinstance(element, Document):
         return element.id, element.source
     item = getattr(element, "item", element)
-    return str(getattr(item, "id", "")), f"synth:{getattr(item, 'generator', getattr(item, 'kind', ''))}"
+    return str(getattr(item, "id", "")), generator_stage(getattr(item, "generator", getattr(item, "kind", "")))
