@@ -16,7 +16,9 @@ from assay.synth.config import Sampling, SandboxLimits
 from assay.synth.items import Answer
 from assay.synth.typed_outputs import TYPED, BadOutput, parse, same, show
 
-LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=3.0)
+#: wall time generous enough for a sandbox to start while another test process loads both cores (`make test` runs
+#: two); the CPU limit is what stops a runaway answer
+LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=15.0)
 REFERENCE = {function: code for function, _, code, _ in exercises._CODE}
 _ns: dict = {}
 exec(TYPED, _ns)  # the harness's own encoder, run here on trusted values
