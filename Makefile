@@ -38,7 +38,8 @@ demo: $(STAMP) sandbox-tool
 
 # ruff first: a lint error fails the run before the suite starts (rules in pyproject.toml). The suite runs in two
 # pytest-xdist processes, one test module at a time each (--dist loadfile keeps a module's shared fixtures in
-# one process): ~22 min in one process on 2 cores, ~16 in two
+# one process; the code-sandbox modules share one process: tests/conftest.py): ~22 min in one process on 2 cores,
+# ~13 in two
 test: $(STAMP) sandbox-tool
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile tests

@@ -27,3 +27,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+#: test modules that must share one xdist process (`make test` runs two): they start code sandboxes, which use the
+#: host's cgroup tree and process table, and one of them runs a fork bomb; run side by side, a sandbox in one
+#: module failed to start while another module's ran
+ONE_PROCESS = {f"tests/{name}.py": "sandboxes" for name in (
+    "test_synth_checker", "test_synth_generate", "test_synth_sandbox", "test_synth_sandbox_isolation",
+    "test_synth_sandbox_limits")}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under `-n`: whole modules per process (as --dist loadfile), the sandbox modules all in one."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModulesAndSandboxes(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return ONE_PROCESS.get(module, module)
+
+    return ModulesAndSandboxes(config, log)
