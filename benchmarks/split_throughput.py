@@ -68,11 +68,12 @@ def write_one_jsonl(texts: list[tuple[str, str]], n_docs: int, path: str) -> Non
             fh.write(json.dumps({"id": f"doc-{i:07d}", "text": text, "url": f"{url}#{i}"}) + "\n")
 
 
-WORKER_MARK = b"assay.pipelines.job.beam_worker"
 
 
 def worker_cpu(root: int) -> dict[int, float]:
     """CPU seconds (user + system) so far of each Beam worker process under `root` (its children and theirs)."""
+    from assay.pipelines.job.watchdog import WORKER_MARK  # how the local runner's workers are told apart
+
     tick = os.sysconf("SC_CLK_TCK")
     parents, stats = {}, {}
     for entry in os.listdir("/proc"):
